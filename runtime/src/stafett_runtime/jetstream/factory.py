@@ -1,0 +1,101 @@
+"""The infrastructure factory: what `PERSISTENCE_MODULE=stafett_runtime.jetstream` selects.
+
+Settings, read from the application's environment (each may be prefixed with the application's
+name, e.g. `CASE_NATS_STREAM`, as everywhere in eventsourcing):
+
+| variable | default | meaning |
+|---|---|---|
+| NATS_URL | nats://127.0.0.1:4222 | the server |
+| NATS_USER, NATS_PASSWORD | | user and password |
+| NATS_CREDS | | a credentials file (JWT and NKey) instead |
+| NATS_TLS_CA | | CA bundle: connect with TLS and verify the server against it |
+| NATS_STREAM | the application name, upper case | the stream of the application's events |
+| NATS_SUBJECT_PREFIX | the application name, lower case | the first token of its subjects |
+| NATS_STREAM_REPLICAS | 1 | replicas when the store creates a stream (3 in a cluster) |
+| NATS_TIMEOUT | 10 | seconds to wait for the server |
+| CREATE_TABLE | yes | create the streams if missing (the library's name for this switch) |
+"""
+
+from __future__ import annotations
+
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    InfrastructureFactory,
+    ProcessRecorder,
+)
+from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
+
+from stafett_runtime.jetstream.client import ConnectionSettings, JetStreamClient
+from stafett_runtime.jetstream.layout import StreamLayout, default_names
+from stafett_runtime.jetstream.recorders import (
+    JetStreamAggregateRecorder,
+    JetStreamApplicationRecorder,
+    JetStreamProcessRecorder,
+    JetStreamTrackingRecorder,
+)
+
+
+class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
+    NATS_URL = "NATS_URL"
+    NATS_USER = "NATS_USER"
+    NATS_PASSWORD = "NATS_PASSWORD"
+    NATS_CREDS = "NATS_CREDS"
+    NATS_TLS_CA = "NATS_TLS_CA"
+    NATS_STREAM = "NATS_STREAM"
+    NATS_SUBJECT_PREFIX = "NATS_SUBJECT_PREFIX"
+    NATS_STREAM_REPLICAS = "NATS_STREAM_REPLICAS"
+    NATS_TIMEOUT = "NATS_TIMEOUT"
+    CREATE_TABLE = "CREATE_TABLE"
+
+    def __init__(self, env: Environment | EnvType | None):
+        super().__init__(env)
+        stream, prefix = default_names(self.env.name)
+        self.layout = StreamLayout(
+            stream=self.env.get(self.NATS_STREAM) or stream,
+            prefix=self.env.get(self.NATS_SUBJECT_PREFIX) or prefix,
+        )
+        self.client = JetStreamClient(
+            ConnectionSettings(
+                url=self.env.get(self.NATS_URL) or ConnectionSettings.url,
+                name=self.env.name or "eventsourcing",
+                user=self.env.get(self.NATS_USER),
+                password=self.env.get(self.NATS_PASSWORD),
+                creds_file=self.env.get(self.NATS_CREDS),
+                tls_ca_file=self.env.get(self.NATS_TLS_CA),
+                timeout=float(self.env.get(self.NATS_TIMEOUT) or ConnectionSettings.timeout),
+            )
+        )
+        self._ensured: set[str] = set()
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        return JetStreamAggregateRecorder(self.client, self._stream(purpose))
+
+    def application_recorder(self) -> ApplicationRecorder:
+        return JetStreamApplicationRecorder(self.client, self._stream("events"))
+
+    def tracking_recorder(
+        self, tracking_recorder_class: type[JetStreamTrackingRecorder] | None = None
+    ) -> JetStreamTrackingRecorder:
+        if tracking_recorder_class is None:
+            topic = self.env.get(self.TRACKING_RECORDER_TOPIC)
+            tracking_recorder_class = resolve_topic(topic) if topic else JetStreamTrackingRecorder
+        assert tracking_recorder_class is not None
+        if not issubclass(tracking_recorder_class, JetStreamTrackingRecorder):
+            raise TypeError(f"{tracking_recorder_class} is not a JetStreamTrackingRecorder")
+        return tracking_recorder_class(self.client, self._stream("events"))
+
+    def process_recorder(self) -> ProcessRecorder:
+        return JetStreamProcessRecorder(self.client, self._stream("events"))
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _stream(self, purpose: str) -> StreamLayout:
+        layout = self.layout.for_purpose(purpose)
+        create = strtobool(self.env.get(self.CREATE_TABLE) or "yes")
+        if create and layout.stream not in self._ensured:
+            replicas = int(self.env.get(self.NATS_STREAM_REPLICAS) or 1)
+            self.client.run(self.client.ensure_stream(layout, replicas))
+            self._ensured.add(layout.stream)
+        return layout

