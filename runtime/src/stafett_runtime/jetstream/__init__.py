@@ -16,6 +16,7 @@ from stafett_runtime.jetstream.layout import StreamLayout
 from stafett_runtime.jetstream.recorders import (
     JetStreamAggregateRecorder,
     JetStreamApplicationRecorder,
+    JetStreamNotification,
     JetStreamProcessRecorder,
     JetStreamSubscription,
     JetStreamTrackingRecorder,
@@ -25,6 +26,7 @@ __all__ = [
     "JetStreamAggregateRecorder",
     "JetStreamApplicationRecorder",
     "JetStreamFactory",
+    "JetStreamNotification",
     "JetStreamProcessRecorder",
     "JetStreamSubscription",
     "JetStreamTrackingRecorder",

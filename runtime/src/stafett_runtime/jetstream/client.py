@@ -169,6 +169,7 @@ class JetStreamClient:
         self._thread = LoopThread(name=f"jetstream-store:{settings.name}")
         self._replies = _Replies()
         self._batch_slots: dict[str, asyncio.Semaphore] = {}
+        self._closed = False
         try:
             self.nc: Client = self.run(self._connect())
         except BaseException:
@@ -183,6 +184,10 @@ class JetStreamClient:
         return self._thread.loop
 
     def close(self) -> None:
+        """Drain the connection and stop the loop thread; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self.run(self._drain())
         finally:

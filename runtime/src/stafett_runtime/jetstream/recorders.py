@@ -22,8 +22,8 @@ import contextlib
 import json
 import queue
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from threading import Lock
 from typing import Any
 from uuid import UUID
@@ -43,6 +43,7 @@ from eventsourcing.persistence import (
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from opentelemetry import propagate
 
 from stafett_runtime.jetstream.client import (
     ConflictError,
@@ -62,6 +63,13 @@ EXPECTED_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 EXPECTED_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 
 WRITE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class JetStreamNotification(Notification):
+    """A notification with the NATS headers it was stored with (trace context, among others)."""
+
+    headers: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,8 @@ class JetStreamRecorder:
 
     def _event_writes(self, events: Sequence[StoredEvent]) -> list[_Write]:
         writes: dict[str, _Write] = {}
+        context: dict[str, str] = {}
+        propagate.inject(context)  # the caller's trace continues wherever the events are read
         for event in events:
             subject = self.layout.aggregate_filter(event.originator_id)
             version = event.originator_version
@@ -165,6 +175,7 @@ class JetStreamRecorder:
                 subject=self.layout.event_subject(event.originator_id, event.topic),
                 payload=event.state,
                 headers={
+                    **context,
                     TOPIC: event.topic,
                     ORIGINATOR_ID: str(event.originator_id),
                     ORIGINATOR_ID_TYPE: "uuid" if isinstance(event.originator_id, UUID) else "str",
@@ -261,13 +272,14 @@ def _stored_event(message: StoredMessage) -> StoredEvent:
     )
 
 
-def _notification(message: StoredMessage) -> Notification:
-    return Notification(
+def _notification(message: StoredMessage) -> JetStreamNotification:
+    return JetStreamNotification(
         id=message.seq,
         originator_id=_originator_id(message.headers),
         originator_version=int(message.headers[ORIGINATOR_VERSION]),
         topic=message.headers[TOPIC],
         state=message.data,
+        headers=message.headers,
     )
 
 
