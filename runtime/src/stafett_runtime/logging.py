@@ -1,0 +1,116 @@
+"""Logs that a machine can follow one request or message through every service.
+
+Each line on stdout is one JSON object with the time, the level, the event, the service and
+whatever is bound to the current context, above all the `correlation_id` that travels with a
+request. Logs from libraries that use the standard `logging` module get the same shape, so a log
+collector needs to understand only one format. The console format is for people at a terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+from litestar.datastructures import Headers, MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+CORRELATION_HEADER = "X-Correlation-Id"
+# A client's id is echoed into logs and headers, so only a plain token of sane length is taken.
+_ACCEPTABLE_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_HANDLER_NAME = "stafett"
+
+
+def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
+    """Send structlog and standard-library logs, from `level` up, to stdout in format `fmt`.
+
+    Calling it again replaces the earlier configuration. Build the Litestar app with
+    `logging_config=None` (and run uvicorn with `log_config=None`): their defaults replace the
+    root logger's handlers, and with them this configuration.
+    """
+    renderer: Processor
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    elif fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    else:
+        raise ValueError(f"unknown log format {fmt!r}: expected json or console")
+
+    def add_service(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+        event.setdefault("service", service)
+        return event
+
+    common: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_service,
+    ]
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *common,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=common,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # JSON carries tracebacks as data; the console renderer prints them itself.
+            *([structlog.processors.dict_tracebacks] if fmt == "json" else []),
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+
+    root = logging.getLogger()
+    for earlier in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(earlier)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+@contextmanager
+def correlation(correlation_id: str | None = None) -> Iterator[str]:
+    """Bind a correlation id (a new one when None) to everything logged inside; yield it."""
+    correlation_id = correlation_id or uuid.uuid4().hex
+    with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+        yield correlation_id
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id bound to the current context, to pass on to the next hop."""
+    value = structlog.contextvars.get_contextvars().get("correlation_id")
+    return value if isinstance(value, str) else None
+
+
+class CorrelationMiddleware(ASGIMiddleware):
+    """Bind each HTTP request's `X-Correlation-Id` (or a new one) and return it in the response."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        offered = Headers.from_scope(scope).get(CORRELATION_HEADER)
+        acceptable = offered if offered and _ACCEPTABLE_CORRELATION_ID.fullmatch(offered) else None
+        with correlation(acceptable) as correlation_id:
+
+            async def send_with_correlation_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    MutableScopeHeaders.from_message(message)[CORRELATION_HEADER] = correlation_id
+                await send(message)
+
+            await next_app(scope, receive, send_with_correlation_id)

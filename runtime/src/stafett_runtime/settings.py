@@ -1,0 +1,109 @@
+"""What every service reads from its environment, checked once at start-up.
+
+A service that is misconfigured should refuse to start with a message that says which variable is
+wrong and what it may be, rather than fail later with a confusing error deep in a connection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+import msgspec
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8000
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "console")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """A service's connection to NATS, where it serves HTTP, and how it logs."""
+
+    service: str
+    nats_url: str = DEFAULT_NATS_URL
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_creds: str | None = None
+    nats_tls_ca: str | None = None
+    http_host: str = DEFAULT_HTTP_HOST
+    http_port: int = DEFAULT_HTTP_PORT
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @classmethod
+    def from_env(cls, service: str, environ: Mapping[str, str] = os.environ) -> Settings:
+        # An empty variable counts as unset, as it usually does in container manifests.
+        def read(name: str) -> str | None:
+            return environ.get(name) or None
+
+        return cls(
+            service=service,
+            nats_url=read("NATS_URL") or DEFAULT_NATS_URL,
+            nats_user=read("NATS_USER"),
+            nats_password=read("NATS_PASSWORD"),
+            nats_creds=read("NATS_CREDS"),
+            nats_tls_ca=read("NATS_TLS_CA"),
+            http_host=read("STAFETT_HTTP_HOST") or DEFAULT_HTTP_HOST,
+            http_port=_port("STAFETT_HTTP_PORT", read("STAFETT_HTTP_PORT"), DEFAULT_HTTP_PORT),
+            log_level=_one_of(
+                "STAFETT_LOG_LEVEL", read("STAFETT_LOG_LEVEL"), LOG_LEVELS, str.upper, "INFO"
+            ),
+            log_format=_one_of(
+                "STAFETT_LOG_FORMAT", read("STAFETT_LOG_FORMAT"), LOG_FORMATS, str.lower, "json"
+            ),
+        )
+
+    def __repr__(self) -> str:
+        # Settings are worth logging at start-up; the password is not.
+        fields = msgspec.structs.asdict(self)
+        if self.nats_password is not None:
+            fields["nats_password"] = "***"
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in fields.items())})"
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The environment for an eventsourcing Application that stores its events in JetStream."""
+        env = {"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": self.nats_url}
+        optional = {
+            "NATS_USER": self.nats_user,
+            "NATS_PASSWORD": self.nats_password,
+            "NATS_CREDS": self.nats_creds,
+            "NATS_TLS_CA": self.nats_tls_ca,
+        }
+        env.update({name: value for name, value in optional.items() if value is not None})
+        return env
+
+
+def _port(variable: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        port = int(value)
+    except ValueError:
+        raise SettingsError(
+            f"{variable}={value!r} is not a port: expected an integer from 1 to 65535"
+        ) from None
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"{variable}={value!r} is out of range: expected 1 to 65535")
+    return port
+
+
+def _one_of(
+    variable: str,
+    value: str | None,
+    allowed: tuple[str, ...],
+    normalise: Callable[[str], str],
+    default: str,
+) -> str:
+    if value is None:
+        return default
+    if normalise(value) not in allowed:
+        raise SettingsError(
+            f"{variable}={value!r} is not allowed: expected one of {', '.join(allowed)}"
+        )
+    return normalise(value)

@@ -1,0 +1,189 @@
+"""One trace follows the work from an HTTP request through the NATS messages it causes.
+
+OpenTelemetry lets a process set its global tracer provider only once, so these tests use the
+provider objects directly, and the one test of the global provider runs in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from litestar import Litestar, get
+from litestar.params import FromPath
+from litestar.testing import TestClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from stafett_runtime.tracing import (
+    configure_tracing,
+    extract_trace_context,
+    http_tracing_middleware,
+    inject_trace_context,
+)
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    provider = configure_tracing("case", exporter, set_global=False)
+    yield provider
+    provider.shutdown()
+
+
+def test_spans_name_the_service_that_made_them(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    with provider.get_tracer("test").start_as_current_span("raise_concern"):
+        pass
+
+    [span] = exporter.get_finished_spans()
+    assert span.resource.attributes["service.name"] == "case"
+
+
+def test_a_message_consumed_elsewhere_continues_the_trace_of_its_publisher(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    tracer = provider.get_tracer("test")
+    headers: dict[str, str] = {"Nats-Msg-Id": "m-1"}
+    with tracer.start_as_current_span("publish ConcernRaised"):
+        inject_trace_context(headers)
+
+    with tracer.start_as_current_span(
+        "consume ConcernRaised", context=extract_trace_context(headers)
+    ):
+        pass
+
+    assert "traceparent" in headers
+    assert headers["Nats-Msg-Id"] == "m-1"
+    publisher, consumer = exporter.get_finished_spans()
+    assert consumer.context.trace_id == publisher.context.trace_id
+    assert consumer.parent is not None
+    assert consumer.parent.span_id == publisher.context.span_id
+
+
+@pytest.mark.parametrize("headers", [None, {}, {"Nats-Msg-Id": "m-1"}])
+def test_a_message_without_trace_context_starts_a_new_trace(
+    provider: TracerProvider, exporter: InMemorySpanExporter, headers: dict[str, str] | None
+) -> None:
+    tracer = provider.get_tracer("test")
+    context = extract_trace_context(headers)
+    with tracer.start_as_current_span("unrelated"):
+        tracer.start_span("consume", context=context).end()
+
+    consumer, unrelated = exporter.get_finished_spans()
+    assert consumer.parent is None
+    assert consumer.context.trace_id != unrelated.context.trace_id
+
+
+@get("/concerns/{concern_id:str}", sync_to_thread=False)
+def show_concern(concern_id: FromPath[str]) -> dict[str, str]:
+    return {"concern_id": concern_id}
+
+
+def traced_app(provider: TracerProvider) -> Litestar:
+    return Litestar(
+        route_handlers=[show_concern],
+        middleware=http_tracing_middleware(provider),
+        logging_config=None,
+    )
+
+
+def test_an_http_request_gets_one_server_span_named_by_its_route(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    with TestClient(traced_app(provider)) as client:
+        response = client.get("/concerns/c-1")
+
+    assert response.status_code == 200
+    [span] = exporter.get_finished_spans()
+    assert span.kind is SpanKind.SERVER
+    assert span.name == "GET /concerns/{concern_id}"
+    assert span.attributes is not None
+    assert span.attributes["http.route"] == "/concerns/{concern_id}"
+    assert span.attributes["http.status_code"] == 200
+
+
+def test_a_request_that_matches_no_route_gets_a_span_named_by_its_method_alone(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    with TestClient(traced_app(provider)) as client:
+        response = client.get("/cases/c-1/children")
+
+    assert response.status_code == 404
+    [span] = exporter.get_finished_spans()
+    assert span.name == "GET"
+    assert span.attributes is not None
+    assert span.attributes["http.status_code"] == 404
+
+
+def test_an_http_request_that_carries_trace_context_continues_that_trace(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    caller_trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{caller_trace_id}-00f067aa0ba902b7-01"
+
+    with TestClient(traced_app(provider)) as client:
+        client.get("/concerns/c-1", headers={"traceparent": traceparent})
+
+    [span] = exporter.get_finished_spans()
+    assert format(span.context.trace_id, "032x") == caller_trace_id
+
+
+@pytest.fixture
+def otlp_collector() -> Iterator[tuple[str, list[str]]]:
+    """A stand-in OTLP collector: its URL, and the paths it received posts on."""
+    received: list[str] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_spans_go_to_the_otlp_endpoint_when_one_is_configured(
+    monkeypatch: pytest.MonkeyPatch, otlp_collector: tuple[str, list[str]]
+) -> None:
+    endpoint, received = otlp_collector
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    provider = configure_tracing("case", set_global=False)
+
+    with provider.get_tracer("test").start_as_current_span("raise_concern"):
+        pass
+    provider.force_flush()
+    provider.shutdown()
+
+    assert received == ["/v1/traces"]
+
+
+def test_the_provider_becomes_the_global_one_when_asked() -> None:
+    program = textwrap.dedent(
+        """
+        from opentelemetry import trace
+        from stafett_runtime.tracing import configure_tracing
+
+        assert configure_tracing("case") is trace.get_tracer_provider()
+        assert configure_tracing("meeting", set_global=False) is not trace.get_tracer_provider()
+        """
+    )
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=60)
