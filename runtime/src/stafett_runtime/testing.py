@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from stafett_runtime.natsserver import NatsServer, NatsServerError, free_port
 
@@ -121,3 +125,21 @@ def shared_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nat
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def _session_spans() -> InMemorySpanExporter:
+    # OpenTelemetry takes a global tracer provider once per process: set one for the session.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+@pytest.fixture
+def spans(_session_spans: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    """The spans finished during this test, recorded by the global tracer provider."""
+    _session_spans.clear()
+    yield _session_spans
+    _session_spans.clear()

@@ -1,0 +1,53 @@
+"""One trace follows a piece of work from one service's write to another service's handling."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from example_apps import Orders, Tallies
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from stafett_runtime.processing import ProcessingLoop, Upstream
+from stafett_runtime.testing import NatsTestServer
+
+
+@pytest.fixture
+def env(nats_server: NatsTestServer) -> dict[str, str]:
+    return {"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url}
+
+
+@pytest.fixture
+def orders(env: dict[str, str]) -> Iterator[Orders]:
+    app = Orders(env)
+    yield app
+    app.close()
+
+
+def test_the_handling_in_another_application_continues_the_trace_of_the_write(
+    spans: InMemorySpanExporter, orders: Orders, env: dict[str, str]
+) -> None:
+    # Given an order placed inside a span of the orders service
+    with trace.get_tracer("orders").start_as_current_span("place order") as placing:
+        orders.place()
+    # When the tallies service handles the event from the stream
+    tallies = Tallies(env)
+    loop = ProcessingLoop(tallies, Upstream.named("orders", env))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 30
+        while loop.lag() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        loop.stop()
+        tallies.close()
+    # Then its handling span belongs to the same trace, as a child of the placing span
+    handling = [s for s in spans.get_finished_spans() if s.name == "process Order.Placed"]
+    assert len(handling) == 1
+    (span,) = handling
+    assert span.context is not None
+    assert span.parent is not None
+    assert span.context.trace_id == placing.get_span_context().trace_id
+    assert span.parent.span_id == placing.get_span_context().span_id
+    assert span.kind == trace.SpanKind.CONSUMER
