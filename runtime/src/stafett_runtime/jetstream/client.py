@@ -194,8 +194,10 @@ class JetStreamClient:
             self._thread.stop()
 
     async def _drain(self) -> None:
-        if not self.nc.is_closed:
-            await self.nc.drain()
+        if self.nc.is_connected:
+            await self.nc.drain()  # let what is in flight finish
+        elif not self.nc.is_closed:
+            await self.nc.close()  # still reconnecting: nothing can be finished
 
     async def _connect(self) -> Client:
         s = self.settings

@@ -1,0 +1,170 @@
+"""What the JetStream store promises beyond the library's test cases.
+
+Given/when/then in the store's own terms: notification ids, concurrency between processes,
+durability across a crash of the server, ciphers, snapshots, and the thread rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.cipher import AESCipher
+from eventsourcing.persistence import IntegrityError, ProgrammingError, StoredEvent
+from eventsourcing.utils import Environment
+from example_apps import Order, Orders
+from stafett_runtime.jetstream import JetStreamFactory
+from stafett_runtime.testing import NatsTestServer
+
+
+@pytest.fixture
+def env(nats_server: NatsTestServer) -> dict[str, str]:
+    return {"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url}
+
+
+@pytest.fixture
+def factory(nats_server: NatsTestServer) -> Iterator[JetStreamFactory]:
+    factory = JetStreamFactory(Environment("orders", {"NATS_URL": nats_server.url}))
+    yield factory
+    factory.close()
+
+
+def event(originator_id: UUID | str, version: int) -> StoredEvent:
+    state = f"{originator_id}/{version}".encode()
+    return StoredEvent(originator_id, version, "example:Thing.Happened", state)
+
+
+def test_interleaved_aggregates_in_one_write_get_the_ids_they_are_stored_at(
+    factory: JetStreamFactory,
+) -> None:
+    recorder = factory.application_recorder()
+    a, b = uuid4(), uuid4()
+    # When one write holds events of two aggregates, interleaved
+    ids = recorder.insert_events([event(a, 1), event(b, 1), event(a, 2)])
+    # Then each event's id is where that very event is stored
+    stored = {
+        n.id: (n.originator_id, n.originator_version)
+        for n in recorder.select_notifications(None, 10)
+    }
+    assert ids is not None
+    assert [stored[i] for i in ids] == [(a, 1), (b, 1), (a, 2)]
+
+
+def test_any_string_can_be_an_aggregate_id(factory: JetStreamFactory) -> None:
+    recorder = factory.application_recorder()
+    odd_ids = ["case 2026/17", "a.b.c", "*", ">", "ÆØÅ"]
+    for originator_id in odd_ids:
+        recorder.insert_events([event(originator_id, 1)])
+    for originator_id in odd_ids:
+        (stored,) = recorder.select_events(originator_id)
+        assert stored.originator_id == originator_id
+
+
+def test_two_processes_saving_the_same_aggregate_never_both_win(
+    nats_server: NatsTestServer,
+) -> None:
+    # Given one aggregate, and two processes (own connections, own memory of heads)
+    env = {"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url}
+    first, second = Orders(env), Orders(env)
+    order_id = first.place()
+    wins = {"first": 0, "second": 0}
+
+    def keep_adding(app: Orders, who: str) -> None:
+        for _ in range(30):
+            try:
+                app.add_lines(order_id, 1)
+                wins[who] += 1
+            except IntegrityError:
+                pass  # the other process saved first: this command lost, nothing was written
+
+    # When both add lines at the same time
+    threads = [
+        threading.Thread(target=keep_adding, args=(first, "first")),
+        threading.Thread(target=keep_adding, args=(second, "second")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then every version was written once, by exactly one of them
+    order: Order = first.repository.get(order_id)
+    assert order.lines == 1 + wins["first"] + wins["second"]
+    versions = [e.originator_version for e in first.recorder.select_events(order_id)]
+    assert versions == list(range(1, order.version + 1))
+    first.close()
+    second.close()
+
+
+def test_acknowledged_events_survive_a_crash_of_the_server(
+    nats_server: NatsTestServer, env: dict[str, str]
+) -> None:
+    # Given events the server acknowledged
+    orders = Orders(env)
+    order_id = orders.place()
+    orders.add_lines(order_id, 9)
+    # When the server is killed (no clean shutdown) and started again on the same store
+    nats_server.kill()
+    nats_server.start()
+    # Then a new process reads every one of them
+    again = Orders(env)
+    assert again.repository.get(order_id).lines == 10
+    orders.close()
+    again.close()
+
+
+def test_the_store_reconnects_when_the_server_comes_back(
+    nats_server: NatsTestServer, env: dict[str, str]
+) -> None:
+    orders = Orders(env)
+    orders.place()
+    nats_server.restart()
+    order_id = orders.place()  # the same process, after the server's restart
+    assert orders.repository.get(order_id).lines == 1
+    orders.close()
+
+
+def test_an_application_with_a_cipher_stores_only_ciphertext(env: dict[str, str]) -> None:
+    key = AESCipher.create_key(32)
+    orders = Orders({**env, "CIPHER_TOPIC": "eventsourcing.cipher:AESCipher", "CIPHER_KEY": key})
+    order_id = orders.place(lines=7)
+    # The bytes in the stream do not show the state
+    (stored,) = orders.recorder.select_events(order_id)
+    assert b"lines" not in stored.state
+    # Yet the application reads it back
+    assert orders.repository.get(order_id).lines == 7
+    # And without the key, it cannot
+    plain = Orders(env)
+    with pytest.raises(ValueError):  # noqa: PT011 (the library's error for undecodable state)
+        plain.repository.get(order_id)
+    orders.close()
+    plain.close()
+
+
+class SnapshottingOrders(Orders):
+    snapshotting_intervals = {Order: 5}
+
+
+def test_an_application_with_snapshots_loads_from_the_latest(env: dict[str, str]) -> None:
+    orders = SnapshottingOrders({**env, "IS_SNAPSHOTTING_ENABLED": "y"})
+    order_id = orders.place()
+    for _ in range(11):
+        orders.add_lines(order_id, 1)
+    assert orders.snapshots is not None
+    snapshots = list(orders.snapshots.get(order_id))
+    assert [s.originator_version for s in snapshots] == [5, 10]
+    assert orders.repository.get(order_id).lines == 12
+    assert orders.repository.get(order_id, version=7).lines == 7  # time travel still works
+    orders.close()
+
+
+async def test_calling_the_store_on_a_running_event_loop_is_refused(env: dict[str, str]) -> None:
+    orders = await asyncio.to_thread(Orders, env)
+    with pytest.raises(ProgrammingError, match=r"asyncio\.to_thread"):
+        orders.place()
+    # The right way: from a worker thread
+    order_id = await asyncio.to_thread(orders.place)
+    assert (await asyncio.to_thread(orders.repository.get, order_id)).lines == 1
+    await asyncio.to_thread(orders.close)
