@@ -8,6 +8,7 @@ default flushes every two minutes).
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -45,7 +46,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen there (connections left in TIME_WAIT do not count)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -99,6 +102,8 @@ class NatsServer:
             stderr=log,
             start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not the server's
         )
+        # In its own session the server outlives a parent that dies without stopping it.
+        atexit.register(self.stop)
         self._wait_until_ready(timeout)
 
     def _wait_until_ready(self, timeout: float) -> None:
@@ -128,8 +133,16 @@ class NatsServer:
         self.stop()
         self.start()
 
+    def __enter__(self) -> NatsServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def _signal(self, signum: int, timeout: float) -> None:
         process, self._process = self._process, None
+        atexit.unregister(self.stop)
         if process is None or process.poll() is not None:
             return
         process.send_signal(signum)
