@@ -1,4 +1,4 @@
-"""One trace follows a piece of work from one service's write to another service's handling."""
+"""One trace, and one correlation id, follow work from one service's write to another's handling."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from example_apps import Orders, Tallies
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from stafett_runtime.logging import correlation
 from stafett_runtime.processing import ProcessingLoop, Upstream
 from stafett_runtime.testing import NatsTestServer
 
@@ -28,8 +29,11 @@ def orders(env: dict[str, str]) -> Iterator[Orders]:
 def test_the_handling_in_another_application_continues_the_trace_of_the_write(
     spans: InMemorySpanExporter, orders: Orders, env: dict[str, str]
 ) -> None:
-    # Given an order placed inside a span of the orders service
-    with trace.get_tracer("orders").start_as_current_span("place order") as placing:
+    # Given an order placed inside a span of the orders service, for request "req-42"
+    with (
+        correlation("req-42"),
+        trace.get_tracer("orders").start_as_current_span("place order") as placing,
+    ):
         orders.place()
     # When the tallies service handles the event from the stream
     tallies = Tallies(env)
@@ -51,3 +55,6 @@ def test_the_handling_in_another_application_continues_the_trace_of_the_write(
     assert span.context.trace_id == placing.get_span_context().trace_id
     assert span.parent.span_id == placing.get_span_context().span_id
     assert span.kind == trace.SpanKind.CONSUMER
+    # And the handling is correlated with the request that caused it
+    assert span.attributes is not None
+    assert span.attributes["correlation_id"] == "req-42"

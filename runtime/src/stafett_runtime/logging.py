@@ -20,9 +20,12 @@ from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 CORRELATION_HEADER = "X-Correlation-Id"
+BAGGAGE_KEY = "correlation_id"
 # A client's id is echoed into logs and headers, so only a plain token of sane length is taken.
 _ACCEPTABLE_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _HANDLER_NAME = "stafett"
@@ -86,16 +89,30 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
 
 @contextmanager
 def correlation(correlation_id: str | None = None) -> Iterator[str]:
-    """Bind a correlation id (a new one when None) to everything logged inside; yield it."""
+    """Bind a correlation id (a new one when None) to everything logged inside; yield it.
+
+    It also rides in the OpenTelemetry baggage, so it travels wherever the trace context does:
+    into the headers of the events written inside, and on to the services that handle them.
+    """
     correlation_id = correlation_id or uuid.uuid4().hex
-    with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
-        yield correlation_id
+    token = otel_context.attach(baggage.set_baggage(BAGGAGE_KEY, correlation_id))
+    try:
+        with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+            yield correlation_id
+    finally:
+        otel_context.detach(token)
 
 
 def current_correlation_id() -> str | None:
     """The correlation id bound to the current context, to pass on to the next hop."""
     value = structlog.contextvars.get_contextvars().get("correlation_id")
     return value if isinstance(value, str) else None
+
+
+def correlation_id_in(context: otel_context.Context) -> str | None:
+    """The correlation id carried by an incoming message's context (see `correlation`)."""
+    value = baggage.get_baggage(BAGGAGE_KEY, context)
+    return value if isinstance(value, str) and _ACCEPTABLE_CORRELATION_ID.fullmatch(value) else None
 
 
 class CorrelationMiddleware(ASGIMiddleware):

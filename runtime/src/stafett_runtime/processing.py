@@ -30,6 +30,7 @@ from eventsourcing.utils import EnvType
 from opentelemetry import propagate, trace
 
 from stafett_runtime.jetstream import JetStreamNotification
+from stafett_runtime.logging import correlation, correlation_id_in
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -126,11 +127,19 @@ class ProcessingLoop:
         tracking = Tracking(self.upstream.name, notification.id)
         headers = notification.headers if isinstance(notification, JetStreamNotification) else {}
         domain_event = self.upstream.mapper.to_domain_event(notification)
-        with tracer.start_as_current_span(
-            f"process {type(domain_event).__qualname__}",
-            context=propagate.extract(headers),
-            kind=trace.SpanKind.CONSUMER,
-            attributes={"upstream": self.upstream.name, "notification_id": notification.id},
+        context = propagate.extract(headers)  # the writer's trace, and its correlation id
+        with (
+            correlation(correlation_id_in(context)) as correlation_id,
+            tracer.start_as_current_span(
+                f"process {type(domain_event).__qualname__}",
+                context=context,
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "upstream": self.upstream.name,
+                    "notification_id": notification.id,
+                    "correlation_id": correlation_id,
+                },
+            ),
         ):
             for attempt in range(1, ATTEMPTS + 1):
                 try:
