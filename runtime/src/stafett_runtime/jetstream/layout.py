@@ -36,12 +36,13 @@ def token(value: str) -> str:
 
 
 def type_token(topic: str) -> str:
-    """The event type's short name in a subject: `pkg.domain:Case.ConcernRaised` -> `ConcernRaised`.
+    """The event type's short name in a subject, without module or version.
 
-    Only used to narrow subscriptions; the exact topic travels in a header, so two types that
-    share a short name are still told apart.
+    `pkg.domain:Case.ConcernRaised` and `case.ConcernRaised@2` both give `ConcernRaised`, so a
+    subscription by type outlives a new version. Only used to narrow subscriptions; the exact
+    topic travels in a header, so two types that share a short name are still told apart.
     """
-    name = topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+    name = topic.split("@", 1)[0].rsplit(":", 1)[-1].rsplit(".", 1)[-1]
     return _UNSAFE_CHARS.sub("_", name) or "_"
 
 

@@ -1,0 +1,216 @@
+"""Events of the relay log (stafettlogg): the Case aggregate, owned by the case service.
+
+Names are past tense and stable (DOMAIN.md, "The events"). Each event's aggregate is one case;
+the child appears only by a pseudonymous id, and identifying data only sealed.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+import msgspec
+
+from stafett_contracts.envelope import Event, PersonRef, ServiceRef, Text
+from stafett_contracts.personal import SealedPersonalData
+
+Level = Annotated[int, msgspec.Meta(ge=0, le=3, description="BTI level 0-3")]
+
+
+class CaseEvent(Event, frozen=True, kw_only=True):
+    CONTEXT: ClassVar[str] = "case"
+
+
+class ConcernRaised(CaseEvent, frozen=True, kw_only=True):
+    """An employee of a unit is worried about a child: the case begins, at level 0."""
+
+    child_id: UUID  # pseudonymous: the same child has the same id in every case
+    unit: ServiceRef  # the unit where the worry arose
+    concern: Text
+    personal_data: SealedPersonalData | None = None  # name etc., only ever sealed
+
+
+class ConcernShared(CaseEvent, frozen=True, kw_only=True):
+    """The worry was shared with a colleague or the leader (del undring)."""
+
+    shared_with: PersonRef
+    note: Text | None = None
+
+
+class WonderingConversationHeld(CaseEvent, frozen=True, kw_only=True):
+    """A conversation with the guardians and/or the child about the worry (undringssamtale)."""
+
+    held_on: date
+    with_guardians: bool
+    with_child: bool
+    summary: Text
+
+
+class ChildViewRecorded(CaseEvent, frozen=True, kw_only=True):
+    """The child was heard (UN CRC art. 12)."""
+
+    view: Text
+    how: Literal["conversation", "drawing", "observation", "other"] = "conversation"
+
+
+class BrightSpotNoted(CaseEvent, frozen=True, kw_only=True):
+    """A positive observation (lysglimt)."""
+
+    note: Text
+
+
+class LevelDecided(CaseEvent, frozen=True, kw_only=True):
+    """A decision to continue at the current level, after an evaluation."""
+
+    level: Level
+    reason: Text
+    participants: tuple[PersonRef, ...] = ()  # who took part; guardians take part
+
+
+class Escalated(CaseEvent, frozen=True, kw_only=True):
+    """The case moved up the staircase."""
+
+    from_level: Level
+    to_level: Level
+    reason: Text
+    participants: tuple[PersonRef, ...] = ()
+
+
+class DeEscalated(CaseEvent, frozen=True, kw_only=True):
+    """The case moved down the staircase: as important as moving up."""
+
+    from_level: Level
+    to_level: Level
+    reason: Text
+    participants: tuple[PersonRef, ...] = ()
+
+
+class ProblemDefined(CaseEvent, frozen=True, kw_only=True):
+    description: Text
+    with_guardians: bool
+
+
+class MeasurePlanned(CaseEvent, frozen=True, kw_only=True):
+    """Every measure has a responsible person and an evaluation date (DOMAIN.md rule 6)."""
+
+    measure_id: UUID
+    description: Text
+    responsible: PersonRef
+    service: ServiceRef
+    evaluation_date: date
+
+
+class MeasureOutcome(StrEnum):
+    WORKED = "worked"
+    PARTLY = "partly"
+    DID_NOT_WORK = "did_not_work"
+
+
+class MeasureEvaluated(CaseEvent, frozen=True, kw_only=True):
+    measure_id: UUID
+    outcome: MeasureOutcome
+    notes: Text
+    next_evaluation_date: date | None = None  # None when the measure is to end
+
+
+class MeasureEnded(CaseEvent, frozen=True, kw_only=True):
+    measure_id: UUID
+    reason: Text
+
+
+class ReferralSent(CaseEvent, frozen=True, kw_only=True):
+    """A referral to a helper service, covered by consent (or a legal basis)."""
+
+    to_service: ServiceRef
+    purpose: Text
+    consent_id: UUID | None = None
+    legal_basis: Text | None = None
+
+
+class AgencyJoined(CaseEvent, frozen=True, kw_only=True):
+    service: ServiceRef
+    basis: Literal["consent", "legal_basis"]
+    consent_id: UUID | None = None
+
+
+class AgencyLeft(CaseEvent, frozen=True, kw_only=True):
+    service: ServiceRef
+    reason: Literal["done", "consent_withdrawn", "consent_expired", "other"]
+    note: Text | None = None
+
+
+class BatonHolderAppointed(CaseEvent, frozen=True, kw_only=True):
+    """The unit leader appoints the first holder, or a new one when the baton is vacant."""
+
+    holder: PersonRef
+    service: ServiceRef
+
+
+class BatonHandoverOffered(CaseEvent, frozen=True, kw_only=True):
+    """The holder offers the baton; it passes only when the receiver accepts (rule 5)."""
+
+    to_person: PersonRef
+    to_service: ServiceRef
+    note: Text | None = None
+
+
+class BatonHandedOver(CaseEvent, frozen=True, kw_only=True):
+    from_person: PersonRef
+    from_service: ServiceRef
+    to_person: PersonRef
+    to_service: ServiceRef
+
+
+class BatonVacated(CaseEvent, frozen=True, kw_only=True):
+    """The holder's service lost access (consent withdrawn): a new holder must be appointed."""
+
+    previous_holder: PersonRef
+    service: ServiceRef
+    reason: Literal["consent_withdrawn", "consent_expired"]
+
+
+class CoordinatorAssigned(CaseEvent, frozen=True, kw_only=True):
+    coordinator: PersonRef
+    service: ServiceRef
+
+
+class GroupMember(msgspec.Struct, frozen=True, kw_only=True):
+    person: PersonRef
+    service: ServiceRef | None = None  # None for a guardian
+    task: Text | None = None
+
+
+class ResponsibilityGroupFormed(CaseEvent, frozen=True, kw_only=True):
+    members: tuple[GroupMember, ...]
+
+
+class IndividualPlanRequested(CaseEvent, frozen=True, kw_only=True):
+    requested_by_guardian: bool
+    note: Text | None = None
+
+
+class SystemMeasureProposed(CaseEvent, frozen=True, kw_only=True):
+    """A problem beyond the child (e.g. a bullying culture), for management: no personal data."""
+
+    unit: ServiceRef
+    description: Text
+
+
+class ChildWelfareReportFiled(CaseEvent, frozen=True, kw_only=True):
+    """A report to child welfare under the duty to report: never blocked by consent (rule 4)."""
+
+    reported_to: ServiceRef
+    legal_basis: Text  # e.g. "barnevernsloven § 13-2"
+    grounds: Text
+
+
+class CaseClosed(CaseEvent, frozen=True, kw_only=True):
+    at_level: Level
+    reason: Text
+    participants: tuple[PersonRef, ...] = ()
+
+
+class CaseReopened(CaseEvent, frozen=True, kw_only=True):
+    reason: Text

@@ -1,0 +1,119 @@
+"""Write the published artefacts of the contracts: JSON Schema per event, and golden files.
+
+    python -m stafett_contracts.export          write schemas/, and golden/ files that are missing
+    python -m stafett_contracts.export --check  exit 1 if a committed schema differs from the code
+
+Schemas are derived from the code and rewritten each time. Golden files are written once, from
+a generated example, and then frozen: a test decodes each and encodes it again byte for byte,
+so a change to the wire format cannot pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
+
+import msgspec
+import msgspec.inspect as mi
+
+from stafett_contracts.catalogue import EVENTS
+from stafett_contracts.envelope import Event, type_name, version_of
+
+CONTRACTS_DIR = Path(__file__).resolve().parents[2]
+
+
+def file_name(cls: type[Event]) -> str:
+    return f"{cls.CONTEXT}/{type_name(cls)}.v{version_of(cls)}.json"
+
+
+def schema_of(cls: type[Event]) -> bytes:
+    schema = msgspec.json.schema(cls)
+    schema["$id"] = f"https://stafett.example/schemas/{file_name(cls)}"
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+
+
+def schemas() -> dict[str, bytes]:
+    return {f"schemas/{file_name(cls)}": schema_of(cls) for cls in EVENTS.values()}
+
+
+def example_of(cls: type[Event]) -> Event:
+    """An instance with a plausible value in every field, made from the type alone."""
+    value = _example(mi.type_info(cls), cls.__name__)
+    assert isinstance(value, Event)
+    return value
+
+
+def _example(t: mi.Type, name: str) -> Any:
+    match t:
+        case mi.Metadata():
+            return _example(t.type, name)
+        case mi.StructType():
+            return t.cls(**{f.name: _example(f.type, f.name) for f in t.fields})
+        case mi.UnionType():
+            return _example(next(x for x in t.types if not isinstance(x, mi.NoneType)), name)
+        case mi.LiteralType():
+            return t.values[0]
+        case mi.EnumType():
+            return next(iter(t.cls))
+        case mi.VarTupleType() | mi.ListType():
+            return (_example(t.item_type, name),)
+        case mi.StrType():
+            return (
+                "0" * 64
+                if t.pattern and "0-9a-f" in t.pattern
+                else f"example-{name.lower().replace('_', '-')}"
+            )
+        case mi.IntType():
+            return t.ge if t.ge is not None else 1
+        case mi.BoolType():
+            return True
+        case mi.UUIDType():
+            return uuid5(NAMESPACE_URL, f"stafett:{name}")
+        case mi.DateTimeType():
+            return datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+        case mi.DateType():
+            return date(2026, 11, 2)
+    raise TypeError(f"no example for {t!r} ({name})")
+
+
+def golden_of(cls: type[Event]) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(example_of(cls)), indent=2) + b"\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare, write nothing")
+    parser.add_argument("--dir", type=Path, default=CONTRACTS_DIR, help="the contracts folder")
+    args = parser.parse_args(argv)
+
+    stale = [p for p, data in schemas().items() if _read(args.dir / p) != data]
+    if args.check:
+        for path in stale:
+            print(f"out of date: {path} (run python -m stafett_contracts.export)", file=sys.stderr)
+        return 1 if stale else 0
+    for path, data in schemas().items():
+        _write(args.dir / path, data)
+    for cls in EVENTS.values():
+        golden = args.dir / "golden" / file_name(cls)
+        if not golden.exists():
+            _write(golden, golden_of(cls))
+    print(f"wrote {len(EVENTS)} schemas under {args.dir / 'schemas'}")
+    return 0
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

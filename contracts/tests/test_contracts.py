@@ -1,0 +1,88 @@
+"""The contracts are the wire format: it changes only on purpose, and never carries a name."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import msgspec
+import msgspec.inspect as mi
+import pytest
+from stafett_contracts import export
+from stafett_contracts.catalogue import CASE_EVENTS, CONSENT_EVENTS, EVENTS
+from stafett_contracts.envelope import Event, topic_of, type_name
+from stafett_contracts.personal import PersonalData
+
+CONTRACTS = Path(export.__file__).resolve().parents[2]
+ALL = sorted(EVENTS.values(), key=topic_of)
+
+
+def test_the_catalogue_names_every_event_of_case_and_consent() -> None:
+    assert {type_name(c) for c in CASE_EVENTS} >= {
+        "ConcernRaised",
+        "Escalated",
+        "CoordinatorAssigned",
+        "BatonHandedOver",
+        "ChildWelfareReportFiled",
+        "CaseClosed",
+        "CaseReopened",
+    }
+    assert {type_name(c) for c in CONSENT_EVENTS} == {
+        "ConsentGiven",
+        "ConsentScopeChanged",
+        "ConsentWithdrawn",
+        "ConsentExpired",
+        "LegalBasisRecorded",
+    }
+    assert topic_of(EVENTS["case.ConcernRaised@1"]) == "case.ConcernRaised@1"
+
+
+def test_the_committed_schemas_are_those_of_the_code() -> None:
+    assert export.main(["--check", "--dir", str(CONTRACTS)]) == 0, (
+        "schemas are out of date: run python -m stafett_contracts.export"
+    )
+
+
+@pytest.mark.parametrize("cls", ALL, ids=topic_of)
+def test_a_golden_file_decodes_and_encodes_again_byte_for_byte(cls: type[Event]) -> None:
+    golden = (CONTRACTS / "golden" / export.file_name(cls)).read_bytes()
+    event = msgspec.json.decode(golden, type=cls)
+    assert msgspec.json.format(msgspec.json.encode(event), indent=2) + b"\n" == golden
+
+
+@pytest.mark.parametrize("cls", ALL, ids=topic_of)
+def test_every_event_is_frozen_keyword_only_and_typed_by_name(cls: type[Event]) -> None:
+    config = cls.__struct_config__
+    assert config.frozen
+    assert config.tag_field == "type"
+    assert config.tag == cls.__name__
+    parameters = inspect.signature(cls).parameters.values()
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
+    wire = msgspec.json.decode(msgspec.json.encode(export.example_of(cls)))
+    assert list(wire)[:2] == ["type", "schema_version"]
+
+
+def reachable_types(t: mi.Type, seen: set[type] | None = None) -> set[type]:
+    seen = set() if seen is None else seen
+    match t:
+        case mi.StructType() if t.cls not in seen:
+            seen.add(t.cls)
+            for field in t.fields:
+                reachable_types(field.type, seen)
+        case mi.Metadata():
+            reachable_types(t.type, seen)
+        case mi.UnionType():
+            for member in t.types:
+                reachable_types(member, seen)
+        case mi.VarTupleType() | mi.ListType():
+            reachable_types(t.item_type, seen)
+    return seen
+
+
+@pytest.mark.parametrize("cls", ALL, ids=topic_of)
+def test_no_event_can_carry_a_childs_identifying_data_in_clear(cls: type[Event]) -> None:
+    # DOMAIN.md rule 8: only the sealed form may stand in an event.
+    reachable = reachable_types(mi.type_info(cls))
+    assert PersonalData not in reachable
+    names = {f.name for s in reachable for f in msgspec.structs.fields(s)}
+    assert not names & {"name", "birth_date", "national_id", "fodselsnummer", "address"}
