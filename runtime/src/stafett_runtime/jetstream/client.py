@@ -81,17 +81,15 @@ class LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if threading.current_thread() is self._thread:
-            coroutine.close()
-            raise ProgrammingError("the store was called from its own event loop thread")
-        if _running_loop() is not None:
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the loop and wait for it; refused on any thread that runs a loop."""
+        if _running_loop() is not None:  # also true on the loop's own thread
             coroutine.close()
             raise ProgrammingError(
                 "the event store blocks; call the application from a worker thread "
                 "(asyncio.to_thread), never on a running event loop"
             )
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -178,10 +176,6 @@ class JetStreamClient:
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self._thread.run(coroutine)
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self._thread.loop
 
     def close(self) -> None:
         """Drain the connection and stop the loop thread; closing twice is harmless."""
