@@ -21,11 +21,6 @@ from stafett_runtime.testing import NatsTestServer
 
 
 @pytest.fixture
-def env(nats_server: NatsTestServer) -> dict[str, str]:
-    return {"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url}
-
-
-@pytest.fixture
 def factory(nats_server: NatsTestServer) -> Iterator[JetStreamFactory]:
     factory = JetStreamFactory(Environment("orders", {"NATS_URL": nats_server.url}))
     yield factory

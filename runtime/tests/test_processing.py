@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -21,18 +21,6 @@ from stafett_runtime.processing import ProcessingLoop, Upstream
 from stafett_runtime.testing import NatsTestServer
 
 HERE = Path(__file__).parent
-
-
-@pytest.fixture
-def env(nats_server: NatsTestServer) -> dict[str, str]:
-    return {"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url}
-
-
-@pytest.fixture
-def orders(env: dict[str, str]) -> Iterator[Orders]:
-    app = Orders(env)
-    yield app
-    app.close()
 
 
 def eventually(condition: Callable[[], bool], seconds: float = 30) -> None:

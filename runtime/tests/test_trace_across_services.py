@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 from example_apps import Orders, Tallies
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from stafett_runtime.logging import correlation
 from stafett_runtime.processing import ProcessingLoop, Upstream
-from stafett_runtime.testing import NatsTestServer
-
-
-@pytest.fixture
-def env(nats_server: NatsTestServer) -> dict[str, str]:
-    return {"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url}
-
-
-@pytest.fixture
-def orders(env: dict[str, str]) -> Iterator[Orders]:
-    app = Orders(env)
-    yield app
-    app.close()
 
 
 def test_the_handling_in_another_application_continues_the_trace_of_the_write(
