@@ -1,0 +1,235 @@
+"""Each child's own key, so that deleting one key erases that child's personal data everywhere.
+
+Events are immutable and replayed forever, so personal data in them could never be deleted
+(DOMAIN.md rules 8 and 10). It is sealed instead with a key of the child's own, kept in a NATS KV
+bucket; purging that one key makes every copy of the sealed data unreadable at once, in every
+stream, projection and process (crypto-shredding).
+
+- A child's key is written once, by whichever process seals first, and lives until erased: the
+  bucket has no TTL, because an expiring key would erase data nobody decided to erase.
+- Erasure first deletes the key's message with JetStream's secure delete, which overwrites it on
+  disk (a KV purge alone leaves the bytes in the message block until the block is compacted), then
+  purges the key, so a replay of the bucket cannot recover it. That is why the bucket's stream is
+  made here rather than by `create_key_value`, which denies message deletes.
+- Erasure leaves the KV purge marker. It is how `open` tells erased data (`Erased`) from data that
+  fails authentication (`TamperedError`, never `Erased`: tampering is not erasure), and why an
+  erased child is never given a new key: its old blobs would then read as tampered.
+- No key is cached, so an erasure holds at once for every process.
+- With a key-encryption key (STAFETT_KEY_ENCRYPTION_KEY), the bucket holds keys only wrapped, so a
+  copy of the bucket alone reveals nothing.
+- No key is ever logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import re
+from collections.abc import Mapping
+
+import msgspec
+import structlog
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nats.aio.client import Client
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
+from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
+
+from stafett_runtime.settings import SettingsError
+
+DEFAULT_BUCKET = "CHILD_KEYS"
+KEY_ENCRYPTION_KEY_VARIABLE = "STAFETT_KEY_ENCRYPTION_KEY"
+_KEY_BYTES = 32  # AES-256
+_NONCE_BYTES = 12  # the 96-bit nonce GCM is made for
+_CHILD_ID = re.compile(r"[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*")  # a valid NATS KV key
+
+_encode_personal = msgspec.json.Encoder()
+_decode_personal = msgspec.json.Decoder(PersonalData)
+
+log = structlog.get_logger(__name__)
+
+
+class TamperedError(Exception):
+    """Sealed data failed authentication: it was altered, or moved from another child."""
+
+
+class ChildErasedError(Exception):
+    """The child's key was erased for good: nothing can be sealed for that child again."""
+
+
+class KeyStoreError(Exception):
+    """The key store is not as it must be: misconfigured, or a key is gone without erasure."""
+
+
+class ChildKeys:
+    """Seals, opens and erases children's personal data with a key per child, held in NATS KV."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        bucket: str,
+        kv: KeyValue,
+        key_encryption_key: bytes | None = None,
+    ) -> None:
+        self._js = js
+        self._stream = f"KV_{bucket}"
+        self._kv = kv
+        self._kek = AESGCM(key_encryption_key) if key_encryption_key is not None else None
+
+    @classmethod
+    async def bind(
+        cls,
+        nc: Client,
+        *,
+        bucket: str = DEFAULT_BUCKET,
+        replicas: int = 1,
+        environ: Mapping[str, str] = os.environ,
+    ) -> ChildKeys:
+        """The key store in `bucket`, created if missing; the KEK, if any, comes from `environ`."""
+        key_encryption_key = _key_encryption_key(environ)
+        js = nc.jetstream()
+        try:
+            config = (await js.stream_info(f"KV_{bucket}")).config
+        except NotFoundError:
+            # A KV bucket as create_key_value makes it, but with message deletes allowed. Making
+            # the same config twice, as two processes starting at once may, is no conflict.
+            config = (
+                await js.add_stream(
+                    StreamConfig(
+                        name=f"KV_{bucket}",
+                        subjects=[f"$KV.{bucket}.>"],
+                        storage=StorageType.FILE,
+                        num_replicas=replicas,
+                        max_msgs_per_subject=1,
+                        discard=DiscardPolicy.NEW,
+                        duplicate_window=120,
+                        allow_rollup_hdrs=True,
+                        deny_delete=False,
+                    )
+                )
+            ).config
+        if config.max_age:
+            raise KeyStoreError(f"bucket {bucket} has a TTL: keys would expire, erasing data")
+        if config.deny_delete:
+            raise KeyStoreError(f"bucket {bucket} denies message deletes: erasure cannot scrub")
+        return cls(js, bucket, await js.key_value(bucket), key_encryption_key)
+
+    async def seal(self, data: PersonalData, child_id: str) -> SealedPersonalData:
+        key = await self._stored_key(child_id)
+        if key is None:
+            key = await self._create_key(child_id)
+        if isinstance(key, Erased):
+            raise ChildErasedError(f"child {child_id} was erased: no data can be sealed for it")
+        nonce = os.urandom(_NONCE_BYTES)
+        ciphertext = AESGCM(key).encrypt(nonce, _encode_personal.encode(data), child_id.encode())
+        return SealedPersonalData(
+            child_id=child_id, nonce=_base64(nonce), ciphertext=_base64(ciphertext)
+        )
+
+    async def open(self, sealed: SealedPersonalData) -> PersonalData | Erased:
+        key = await self._stored_key(sealed.child_id)
+        if key is None:
+            # A blob exists, so a key did: a wrong bucket must not pass for lawful erasure.
+            raise KeyStoreError(
+                f"child {sealed.child_id} has neither a key nor an erasure marker: "
+                "wrong bucket, or the key store was lost"
+            )
+        if isinstance(key, Erased):
+            return key
+        try:
+            plaintext = AESGCM(key).decrypt(
+                base64.b64decode(sealed.nonce, validate=True),
+                base64.b64decode(sealed.ciphertext, validate=True),
+                sealed.child_id.encode(),
+            )
+        except (InvalidTag, ValueError):  # ValueError: bad base64 or nonce length
+            raise TamperedError(
+                f"sealed personal data of child {sealed.child_id} failed authentication: "
+                "altered, or moved from another child"
+            ) from None
+        return _decode_personal.decode(plaintext)
+
+    async def erase(self, child_id: str, reason: str) -> None:
+        """Overwrite the child's key on disk, then purge it for good; the purge marker stays."""
+        with contextlib.suppress(NotFoundError):  # no key: never made, or already erased
+            entry = await self._kv.get(_checked(child_id))
+            assert entry.revision is not None  # the stream sequence of the key's message
+            await self._js.delete_msg(self._stream, entry.revision)  # a secure delete
+        await self._kv.purge(child_id)
+        log.info("child_key_erased", child_id=child_id, reason=reason)
+
+    async def _stored_key(self, child_id: str) -> bytes | Erased | None:
+        """The child's key; `Erased` once it was deleted or purged; None if there never was one."""
+        try:
+            entry = await self._kv.get(_checked(child_id))
+        except KeyNotFoundError as missing:
+            return None if missing.op is None else Erased()
+        return self._unwrap(child_id, entry.value or b"")
+
+    async def _create_key(self, child_id: str) -> bytes | Erased:
+        key = AESGCM.generate_key(bit_length=256)
+        try:
+            # Expect no message at all on the key. kv.create would also write over an erasure
+            # marker, and so give an erased child a new key.
+            await self._kv.update(child_id, self._wrap(child_id, key), last=0)
+        except KeyWrongLastSequenceError:
+            winners_key = await self._stored_key(child_id)  # another process sealed first
+            if winners_key is None:
+                raise KeyStoreError(
+                    f"the key of child {child_id} vanished as it was made"
+                ) from None
+            return winners_key
+        log.info("child_key_created", child_id=child_id)
+        return key
+
+    def _wrap(self, child_id: str, key: bytes) -> bytes:
+        if self._kek is None:
+            return key
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._kek.encrypt(nonce, key, child_id.encode())
+
+    def _unwrap(self, child_id: str, stored: bytes) -> bytes:
+        if self._kek is None:
+            if len(stored) != _KEY_BYTES:
+                raise KeyStoreError(
+                    f"the key of child {child_id} is stored wrapped: "
+                    f"set {KEY_ENCRYPTION_KEY_VARIABLE}"
+                )
+            return stored
+        try:
+            return self._kek.decrypt(
+                stored[:_NONCE_BYTES], stored[_NONCE_BYTES:], child_id.encode()
+            )
+        except (InvalidTag, ValueError):
+            raise KeyStoreError(
+                f"the key of child {child_id} does not unwrap with this "
+                f"{KEY_ENCRYPTION_KEY_VARIABLE}: another one, or the key is stored unwrapped"
+            ) from None
+
+
+def _key_encryption_key(environ: Mapping[str, str]) -> bytes | None:
+    value = environ.get(KEY_ENCRYPTION_KEY_VARIABLE)
+    if not value:
+        return None
+    try:
+        key = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) != _KEY_BYTES:  # the message leaves the value out: it is a secret
+        raise SettingsError(f"{KEY_ENCRYPTION_KEY_VARIABLE} must be 32 random bytes in base64")
+    return key
+
+
+def _checked(child_id: str) -> str:
+    if _CHILD_ID.fullmatch(child_id) is None:
+        raise ValueError(f"not a usable child id (a NATS KV key): {child_id!r}")
+    return child_id
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
