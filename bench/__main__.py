@@ -33,11 +33,11 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
 from eventsourcing.utils import Environment
-from stafett_runtime.jetstream import JetStreamFactory
-from stafett_runtime.natsserver import NatsServer, nats_server_binary
 
 from bench import raw, store
 from bench.stats import Latency, Rate
+from stafett_runtime.jetstream import JetStreamFactory
+from stafett_runtime.natsserver import NatsServer, nats_server_binary
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WRITERS = 32

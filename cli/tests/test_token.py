@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.auth import TokenVerifier
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import msgspec.inspect as mi
 import pytest
+
 from stafett_contracts import export
 from stafett_contracts.catalogue import CASE_EVENTS, CONSENT_EVENTS, EVENTS
 from stafett_contracts.envelope import Event, topic_of, type_name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from example_apps import Orders
 from stafett_runtime.testing import NatsTestServer
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from litestar import Litestar, Request, get
 from litestar.openapi import OpenAPIConfig
 from litestar.testing import AsyncTestClient
+
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.auth import (
     DevelopmentKey,

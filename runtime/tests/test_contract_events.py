@@ -12,6 +12,7 @@ import nats
 import pytest
 from eventsourcing.persistence import StoredEvent
 from nats.js.api import RawStreamMsg
+
 from stafett_contracts.case import BrightSpotNoted, ConcernRaised
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.contracts import ContractApplication, ContractMapper, UnknownEventTypeError

@@ -7,6 +7,7 @@ import asyncio
 import nats
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+
 from stafett_runtime.health import CheckResult, Readiness, health_routes, nats_connection_check
 from stafett_runtime.testing import NatsTestServer
 

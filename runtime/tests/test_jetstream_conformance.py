@@ -25,6 +25,7 @@ from eventsourcing.tests.persistence import (
     TrackingRecorderTestCase,
 )
 from eventsourcing.utils import Environment
+
 from stafett_runtime.jetstream import (
     JetStreamAggregateRecorder,
     JetStreamApplicationRecorder,

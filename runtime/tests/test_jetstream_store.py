@@ -15,6 +15,7 @@ import pytest
 from eventsourcing.cipher import AESCipher
 from eventsourcing.persistence import IntegrityError, ProgrammingError, StoredEvent
 from eventsourcing.utils import Environment
+
 from example_apps import Order, Orders
 from stafett_runtime.jetstream import JetStreamFactory
 from stafett_runtime.testing import NatsTestServer

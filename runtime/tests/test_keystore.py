@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
+
 from stafett_contracts.personal import Erased, PersonalData
 from stafett_runtime.keystore import (
     DEFAULT_BUCKET,

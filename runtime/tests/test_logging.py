@@ -13,6 +13,7 @@ import pytest
 import structlog
 from litestar import Litestar, get
 from litestar.testing import TestClient
+
 from stafett_runtime.logging import (
     CorrelationMiddleware,
     configure_logging,

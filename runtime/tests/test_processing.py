@@ -16,6 +16,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+
 from example_apps import Orders, Tallies, all_counted
 from stafett_runtime.processing import ProcessingLoop, Upstream
 from stafett_runtime.testing import NatsTestServer

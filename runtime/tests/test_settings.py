@@ -7,6 +7,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
+
 from stafett_runtime.jetstream import JetStreamFactory
 from stafett_runtime.settings import Settings, SettingsError
 from stafett_runtime.testing import NatsTestServer

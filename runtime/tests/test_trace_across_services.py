@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from example_apps import Orders, Tallies
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from example_apps import Orders, Tallies
 from stafett_runtime.logging import correlation
 from stafett_runtime.processing import ProcessingLoop, Upstream
 

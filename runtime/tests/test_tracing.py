@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+
 from stafett_runtime.tracing import (
     configure_tracing,
     extract_trace_context,

@@ -6,11 +6,10 @@ import argparse
 import sys
 from datetime import timedelta
 
-from stafett_contracts.identity import Role
-from stafett_runtime.auth import TokenError
-
 from stafett_cli import platform
 from stafett_cli.token import development_token
+from stafett_contracts.identity import Role
+from stafett_runtime.auth import TokenError
 
 
 def parser() -> argparse.ArgumentParser:

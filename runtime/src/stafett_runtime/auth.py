@@ -36,6 +36,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 from litestar.types import ASGIApp, Guard
+
 from stafett_contracts.identity import Actor, Role
 
 ALGORITHM = "ES256"

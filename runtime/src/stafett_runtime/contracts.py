@@ -15,6 +15,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
+
 from stafett_contracts.catalogue import EVENTS
 from stafett_contracts.envelope import Event, topic_of
 

@@ -38,8 +38,8 @@ from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
-from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
 
+from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
 from stafett_runtime.settings import SettingsError
 
 DEFAULT_BUCKET = "CHILD_KEYS"

@@ -1,0 +1,63 @@
+"""What every service's pure domain shares: the context of a command, and how it is refused.
+
+A domain never reads the clock, the network or the environment: a command arrives with a
+`Context` (who, when, in answer to what), and `decide` functions return contract events or raise
+`RuleViolation` / `NotAllowed`. `envelope` fills in an event's envelope from the context, with an
+event id derived from the aggregate and version, so deciding twice gives the same events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+import msgspec
+
+from stafett_contracts.identity import Actor
+
+
+class Context(msgspec.Struct, frozen=True, kw_only=True):
+    """Who acts, when, and which request (or event) this work belongs to."""
+
+    actor: Actor
+    now: datetime
+    correlation_id: str
+    causation_id: str | None = None
+
+
+class RuleViolation(Exception):  # noqa: N818 (a domain outcome, named as the domain says it)
+    """A command that breaks a rule of the domain; the message names the rule in its words."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
+class NotAllowed(Exception):  # noqa: N818
+    """The actor may not do this here (a role or membership the events do not give them)."""
+
+
+def envelope(context: Context, aggregate_id: UUID, version: int) -> dict[str, Any]:
+    """The envelope fields of the event that takes `aggregate_id` to `version`."""
+    return {
+        "event_id": uuid5(aggregate_id, str(version)),
+        "aggregate_id": aggregate_id,
+        "aggregate_version": version,
+        "occurred_at": context.now,
+        "actor": context.actor,
+        "correlation_id": context.correlation_id,
+        "causation_id": context.causation_id,
+    }
+
+
+class StaleVersion(Exception):  # noqa: N818
+    """The command was decided on a version of the aggregate that is no longer the latest."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(
+            f"expected version {expected}, but it is at version {actual}: reload and try again"
+        )
+        self.expected = expected
+        self.actual = actual
