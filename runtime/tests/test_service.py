@@ -8,7 +8,7 @@ from uuid import uuid4
 import msgspec
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
-from litestar import post
+from litestar import Litestar, post
 from litestar.params import JSONBody
 from litestar.testing import TestClient
 
@@ -40,7 +40,7 @@ async def command(data: JSONBody[Command]) -> dict[str, int]:
     return {"version": 1}
 
 
-def client(tmp_path: Path) -> tuple[TestClient[object], dict[str, str]]:
+def client(tmp_path: Path) -> tuple[TestClient[Litestar], dict[str, str]]:
     key = DevelopmentKey.load_or_create(tmp_path / "key.pem")
     app = http_app(
         service="test",
