@@ -19,7 +19,9 @@ from pathlib import Path
 
 from stafett_runtime.natsserver import NatsServer, NatsServerError, port_is_free
 
-SERVICES = ["consent", "case", "meeting", "notify", "projection"]
+# Each service's HTTP port in the embedded platform (STAFETT_HTTP_PORT in its environment).
+SERVICE_PORTS = {"consent": 8101, "case": 8102, "meeting": 8103, "notify": 8104, "projection": 8105}
+SERVICES = list(SERVICE_PORTS)
 RESTART_DELAY = 1.0
 
 
@@ -107,7 +109,8 @@ class Platform:
         }
         for name in SERVICES:
             if ServiceProcess.is_runnable(name):
-                service = ServiceProcess(name, env, self.logs / f"{name}.log")
+                service_env = {**env, "STAFETT_HTTP_PORT": str(SERVICE_PORTS[name])}
+                service = ServiceProcess(name, service_env, self.logs / f"{name}.log")
                 service.start()
                 self.services.append(service)
 
@@ -134,7 +137,8 @@ class Platform:
             "  services:",
         ]
         for name in SERVICES:
-            state = "running" if name in running else "not built yet"
+            url = f"http://127.0.0.1:{SERVICE_PORTS[name]}/schema"
+            state = f"API docs {url}" if name in running else "not built yet"
             lines.append(f"    {name:<12} {state}")
         lines += ["", "Press Ctrl-C to stop. Starting again continues on the same data."]
         return "\n".join(lines)

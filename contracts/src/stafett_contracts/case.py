@@ -6,7 +6,7 @@ the child appears only by a pseudonymous id, and identifying data only sealed.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
@@ -204,6 +204,31 @@ class ChildWelfareReportFiled(CaseEvent, frozen=True, kw_only=True):
     reported_to: ServiceRef
     legal_basis: Text  # e.g. "barnevernsloven § 13-2"
     grounds: Text
+
+
+class ConsentNoted(CaseEvent, frozen=True, kw_only=True):
+    """The case learned of a consent (from the consent service) that lets services take part."""
+
+    consent_id: UUID
+    services: tuple[ServiceRef, ...]
+    purposes: tuple[str, ...]  # the consent's purposes: cooperation, tvist, referral
+    valid_from: datetime
+    valid_until: datetime
+
+
+class ConsentLapsed(CaseEvent, frozen=True, kw_only=True):
+    """A consent no longer covers these services (all of the consent's, when none are named)."""
+
+    consent_id: UUID
+    services: tuple[ServiceRef, ...] = ()
+    reason: Literal["withdrawn", "expired"]
+
+
+class LegalBasisNoted(CaseEvent, frozen=True, kw_only=True):
+    """A service may take part without consent, on a legal basis (such as the duty to report)."""
+
+    service: ServiceRef
+    legal_basis: Text
 
 
 class CaseClosed(CaseEvent, frozen=True, kw_only=True):
