@@ -14,6 +14,7 @@ import msgspec
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.projection import EventSourcedProjection
 from eventsourcing.utils import get_topic
 
 from stafett_contracts.catalogue import EVENTS
@@ -66,10 +67,23 @@ class _NoTranscoder(Transcoder):
         raise NotImplementedError("contract events are decoded by ContractMapper")
 
 
+# The environment that makes an application store and read contract events.
+CONTRACT_ENV = {
+    "MAPPER_TOPIC": get_topic(ContractMapper),
+    "TRANSCODER_TOPIC": get_topic(_NoTranscoder),
+}
+
+
 class ContractApplication(Application[Any]):
     """An application whose events are contract Structs, stored as their plain JSON."""
 
-    env: ClassVar[dict[str, str]] = {
-        "MAPPER_TOPIC": get_topic(ContractMapper),
-        "TRANSCODER_TOPIC": get_topic(_NoTranscoder),
-    }
+    env: ClassVar[dict[str, str]] = CONTRACT_ENV
+
+
+class ContractProcessApplication(EventSourcedProjection[Any]):
+    """A process application (policy) over contract events, in and out.
+
+    Read its upstream with `Upstream.named(name, {**env, **CONTRACT_ENV})`.
+    """
+
+    env: ClassVar[dict[str, str]] = CONTRACT_ENV
