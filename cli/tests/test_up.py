@@ -14,10 +14,24 @@ from example_apps import Orders
 from stafett_runtime.natsserver import free_port, port_is_free
 
 
+def free_port_base(count: int = 5) -> int:
+    """A port after which `count` ports are free, for the services' HTTP ports."""
+    for _ in range(100):
+        base = free_port()
+        if all(port_is_free("127.0.0.1", base + i) for i in range(1, count + 1)):
+            return base
+    raise AssertionError("no run of free ports found")
+
+
 def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "stafett_cli.main", "up"],
-        env={**os.environ, "STAFETT_DATA_DIR": str(data_dir), "STAFETT_NATS_PORT": str(port)},
+        env={
+            **os.environ,
+            "STAFETT_DATA_DIR": str(data_dir),
+            "STAFETT_NATS_PORT": str(port),
+            "STAFETT_PORT_BASE": str(free_port_base()),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -14,14 +14,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stafett_runtime.natsserver import NatsServer, NatsServerError, port_is_free
 
-# Each service's HTTP port in the embedded platform (STAFETT_HTTP_PORT in its environment).
-SERVICE_PORTS = {"consent": 8101, "case": 8102, "meeting": 8103, "notify": 8104, "projection": 8105}
-SERVICES = list(SERVICE_PORTS)
+# The services in start order; each listens on STAFETT_PORT_BASE + its position (8101, 8102, ...).
+SERVICES = ["consent", "case", "meeting", "notify", "projection"]
 RESTART_DELAY = 1.0
 
 
@@ -34,14 +34,26 @@ class PlatformConfig:
     data_dir: Path
     nats_host: str = "127.0.0.1"
     nats_port: int = 14222  # not 4222, which a system NATS may already use
+    port_base: int = 8100
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> PlatformConfig:
         env = os.environ if environ is None else environ
-        port = env.get("STAFETT_NATS_PORT", "14222")
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise PlatformError(f"STAFETT_NATS_PORT={port!r} is not a port number (1-65535)")
-        return cls(data_dir=Path(env.get("STAFETT_DATA_DIR", "var")).resolve(), nats_port=int(port))
+        return cls(
+            data_dir=Path(env.get("STAFETT_DATA_DIR", "var")).resolve(),
+            nats_port=_port(env, "STAFETT_NATS_PORT", "14222"),
+            port_base=_port(env, "STAFETT_PORT_BASE", "8100", room=len(SERVICES)),
+        )
+
+    def service_port(self, name: str) -> int:
+        return self.port_base + SERVICES.index(name) + 1
+
+
+def _port(env: Mapping[str, str], name: str, default: str, room: int = 0) -> int:
+    value = env.get(name, default)
+    if not value.isdigit() or not 0 < int(value) < 65536 - room:
+        raise PlatformError(f"{name}={value!r} is not a port number (1-{65535 - room})")
+    return int(value)
 
 
 @dataclass
@@ -93,11 +105,10 @@ class Platform:
 
     def start(self) -> None:
         self._check_data_dir()
-        if not port_is_free(self.config.nats_host, self.config.nats_port):
-            raise PlatformError(
-                f"port {self.config.nats_port} is taken: stop what uses it, or choose another "
-                "with STAFETT_NATS_PORT"
-            )
+        runnable = [name for name in SERVICES if ServiceProcess.is_runnable(name)]
+        self._check_port(self.config.nats_port, "STAFETT_NATS_PORT")
+        for name in runnable:
+            self._check_port(self.config.service_port(name), "STAFETT_PORT_BASE")
         try:
             self.nats.start()
         except NatsServerError as error:
@@ -107,12 +118,17 @@ class Platform:
             "NATS_URL": self.nats.url,
             "STAFETT_DATA_DIR": str(self.config.data_dir),
         }
-        for name in SERVICES:
-            if ServiceProcess.is_runnable(name):
-                service_env = {**env, "STAFETT_HTTP_PORT": str(SERVICE_PORTS[name])}
-                service = ServiceProcess(name, service_env, self.logs / f"{name}.log")
-                service.start()
-                self.services.append(service)
+        for name in runnable:
+            service_env = {**env, "STAFETT_HTTP_PORT": str(self.config.service_port(name))}
+            service = ServiceProcess(name, service_env, self.logs / f"{name}.log")
+            service.start()
+            self.services.append(service)
+
+    def _check_port(self, port: int, setting: str) -> None:
+        if not port_is_free(self.config.nats_host, port):
+            raise PlatformError(
+                f"port {port} is taken: stop what uses it, or choose another with {setting}"
+            )
 
     def _check_data_dir(self) -> None:
         try:
@@ -137,7 +153,7 @@ class Platform:
             "  services:",
         ]
         for name in SERVICES:
-            url = f"http://127.0.0.1:{SERVICE_PORTS[name]}/schema"
+            url = f"http://127.0.0.1:{self.config.service_port(name)}/schema"
             state = f"API docs {url}" if name in running else "not built yet"
             lines.append(f"    {name:<12} {state}")
         lines += ["", "Press Ctrl-C to stop. Starting again continues on the same data."]
