@@ -1,8 +1,5 @@
-"""The Stafett consent service.
+"""The Stafett consent service: consent as structured data, and who may see a case because of it.
 
-Consent as structured data: who consented, to which services, for what, until when (DOMAIN.md
-rules 1-4).
-
-Not built yet: the service's domain, application, policies and API arrive with their issue.
-The package exists so that the workspace has its final shape and each service installs alone.
+Who consented, to which services, for what, until when; withdrawals, expiry and legal bases
+(DOMAIN.md rules 1-4). Other services ask it whether a service may see a case.
 """

@@ -1,0 +1,419 @@
+"""The Consent aggregate: one per case and consenting party (DOMAIN.md rules 1-3).
+
+A consent is given by a guardian, or by the child at or over the age threshold, to services (never
+to named employees) for purposes, from `valid_from` until `valid_until`, with evidence of how.
+Its scope changes over time; each change, and each withdrawal for named services, starts a new
+`Scope` from the instant it happened, so the scope at any past moment can still be read. A
+wholly withdrawn or expired consent never changes again.
+
+Who may act (authorisation, decided here because it follows from the consent's own events):
+- a guardian or child acts only for themselves: their token's person must be the party named;
+- an employee or unit leader may record, change and withdraw a consent on the party's behalf,
+  the evidence saying how the party agreed (oral consent is recorded by the employee who heard it);
+- the expiry timer (role system) alone expires a consent;
+- auditors and administrators never write.
+
+`decide` takes the consent's id besides state, command and context: the application makes the id
+of a new consent, and the first event's envelope needs it.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from datetime import datetime
+from functools import reduce, singledispatch
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+from stafett_contracts.consent import (
+    ConsentEvent,
+    ConsentExpired,
+    ConsentGiven,
+    ConsentScopeChanged,
+    ConsentWithdrawn,
+    Evidence,
+    Party,
+    Purpose,
+    Purposes,
+    Services,
+)
+from stafett_contracts.envelope import ServiceRef, Text
+from stafett_contracts.identity import Actor, Role
+from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope
+
+# The rules, named as a refusal names them (RuleViolation.rule).
+CHILD_CONSENTS_ALONE_FROM_AGE = "child-consents-alone-from-age-threshold"
+VALID_UNTIL_AFTER_VALID_FROM = "valid-until-after-valid-from"
+CONSENT_ENDS_IN_THE_FUTURE = "consent-ends-in-the-future"
+WRITTEN_CONSENT_NEEDS_DOCUMENT = "written-consent-needs-document-and-hash"
+ORAL_CONSENT_RECORDED_BY_EMPLOYEE = "oral-consent-recorded-by-employee"
+CONSENT_NAMES_SERVICES_AND_PURPOSES = "consent-names-services-and-purposes"
+ENDED_CONSENT_NEVER_CHANGES = "ended-consent-never-changes"
+EXPIRY_ONLY_WHEN_DUE = "expiry-only-when-due"
+CONSENT_GIVEN_FIRST = "consent-given-first"
+ONE_LIVE_CONSENT_PER_PARTY = "one-live-consent-per-case-and-party"
+
+_RECORD_ON_BEHALF = {Role.EMPLOYEE, Role.UNIT_LEADER}
+
+Moment = Annotated[datetime, msgspec.Meta(tz=True)]
+Age = Annotated[int, msgspec.Meta(ge=0, le=30)]
+Version = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ConsentRules(msgspec.Struct, frozen=True, kw_only=True):
+    """What a municipality configures; the defaults are DOMAIN.md's.
+
+    The age at which a child consents alone is `child_age`, unless a service in the scope asks
+    for more (`child_age_by_service`, e.g. {"helsestasjon": 16} for health matters): the highest
+    applies. Which service ids are health services is the municipality's register, so none are
+    assumed.
+    """
+
+    child_age: int = 15
+    child_age_by_service: dict[str, int] = msgspec.field(default_factory=dict)
+    validity_months: int = 12
+
+    def age_to_consent_alone(self, services: Iterable[str]) -> int:
+        ages = [self.child_age_by_service.get(service, self.child_age) for service in services]
+        return max([self.child_age, *ages])
+
+
+# Commands: what a client sends. `expected_version` is checked by the application.
+
+
+class GiveConsent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    case_id: UUID
+    child_id: UUID
+    given_by: Party
+    services: Services
+    purposes: Purposes
+    valid_from: Moment
+    valid_until: Moment | None = None  # None: valid_from plus the configured validity
+    evidence: Evidence
+    child_age: Age | None = None  # needed when the child consents alone
+
+
+class ChangeScope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    services: Services
+    purposes: Purposes
+    valid_until: Moment | None = None  # None keeps the current end
+    child_age: Age | None = None  # needed when the consent is the child's
+    expected_version: Version | None = None
+
+
+class WithdrawConsent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    services: tuple[ServiceRef, ...] = ()  # none: wholly
+    reason: Text | None = None
+    expected_version: Version | None = None
+
+
+class ExpireConsent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Issued by the expiry timer once the consent's end has passed."""
+
+
+Command = GiveConsent | ChangeScope | WithdrawConsent | ExpireConsent
+
+
+# State
+
+
+class Scope(msgspec.Struct, frozen=True, kw_only=True):
+    """What the consent covered from `since` until the next scope began."""
+
+    since: datetime
+    services: tuple[str, ...]
+    purposes: tuple[Purpose, ...]
+    valid_until: datetime
+
+
+class Consent(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    version: int
+    case_id: UUID
+    child_id: UUID
+    given_by: Party
+    given_at: datetime
+    valid_from: datetime
+    evidence: Evidence
+    scopes: tuple[Scope, ...]  # in the order they began; the last is the current one
+    withdrawn_at: datetime | None = None  # wholly
+    expired_at: datetime | None = None
+
+    @property
+    def scope(self) -> Scope:
+        return self.scopes[-1]
+
+    def scope_index_at(self, moment: datetime) -> int:
+        """Which scope held at `moment`; the first one also before it was recorded."""
+        begun = [i for i, scope in enumerate(self.scopes) if scope.since <= moment]
+        return begun[-1] if begun else 0
+
+    def has_ended(self, now: datetime) -> bool:
+        return (
+            self.withdrawn_at is not None
+            or self.expired_at is not None
+            or now >= self.scope.valid_until
+        )
+
+
+# Decide
+
+
+def decide(
+    state: Consent | None,
+    command: Command,
+    context: Context,
+    consent_id: UUID,
+    rules: ConsentRules | None = None,
+) -> list[ConsentEvent]:
+    rules = rules or ConsentRules()
+    if isinstance(command, GiveConsent):
+        if state is not None:
+            raise RuleViolation(CONSENT_GIVEN_FIRST, "this consent has already been given")
+        return _give(command, context, consent_id, rules)
+    if state is None:
+        raise RuleViolation(CONSENT_GIVEN_FIRST, "no consent has been given here")
+    match command:
+        case ChangeScope():
+            return _change_scope(state, command, context, rules)
+        case WithdrawConsent():
+            return _withdraw(state, command, context)
+        case ExpireConsent():
+            return _expire(state, context)
+
+
+def refuse_second_live_consent(existing: Iterable[Consent], party: Party, now: datetime) -> None:
+    """A party changes the scope of its live consent rather than giving a second one."""
+    if any(c.given_by == party and not c.has_ended(now) for c in existing):
+        raise RuleViolation(
+            ONE_LIVE_CONSENT_PER_PARTY,
+            "this party already has a live consent in this case: change its scope instead",
+        )
+
+
+def _give(
+    command: GiveConsent, context: Context, consent_id: UUID, rules: ConsentRules
+) -> list[ConsentEvent]:
+    _authorise(command.given_by, context.actor)
+    _require_services_and_purposes(command.services, command.purposes)
+    _require_evidence(command.evidence, context.actor)
+    if command.given_by.kind == "child":
+        _require_age(command.child_age, command.services, rules)
+    valid_until = command.valid_until or add_months(command.valid_from, rules.validity_months)
+    _require_valid_until(valid_until, command.valid_from, context.now)
+    return [
+        ConsentGiven(
+            **envelope(context, consent_id, 1),
+            case_id=command.case_id,
+            child_id=command.child_id,
+            given_by=command.given_by,
+            services=command.services,
+            purposes=command.purposes,
+            valid_from=command.valid_from,
+            valid_until=valid_until,
+            evidence=command.evidence,
+        )
+    ]
+
+
+def _change_scope(
+    consent: Consent, command: ChangeScope, context: Context, rules: ConsentRules
+) -> list[ConsentEvent]:
+    _authorise(consent.given_by, context.actor)
+    _require_not_ended(consent, context.now)
+    _require_services_and_purposes(command.services, command.purposes)
+    if consent.given_by.kind == "child":
+        _require_age(command.child_age, command.services, rules)
+    valid_until = command.valid_until or consent.scope.valid_until
+    _require_valid_until(valid_until, consent.valid_from, context.now)
+    current = consent.scope
+    if (
+        set(command.services) == set(current.services)
+        and set(command.purposes) == set(current.purposes)
+        and valid_until == current.valid_until
+    ):
+        return []
+    return [
+        ConsentScopeChanged(
+            **envelope(context, consent.id, consent.version + 1),
+            services=command.services,
+            purposes=command.purposes,
+            valid_until=command.valid_until,
+        )
+    ]
+
+
+def _withdraw(consent: Consent, command: WithdrawConsent, context: Context) -> list[ConsentEvent]:
+    _authorise(consent.given_by, context.actor)
+    if consent.withdrawn_at is not None:
+        return []  # already wholly withdrawn
+    _require_not_ended(consent, context.now)
+    services = tuple(dict.fromkeys(s for s in command.services if s in consent.scope.services))
+    if command.services and not services:
+        return []  # none of them is covered any longer
+    return [
+        ConsentWithdrawn(
+            **envelope(context, consent.id, consent.version + 1),
+            services=services,
+            reason=command.reason,
+        )
+    ]
+
+
+def _expire(consent: Consent, context: Context) -> list[ConsentEvent]:
+    if context.actor.role != Role.SYSTEM:
+        raise NotAllowed("only the expiry timer expires a consent")
+    if consent.expired_at is not None or consent.withdrawn_at is not None:
+        return []  # it has ended already
+    if context.now < consent.scope.valid_until:
+        raise RuleViolation(
+            EXPIRY_ONLY_WHEN_DUE, f"this consent is valid until {consent.scope.valid_until}"
+        )
+    return [
+        ConsentExpired(
+            **envelope(context, consent.id, consent.version + 1),
+            expired_at=consent.scope.valid_until,
+        )
+    ]
+
+
+def _authorise(party: Party, actor: Actor) -> None:
+    if actor.role in _RECORD_ON_BEHALF:
+        return
+    if actor.role in (Role.GUARDIAN, Role.CHILD):
+        if actor.role.value == party.kind and actor.person == party.person:
+            return
+        raise NotAllowed("a guardian or child gives and withdraws consent only for themselves")
+    raise NotAllowed(f"the role {actor.role} does not give, change or withdraw consent")
+
+
+def _require_services_and_purposes(services: tuple[str, ...], purposes: tuple[str, ...]) -> None:
+    if not services or not purposes:
+        raise RuleViolation(
+            CONSENT_NAMES_SERVICES_AND_PURPOSES,
+            "consent is given to at least one service for at least one purpose",
+        )
+
+
+def _require_evidence(evidence: Evidence, actor: Actor) -> None:
+    if evidence.form == "written" and not (evidence.document_ref and evidence.document_sha256):
+        raise RuleViolation(
+            WRITTEN_CONSENT_NEEDS_DOCUMENT,
+            "written consent needs the document's reference and its sha256",
+        )
+    if evidence.form == "oral" and (
+        actor.role not in _RECORD_ON_BEHALF or evidence.recorded_by != actor.person
+    ):
+        raise RuleViolation(
+            ORAL_CONSENT_RECORDED_BY_EMPLOYEE,
+            "oral consent is recorded by the employee who heard it, named as recorded_by",
+        )
+
+
+def _require_age(age: int | None, services: Iterable[str], rules: ConsentRules) -> None:
+    threshold = rules.age_to_consent_alone(services)
+    if age is None or age < threshold:
+        raise RuleViolation(
+            CHILD_CONSENTS_ALONE_FROM_AGE,
+            f"a child consents alone to these services from the age of {threshold}",
+        )
+
+
+def _require_valid_until(valid_until: datetime, valid_from: datetime, now: datetime) -> None:
+    if valid_until <= valid_from:
+        raise RuleViolation(VALID_UNTIL_AFTER_VALID_FROM, "valid_until must be after valid_from")
+    if valid_until <= now:
+        raise RuleViolation(CONSENT_ENDS_IN_THE_FUTURE, "valid_until must be in the future")
+
+
+def _require_not_ended(consent: Consent, now: datetime) -> None:
+    if consent.has_ended(now):
+        raise RuleViolation(
+            ENDED_CONSENT_NEVER_CHANGES,
+            "this consent was withdrawn or has expired: a new consent is needed",
+        )
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day `months` later, or the month's last day when it is shorter."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+# Evolve
+
+
+def evolve(state: Consent | None, event: ConsentEvent) -> Consent:
+    return _evolve(event, state)
+
+
+def fold(history: Iterable[ConsentEvent]) -> Consent | None:
+    return reduce(evolve, history, None)
+
+
+@singledispatch
+def _evolve(event: ConsentEvent, state: Consent | None) -> Consent:
+    raise TypeError(f"a Consent has no {type(event).__name__}")
+
+
+@_evolve.register
+def _given(event: ConsentGiven, _: Consent | None) -> Consent:
+    return Consent(
+        id=event.aggregate_id,
+        version=event.aggregate_version,
+        case_id=event.case_id,
+        child_id=event.child_id,
+        given_by=event.given_by,
+        given_at=event.occurred_at,
+        valid_from=event.valid_from,
+        evidence=event.evidence,
+        scopes=(
+            Scope(
+                since=event.occurred_at,
+                services=event.services,
+                purposes=event.purposes,
+                valid_until=event.valid_until,
+            ),
+        ),
+    )
+
+
+@_evolve.register
+def _scope_changed(event: ConsentScopeChanged, state: Consent | None) -> Consent:
+    assert state is not None
+    scope = Scope(
+        since=event.occurred_at,
+        services=event.services,
+        purposes=event.purposes,
+        valid_until=event.valid_until or state.scope.valid_until,
+    )
+    return msgspec.structs.replace(
+        state, version=event.aggregate_version, scopes=(*state.scopes, scope)
+    )
+
+
+@_evolve.register
+def _withdrawn(event: ConsentWithdrawn, state: Consent | None) -> Consent:
+    assert state is not None
+    remaining = tuple(s for s in state.scope.services if s not in event.services)
+    if not event.services or not remaining:
+        return msgspec.structs.replace(
+            state, version=event.aggregate_version, withdrawn_at=event.occurred_at
+        )
+    scope = msgspec.structs.replace(state.scope, since=event.occurred_at, services=remaining)
+    return msgspec.structs.replace(
+        state, version=event.aggregate_version, scopes=(*state.scopes, scope)
+    )
+
+
+@_evolve.register
+def _expired(event: ConsentExpired, state: Consent | None) -> Consent:
+    assert state is not None
+    return msgspec.structs.replace(
+        state, version=event.aggregate_version, expired_at=event.expired_at
+    )

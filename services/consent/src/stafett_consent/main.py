@@ -1,0 +1,38 @@
+"""Wiring: settings, logging, tracing, the application, the expiry timer, HTTP."""
+
+from __future__ import annotations
+
+import structlog
+
+from stafett_consent.api import create_app
+from stafett_consent.application import Consents
+from stafett_consent.config import ConsentConfig
+from stafett_consent.expiry import ExpiryTimer
+from stafett_runtime.auth import TokenVerifier
+from stafett_runtime.logging import configure_logging
+from stafett_runtime.service import call, serve
+from stafett_runtime.settings import Settings
+from stafett_runtime.tracing import configure_tracing
+
+log = structlog.get_logger(__name__)
+
+
+def main() -> None:
+    settings = Settings.from_env("consent")
+    configure_logging(settings.service, settings.log_level, settings.log_format)
+    configure_tracing(settings.service)
+    config = ConsentConfig.from_env()
+    log.info("starting", settings=repr(settings), rules=str(config.rules))
+    consents = Consents(settings.eventsourcing_env(), rules=config.rules)
+    timer = ExpiryTimer(consents, config.expiry_interval)
+
+    async def close() -> None:
+        await call(consents.close)
+
+    app = create_app(
+        consents,
+        TokenVerifier.from_env(),
+        on_startup=[timer.start],
+        on_shutdown=[timer.stop, close],
+    )
+    serve(app, settings)
