@@ -1,7 +1,3 @@
-"""The Stafett case service.
-
-The relay log (stafettlogg): the Case aggregate, levels 0-3, measures, baton handovers (DOMAIN.md).
-
-Not built yet: the service's domain, application, policies and API arrive with their issue.
-The package exists so that the workspace has its final shape and each service installs alone.
+"""The Stafett case service: the relay log (stafettlogg), one Case aggregate per child's case,
+with its levels 0-3, measures, services taking part, and one baton holder at a time (DOMAIN.md).
 """

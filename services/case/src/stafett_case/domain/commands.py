@@ -1,0 +1,190 @@
+"""What people (and the consent policy) ask of a case; each field is what a client sends.
+
+A command names the decision in the imperative; `decide` (rules.py) answers with the events that
+record it. `expected_version` is optional everywhere: when given and stale, nothing is decided.
+`NoteConsent`, `LapseConsent` and `NoteLegalBasis` come only from the consent policy, which
+translates the consent service's events; they are never offered over HTTP.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+from stafett_contracts.case import GroupMember, Level, MeasureOutcome
+from stafett_contracts.envelope import PersonRef, ServiceRef, Text
+from stafett_contracts.personal import SealedPersonalData
+
+Participants = tuple[PersonRef, ...]
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class RaiseConcern(Command, frozen=True, kw_only=True):
+    """Opens the case at level 0, for the unit the actor works in."""
+
+    case_id: UUID
+    child_id: UUID
+    concern: Text
+    personal_data: SealedPersonalData | None = None
+
+
+class ShareConcern(Command, frozen=True, kw_only=True):
+    shared_with: PersonRef
+    note: Text | None = None
+
+
+class RecordWonderingConversation(Command, frozen=True, kw_only=True):
+    held_on: date
+    with_guardians: bool
+    with_child: bool
+    summary: Text
+
+
+class RecordChildView(Command, frozen=True, kw_only=True):
+    view: Text
+    how: Literal["conversation", "drawing", "observation", "other"] = "conversation"
+
+
+class NoteBrightSpot(Command, frozen=True, kw_only=True):
+    note: Text
+
+
+class DecideLevel(Command, frozen=True, kw_only=True):
+    """Continue at the current level."""
+
+    reason: Text
+    participants: Participants = ()
+
+
+class Escalate(Command, frozen=True, kw_only=True):
+    to_level: Level
+    reason: Text
+    participants: Participants = ()
+
+
+class DeEscalate(Command, frozen=True, kw_only=True):
+    to_level: Level
+    reason: Text
+    participants: Participants = ()
+
+
+class DefineProblem(Command, frozen=True, kw_only=True):
+    description: Text
+    with_guardians: bool
+
+
+class PlanMeasure(Command, frozen=True, kw_only=True):
+    measure_id: UUID  # chosen by the client, so that a retry plans the same measure
+    description: Text
+    responsible: PersonRef
+    service: ServiceRef
+    evaluation_date: date
+
+
+class EvaluateMeasure(Command, frozen=True, kw_only=True):
+    measure_id: UUID
+    outcome: MeasureOutcome
+    notes: Text
+    next_evaluation_date: date | None = None
+
+
+class EndMeasure(Command, frozen=True, kw_only=True):
+    measure_id: UUID
+    reason: Text
+
+
+class SendReferral(Command, frozen=True, kw_only=True):
+    to_service: ServiceRef
+    purpose: Text
+
+
+class JoinAgency(Command, frozen=True, kw_only=True):
+    service: ServiceRef
+
+
+class LeaveAgency(Command, frozen=True, kw_only=True):
+    """A service's part is done. Leaving for lapsed consent is the policy's, not a person's."""
+
+    service: ServiceRef
+    reason: Literal["done", "other"] = "done"
+    note: Text | None = None
+
+
+class AppointBatonHolder(Command, frozen=True, kw_only=True):
+    holder: PersonRef
+    service: ServiceRef
+
+
+class OfferBaton(Command, frozen=True, kw_only=True):
+    to_person: PersonRef
+    to_service: ServiceRef
+    note: Text | None = None
+
+
+class AcceptBaton(Command, frozen=True, kw_only=True):
+    """Taken by the offered person: who accepts is the actor."""
+
+
+class AssignCoordinator(Command, frozen=True, kw_only=True):
+    coordinator: PersonRef
+    service: ServiceRef
+
+
+class FormResponsibilityGroup(Command, frozen=True, kw_only=True):
+    members: Annotated[tuple[GroupMember, ...], msgspec.Meta(min_length=1)]
+
+
+class RequestIndividualPlan(Command, frozen=True, kw_only=True):
+    requested_by_guardian: bool
+    note: Text | None = None
+
+
+class ProposeSystemMeasure(Command, frozen=True, kw_only=True):
+    description: Text  # about the unit, never about the child: no personal data
+
+
+class FileChildWelfareReport(Command, frozen=True, kw_only=True):
+    legal_basis: Text  # e.g. "barnevernsloven § 13-2"
+    grounds: Text
+    reported_to: ServiceRef = "barnevern"
+
+
+class CloseCase(Command, frozen=True, kw_only=True):
+    reason: Text
+    participants: Participants = ()
+
+
+class ReopenCase(Command, frozen=True, kw_only=True):
+    reason: Text
+
+
+class NoteConsent(Command, frozen=True, kw_only=True):
+    """A consent, or its new scope, as the consent service recorded it."""
+
+    consent_id: UUID
+    services: tuple[ServiceRef, ...]
+    purposes: tuple[str, ...]
+    valid_from: datetime
+    valid_until: datetime
+
+
+class LapseConsent(Command, frozen=True, kw_only=True):
+    """A consent no longer covers these services (all of its services when none are named)."""
+
+    consent_id: UUID
+    reason: Literal["withdrawn", "expired"]
+    services: tuple[ServiceRef, ...] = ()
+
+
+class NoteLegalBasis(Command, frozen=True, kw_only=True):
+    service: ServiceRef
+    legal_basis: Text
+
+
+CONSENT_FACTS = (NoteConsent, LapseConsent, NoteLegalBasis)

@@ -1,0 +1,316 @@
+"""The work on a case: log entries, levels (DOMAIN.md's exits table), measures, the group.
+
+The rules are named in rules.py's table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from stafett_case.domain.case import Case
+from stafett_case.domain.commands import (
+    CloseCase,
+    DecideLevel,
+    DeEscalate,
+    DefineProblem,
+    EndMeasure,
+    Escalate,
+    EvaluateMeasure,
+    FileChildWelfareReport,
+    FormResponsibilityGroup,
+    NoteBrightSpot,
+    PlanMeasure,
+    ProposeSystemMeasure,
+    RecordChildView,
+    RecordWonderingConversation,
+    ReopenCase,
+    RequestIndividualPlan,
+    ShareConcern,
+)
+from stafett_case.domain.deciding import decision, next_envelope, require_on_the_case
+from stafett_contracts.case import (
+    BrightSpotNoted,
+    CaseClosed,
+    CaseEvent,
+    CaseReopened,
+    ChildViewRecorded,
+    ChildWelfareReportFiled,
+    ConcernShared,
+    DeEscalated,
+    Escalated,
+    IndividualPlanRequested,
+    LevelDecided,
+    MeasureEnded,
+    MeasureEvaluated,
+    MeasurePlanned,
+    ProblemDefined,
+    ResponsibilityGroupFormed,
+    SystemMeasureProposed,
+    WonderingConversationHeld,
+)
+from stafett_runtime.domain import Context, RuleViolation
+
+LEVELS_UP = {0: (1,), 1: (2, 3), 2: (3,), 3: ()}
+LEVELS_DOWN = {0: (), 1: (), 2: (1,), 3: (1, 2)}
+
+
+# Log entries: anyone on the case records them; they change no rule's outcome.
+
+
+@decision.register
+def _share_concern(command: ShareConcern, state: Case, context: Context) -> list[CaseEvent]:
+    return [
+        ConcernShared(
+            **next_envelope(state, context), shared_with=command.shared_with, note=command.note
+        )
+    ]
+
+
+@decision.register
+def _record_wondering_conversation(
+    command: RecordWonderingConversation, state: Case, context: Context
+) -> list[CaseEvent]:
+    return [
+        WonderingConversationHeld(
+            **next_envelope(state, context),
+            held_on=command.held_on,
+            with_guardians=command.with_guardians,
+            with_child=command.with_child,
+            summary=command.summary,
+        )
+    ]
+
+
+@decision.register
+def _record_child_view(command: RecordChildView, state: Case, context: Context) -> list[CaseEvent]:
+    return [ChildViewRecorded(**next_envelope(state, context), view=command.view, how=command.how)]
+
+
+@decision.register
+def _note_bright_spot(command: NoteBrightSpot, state: Case, context: Context) -> list[CaseEvent]:
+    return [BrightSpotNoted(**next_envelope(state, context), note=command.note)]
+
+
+@decision.register
+def _file_child_welfare_report(
+    command: FileChildWelfareReport, state: Case, context: Context
+) -> list[CaseEvent]:
+    """The duty to report overrides consent (rule 4): no consent is asked, a legal basis is."""
+    if not command.legal_basis.strip():
+        raise RuleViolation(
+            "report-names-legal-basis", "a child-welfare report must name its legal basis"
+        )
+    return [
+        ChildWelfareReportFiled(
+            **next_envelope(state, context),
+            reported_to=command.reported_to,
+            legal_basis=command.legal_basis,
+            grounds=command.grounds,
+        )
+    ]
+
+
+# Levels: DOMAIN.md's exits table.
+
+
+@decision.register
+def _decide_level(command: DecideLevel, state: Case, context: Context) -> list[CaseEvent]:
+    if state.level == 0:
+        raise RuleViolation(
+            "level-exits", "at level 0 the case goes to level 1 or closes: it does not continue"
+        )
+    return [
+        LevelDecided(
+            **next_envelope(state, context),
+            level=state.level,
+            reason=command.reason,
+            participants=command.participants,
+        )
+    ]
+
+
+@decision.register
+def _escalate(command: Escalate, state: Case, context: Context) -> list[CaseEvent]:
+    if command.to_level == state.level:
+        return []
+    if command.to_level not in LEVELS_UP[state.level]:
+        raise RuleViolation(
+            "level-exits",
+            f"from level {state.level} the case goes up to {_levels(LEVELS_UP[state.level])}",
+        )
+    if command.to_level == 1 and not state.has_active_consent(context.now):
+        raise RuleViolation(
+            "level-1-needs-consent", "consent is obtained at level 0: none is in force"
+        )
+    if command.to_level == 3 and state.coordinator is None:
+        raise RuleViolation(
+            "level-3-needs-coordinator", "assign a coordinator before going to level 3"
+        )
+    return [
+        Escalated(
+            **next_envelope(state, context),
+            from_level=state.level,
+            to_level=command.to_level,
+            reason=command.reason,
+            participants=command.participants,
+        )
+    ]
+
+
+@decision.register
+def _de_escalate(command: DeEscalate, state: Case, context: Context) -> list[CaseEvent]:
+    if command.to_level == state.level:
+        return []
+    if command.to_level not in LEVELS_DOWN[state.level]:
+        raise RuleViolation(
+            "level-exits",
+            f"from level {state.level} the case goes down to {_levels(LEVELS_DOWN[state.level])}",
+        )
+    return [
+        DeEscalated(
+            **next_envelope(state, context),
+            from_level=state.level,
+            to_level=command.to_level,
+            reason=command.reason,
+            participants=command.participants,
+        )
+    ]
+
+
+def _levels(levels: Iterable[int]) -> str:
+    return " or ".join(map(str, levels)) or "no level"
+
+
+@decision.register
+def _close_case(command: CloseCase, state: Case, context: Context) -> list[CaseEvent]:
+    if state.closed:
+        return []
+    return [
+        CaseClosed(
+            **next_envelope(state, context),
+            at_level=state.level,
+            reason=command.reason,
+            participants=command.participants,
+        )
+    ]
+
+
+@decision.register
+def _reopen_case(command: ReopenCase, state: Case, context: Context) -> list[CaseEvent]:
+    if not state.closed:
+        return []
+    return [CaseReopened(**next_envelope(state, context), reason=command.reason)]
+
+
+# Problem and measures (rule 6).
+
+
+@decision.register
+def _define_problem(command: DefineProblem, state: Case, context: Context) -> list[CaseEvent]:
+    return [
+        ProblemDefined(
+            **next_envelope(state, context),
+            description=command.description,
+            with_guardians=command.with_guardians,
+        )
+    ]
+
+
+@decision.register
+def _plan_measure(command: PlanMeasure, state: Case, context: Context) -> list[CaseEvent]:
+    planned = state.measures.get(command.measure_id)
+    if planned is not None:
+        if (planned.description, planned.responsible, planned.service) == (
+            command.description,
+            command.responsible,
+            command.service,
+        ):
+            return []
+        raise RuleViolation("measure-id-taken", "another measure has this id")
+    if not command.responsible.strip():
+        raise RuleViolation("measure-has-responsible", "a measure needs a responsible person")
+    _evaluation_not_past(command.evaluation_date, context)
+    require_on_the_case(state, command.service)
+    return [
+        MeasurePlanned(
+            **next_envelope(state, context),
+            measure_id=command.measure_id,
+            description=command.description,
+            responsible=command.responsible,
+            service=command.service,
+            evaluation_date=command.evaluation_date,
+        )
+    ]
+
+
+@decision.register
+def _evaluate_measure(command: EvaluateMeasure, state: Case, context: Context) -> list[CaseEvent]:
+    _open_measure(state, command)
+    if command.next_evaluation_date is not None:
+        _evaluation_not_past(command.next_evaluation_date, context)
+    return [
+        MeasureEvaluated(
+            **next_envelope(state, context),
+            measure_id=command.measure_id,
+            outcome=command.outcome,
+            notes=command.notes,
+            next_evaluation_date=command.next_evaluation_date,
+        )
+    ]
+
+
+@decision.register
+def _end_measure(command: EndMeasure, state: Case, context: Context) -> list[CaseEvent]:
+    _open_measure(state, command)
+    return [
+        MeasureEnded(
+            **next_envelope(state, context), measure_id=command.measure_id, reason=command.reason
+        )
+    ]
+
+
+def _open_measure(state: Case, command: EvaluateMeasure | EndMeasure) -> None:
+    measure = state.measures.get(command.measure_id)
+    if measure is None or measure.ended:
+        state_of = "has ended" if measure else "was never planned"
+        raise RuleViolation("measure-is-open", f"measure {command.measure_id} {state_of}")
+
+
+def _evaluation_not_past(evaluation_date: date, context: Context) -> None:
+    if evaluation_date < context.now.date():
+        raise RuleViolation(
+            "measure-has-evaluation-date",
+            f"the evaluation date {evaluation_date} is in the past",
+        )
+
+
+@decision.register
+def _form_responsibility_group(
+    command: FormResponsibilityGroup, state: Case, context: Context
+) -> list[CaseEvent]:
+    return [ResponsibilityGroupFormed(**next_envelope(state, context), members=command.members)]
+
+
+@decision.register
+def _request_individual_plan(
+    command: RequestIndividualPlan, state: Case, context: Context
+) -> list[CaseEvent]:
+    return [
+        IndividualPlanRequested(
+            **next_envelope(state, context),
+            requested_by_guardian=command.requested_by_guardian,
+            note=command.note,
+        )
+    ]
+
+
+@decision.register
+def _propose_system_measure(
+    command: ProposeSystemMeasure, state: Case, context: Context
+) -> list[CaseEvent]:
+    return [
+        SystemMeasureProposed(
+            **next_envelope(state, context), unit=state.unit, description=command.description
+        )
+    ]

@@ -1,0 +1,103 @@
+"""decide(state, command, context): the rules of the relay log, as DOMAIN.md states them.
+
+`decide` checks what holds for every command (the case exists and is open, the actor may act,
+a baton holder is there when one is needed), then hands the command to the rules of its kind:
+`progress.py` (entries, levels, measures) or `sharing.py` (services, baton, consent). Each
+refusal names its rule; a command already satisfied returns no events.
+
+| rule | holds |
+|---|---|
+| consent-covers-the-service | a service joins, is referred to, or takes the baton only under a consent covering it now (in scope, purpose, validity, not lapsed) or a legal basis |
+| consent-lapse-removes-the-service | (not a refusal) a lapsed consent takes its services off the case at once; a holder among them leaves the baton vacant |
+| baton-holder-required | from level 1, decisions wait while nobody holds the baton; the unit leader appoints one |
+| report-names-legal-basis | a child-welfare report needs no consent, but always its legal basis |
+| level-exits | 0 -> 1 or close; 1 -> continue, 2, 3, close; 2 -> continue, 1, 3, close; 3 -> continue, 1, 2, close |
+| level-1-needs-consent | consent is obtained at level 0: the case reaches level 1 only with a consent in force |
+| level-3-needs-coordinator | a coordinator is assigned before the case goes to level 3 |
+| closed-case-accepts-only-reopen | a closed case takes ReopenCase; also consent facts and child-welfare reports, which nothing may block |
+| measure-has-evaluation-date | a measure's (next) evaluation date is not in the past |
+| measure-is-open | only a planned, not yet ended measure is evaluated or ended |
+| one-baton-holder | a held baton is not appointed anew: it passes only by an accepted handover |
+| service-on-the-case | a baton holder, coordinator, handover receiver or measure belongs to a service on the case |
+| unit-stays-on-its-case, holder-hands-over-before-leaving | the unit never leaves its own case; the holder's service hands over before it leaves |
+"""  # noqa: E501 (a table reads best on one line per row)
+
+from __future__ import annotations
+
+from stafett_case.domain import progress, sharing  # noqa: F401 (their rules register with decision)
+from stafett_case.domain.access import WORKS_IN_A_SERVICE, check_allowed
+from stafett_case.domain.case import Case
+from stafett_case.domain.commands import (
+    CONSENT_FACTS,
+    CloseCase,
+    Command,
+    DecideLevel,
+    DeEscalate,
+    DefineProblem,
+    EndMeasure,
+    Escalate,
+    EvaluateMeasure,
+    FileChildWelfareReport,
+    OfferBaton,
+    PlanMeasure,
+    RaiseConcern,
+    ReopenCase,
+    SendReferral,
+)
+from stafett_case.domain.deciding import decision
+from stafett_contracts.case import CaseEvent, ConcernRaised
+from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope
+
+NEEDS_BATON_HOLDER = (
+    DecideLevel,
+    Escalate,
+    DeEscalate,
+    DefineProblem,
+    PlanMeasure,
+    EvaluateMeasure,
+    EndMeasure,
+    SendReferral,
+    OfferBaton,
+)
+ACCEPTED_WHEN_CLOSED = (ReopenCase, CloseCase, FileChildWelfareReport, *CONSENT_FACTS)
+
+
+def decide(state: Case | None, command: Command, context: Context) -> list[CaseEvent]:
+    if isinstance(command, RaiseConcern):
+        return _raise_concern(state, command, context)
+    if state is None:
+        raise RuleViolation("case-exists", "there is no such case: raise a concern first")
+    if state.closed and not isinstance(command, ACCEPTED_WHEN_CLOSED):
+        raise RuleViolation(
+            "closed-case-accepts-only-reopen", "the case is closed: reopen it first"
+        )
+    check_allowed(state, command, context.actor)
+    if isinstance(command, NEEDS_BATON_HOLDER) and state.level >= 1 and state.holder is None:
+        raise RuleViolation(
+            "baton-holder-required",
+            "nobody holds the baton: the unit leader must appoint a baton holder first",
+        )
+    return decision(command, state, context)
+
+
+def _raise_concern(state: Case | None, command: RaiseConcern, context: Context) -> list[CaseEvent]:
+    actor = context.actor
+    if actor.role not in WORKS_IN_A_SERVICE or actor.service is None:
+        raise NotAllowed("only an employee or unit leader raises a concern, for their own unit")
+    if state is not None:
+        if (state.child_id, state.unit, state.concern) == (
+            command.child_id,
+            actor.service,
+            command.concern,
+        ):
+            return []
+        raise RuleViolation("case-already-raised", "this case was raised with another concern")
+    return [
+        ConcernRaised(
+            **envelope(context, command.case_id, 1),
+            child_id=command.child_id,
+            unit=actor.service,
+            concern=command.concern,
+            personal_data=command.personal_data,
+        )
+    ]

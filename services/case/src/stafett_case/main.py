@@ -1,0 +1,46 @@
+"""Wiring: settings, logging, tracing, the application, the consent policy's loop, HTTP.
+
+NATS_URL and STAFETT_HTTP_PORT (8102 for this service) come from the environment, as every
+setting in `stafett_runtime.settings`. The consent loop starts with the HTTP app and stops
+before the application closes; a loop stopped mid-event leaves nothing half-written (its events
+and its position are one atomic write), so it resumes where it left off.
+"""
+
+from __future__ import annotations
+
+from stafett_case.api import create_app
+from stafett_case.application import Cases
+from stafett_case.keys import KeyStore
+from stafett_case.policies import ConsentFollower
+from stafett_runtime.auth import TokenVerifier
+from stafett_runtime.health import Readiness
+from stafett_runtime.logging import configure_logging
+from stafett_runtime.service import call, serve
+from stafett_runtime.settings import Settings
+from stafett_runtime.tracing import configure_tracing
+
+
+def main() -> None:
+    settings = Settings.from_env("case")
+    configure_logging(settings.service, settings.log_level, settings.log_format)
+    configure_tracing(settings.service)
+    env = settings.eventsourcing_env()
+    cases = Cases(env)
+    consent = ConsentFollower(env)
+    readiness = Readiness()
+    readiness.add("consent-policy", consent.check)
+
+    async def stop() -> None:
+        # Both block on the store, which must never run on the event loop.
+        await call(consent.stop)
+        await call(cases.close)
+
+    app = create_app(
+        cases,
+        TokenVerifier.from_env(),
+        KeyStore(settings),
+        readiness,
+        on_startup=[consent.start],
+        on_shutdown=[stop],
+    )
+    serve(app, settings)
