@@ -13,11 +13,17 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.cipher import AESCipher
-from eventsourcing.persistence import IntegrityError, ProgrammingError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.utils import Environment
 
 from example_apps import Order, Orders
 from stafett_runtime.jetstream import JetStreamFactory
+from stafett_runtime.natsserver import free_port
 from stafett_runtime.testing import NatsTestServer
 
 
@@ -164,3 +170,10 @@ async def test_calling_the_store_on_a_running_event_loop_is_refused(env: dict[st
     order_id = await asyncio.to_thread(orders.place)
     assert (await asyncio.to_thread(orders.repository.get, order_id)).lines == 1
     await asyncio.to_thread(orders.close)
+
+
+def test_a_store_without_a_server_fails_fast_with_a_clear_error() -> None:
+    nowhere = f"nats://127.0.0.1:{free_port()}"
+    env = Environment("orders", {"NATS_URL": nowhere, "NATS_TIMEOUT": "1"})
+    with pytest.raises(OperationalError, match="cannot connect to NATS"):
+        JetStreamFactory(env)

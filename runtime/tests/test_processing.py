@@ -7,6 +7,7 @@ has its effect exactly once: also with two replicas at once, and after a crash m
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -90,10 +91,17 @@ def start_worker(nats_url: str, delay: float) -> subprocess.Popen[str]:
         env={**os.environ, "PYTHONPATH": str(HERE), "TALLIES_DELAY": str(delay)},
     )
     assert worker.stdout is not None
-    for line in worker.stdout:  # its logs may come first
+    ready = selectors.DefaultSelector()
+    ready.register(worker.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + 60
+    while ready.select(timeout=max(0.0, deadline - time.monotonic())):
+        line = worker.stdout.readline()  # its logs may come before the marker
         if line.strip() == "started":
             return worker
-    raise AssertionError(f"the worker exited with {worker.wait()} before it started")
+        if not line:
+            raise AssertionError(f"the worker exited with {worker.wait()} before it started")
+    worker.kill()
+    raise AssertionError("the worker did not start within 60 s")
 
 
 def test_a_worker_killed_mid_batch_resumes_without_counting_twice(

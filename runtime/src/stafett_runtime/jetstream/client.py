@@ -210,9 +210,10 @@ class JetStreamClient:
         if s.tls_ca_file:
             options["tls"] = ssl.create_default_context(cafile=s.tls_ca_file)
         try:
-            nc = await nats.connect(**options)
+            # Reconnecting waits forever once connected; the first connection does not.
+            nc = await asyncio.wait_for(nats.connect(**options), s.timeout)
         except Exception as error:
-            raise OperationalError(f"cannot connect to NATS at {s.url}: {error}") from error
+            raise OperationalError(f"cannot connect to NATS at {s.url}: {error!r}") from error
         await self._replies.start(nc)
         return nc
 
