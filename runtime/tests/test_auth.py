@@ -18,6 +18,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from litestar import Litestar, Request, get
 from litestar.openapi import OpenAPIConfig
 from litestar.testing import AsyncTestClient
@@ -71,7 +72,8 @@ def claims_for(actor: Actor, **changes: Any) -> dict[str, Any]:
 def signed_with_dev_key(key_file: Path, claims: dict[str, Any]) -> str:
     """A token the development key signs without DevelopmentKey's checks of the identity."""
     private_key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    return jwt.encode(claims, private_key, algorithm="ES256")  # type: ignore[arg-type]
+    assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+    return jwt.encode(claims, private_key, algorithm="ES256")
 
 
 def b64(data: bytes) -> str:

@@ -109,6 +109,6 @@ def test_an_integrator_follows_one_event_type_across_all_cases(
 
 
 def test_an_event_of_no_known_contract_is_refused() -> None:
-    mapper = ContractMapper(transcoder=None)  # type: ignore[arg-type]
+    mapper = ContractMapper(transcoder=None)  # type: ignore[arg-type]  # it never uses a transcoder
     with pytest.raises(UnknownEventTypeError, match=r"case\.Unknown@1"):
         mapper.to_domain_event(StoredEvent(uuid4(), 1, "case.Unknown@1", b"{}"))

@@ -35,7 +35,7 @@ class RuleViolation(Exception):  # noqa: N818 (a domain outcome, named as the do
         self.message = message
 
 
-class NotAllowed(Exception):  # noqa: N818
+class NotAllowed(Exception):  # noqa: N818 (as RuleViolation: named as the domain says it)
     """The actor may not do this here (a role or membership the events do not give them)."""
 
 
@@ -52,7 +52,7 @@ def envelope(context: Context, aggregate_id: UUID, version: int) -> dict[str, An
     }
 
 
-class StaleVersion(Exception):  # noqa: N818
+class StaleVersion(Exception):  # noqa: N818 (as RuleViolation: named as the domain says it)
     """The command was decided on a version of the aggregate that is no longer the latest."""
 
     def __init__(self, expected: int, actual: int) -> None:

@@ -199,7 +199,7 @@ def command_route(cases: Cases) -> Callable[[type[Command]], HTTPRouteHandler]:
             return Answer(id=case_id, version=version)
 
         # The body is this route's own command, so the OpenAPI document shows every schema.
-        body = JSONBody[command_type]  # type: ignore[valid-type]
+        body = JSONBody[command_type]  # type: ignore[valid-type]  # a type made at run time, one per command
         handle.__annotations__ = {**handle.__annotations__, "data": body}
         path = kebab(command_type.__name__)
         return post(
