@@ -10,7 +10,14 @@ import msgspec.inspect as mi
 import pytest
 
 from stafett_contracts import export
-from stafett_contracts.catalogue import CASE_EVENTS, CONSENT_EVENTS, EVENTS
+from stafett_contracts.catalogue import (
+    AUDIT_EVENTS,
+    CASE_EVENTS,
+    CONSENT_EVENTS,
+    EVENTS,
+    MEETING_EVENTS,
+    NOTIFY_EVENTS,
+)
 from stafett_contracts.envelope import Event, topic_of, type_name
 from stafett_contracts.personal import PersonalData
 
@@ -36,6 +43,29 @@ def test_the_catalogue_names_every_event_of_case_and_consent() -> None:
         "LegalBasisRecorded",
     }
     assert topic_of(EVENTS["case.ConcernRaised@1"]) == "case.ConcernRaised@1"
+
+
+def test_the_catalogue_names_every_event_of_meeting_notify_and_audit() -> None:
+    assert {type_name(c) for c in MEETING_EVENTS} == {
+        "MeetingScheduled",
+        "ParticipantInvited",
+        "MeetingRescheduled",
+        "MeetingCancelled",
+        "MeetingHeld",
+        "MinutesRecorded",
+        "DecisionRecorded",
+        "ActionItemAssigned",
+        "ActionItemCompleted",
+        "FeedbackGiven",
+    }
+    assert {type_name(c) for c in NOTIFY_EVENTS} == {
+        "NotificationRequested",
+        "NotificationSent",
+        "NotificationFailed",
+        "ReminderScheduled",
+        "FollowUpBreakDetected",
+    }
+    assert {type_name(c) for c in AUDIT_EVENTS} == {"CaseAccessed"}
 
 
 def test_the_committed_schemas_are_those_of_the_code() -> None:

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from stafett_contracts.audit import AuditEvent
 from stafett_contracts.case import CaseEvent
 from stafett_contracts.consent import ConsentEvent
 from stafett_contracts.envelope import Event, topic_of
+from stafett_contracts.meeting import MeetingEvent
+from stafett_contracts.notify import NotifyEvent
 
 CASE_EVENTS: tuple[type[Event], ...] = tuple(CaseEvent.__subclasses__())
 CONSENT_EVENTS: tuple[type[Event], ...] = tuple(ConsentEvent.__subclasses__())
-EVENTS: dict[str, type[Event]] = {topic_of(cls): cls for cls in (*CASE_EVENTS, *CONSENT_EVENTS)}
+MEETING_EVENTS: tuple[type[Event], ...] = tuple(MeetingEvent.__subclasses__())
+NOTIFY_EVENTS: tuple[type[Event], ...] = tuple(NotifyEvent.__subclasses__())
+AUDIT_EVENTS: tuple[type[Event], ...] = tuple(AuditEvent.__subclasses__())
+
+# Each service's events, by the name of the service (its stream is the name in capitals).
+BY_SERVICE: dict[str, tuple[type[Event], ...]] = {
+    "case": CASE_EVENTS,
+    "consent": CONSENT_EVENTS,
+    "meeting": MEETING_EVENTS,
+    "notify": NOTIFY_EVENTS,
+    "audit": AUDIT_EVENTS,
+}
+EVENTS: dict[str, type[Event]] = {
+    topic_of(cls): cls for events in BY_SERVICE.values() for cls in events
+}

@@ -1,0 +1,123 @@
+"""Events of meetings: the Meeting aggregate, owned by the meeting service.
+
+A meeting belongs to one case; every meeting event names its `case_id`, so a reader can follow a
+case's meetings without looking anything up. People appear by reference only: a guardian or a
+child by their person id, staff by person id and service. A decision recorded in a meeting is the
+meeting's word; the case service turns it into the case's own event (DOMAIN.md, "The levels").
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+import msgspec
+
+from stafett_contracts.case import Level
+from stafett_contracts.envelope import Event, PersonRef, ServiceRef, Text
+
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2_000)]  # the service checks https
+Place = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+Score = Annotated[int, msgspec.Meta(ge=1, le=5, description="1 (poor) to 5 (very good)")]
+
+
+class MeetingEvent(Event, frozen=True, kw_only=True):
+    CONTEXT: ClassVar[str] = "meeting"
+
+    case_id: UUID  # the case the meeting belongs to
+
+
+class MeetingType(StrEnum):
+    PEDAGOGICAL_TEAM = "pedagogical_team"
+    INTERDISCIPLINARY = "interdisciplinary"
+    COOPERATION = "cooperation"
+    RESPONSIBILITY_GROUP = "responsibility_group"
+    TVIST = "tvist"
+    NETWORK = "network"
+    DIALOGUE = "dialogue"
+
+
+class MeetingScheduled(MeetingEvent, frozen=True, kw_only=True):
+    """A meeting of the case is called: when, where (a place, a video link, or both), who leads."""
+
+    meeting_type: MeetingType
+    starts_at: datetime
+    ends_at: datetime
+    place: Place | None = None
+    video_link: Url | None = None
+    leader: PersonRef
+    leader_service: ServiceRef
+    agenda: tuple[Text, ...] = ()
+
+
+class ParticipantInvited(MeetingEvent, frozen=True, kw_only=True):
+    """Guardians, the child where fitting, and people from services (covered by consent)."""
+
+    person: PersonRef
+    kind: Literal["guardian", "child", "service"]
+    service: ServiceRef | None = None  # the service a staff participant comes from
+
+
+class MeetingRescheduled(MeetingEvent, frozen=True, kw_only=True):
+    starts_at: datetime
+    ends_at: datetime
+    place: Place | None = None
+    video_link: Url | None = None
+    reason: Text | None = None
+
+
+class MeetingCancelled(MeetingEvent, frozen=True, kw_only=True):
+    reason: Text
+
+
+class MeetingHeld(MeetingEvent, frozen=True, kw_only=True):
+    held_at: datetime
+    attended: tuple[PersonRef, ...]
+
+
+class MinutesRecorded(MeetingEvent, frozen=True, kw_only=True):
+    """The meeting's entry in the relay log."""
+
+    minutes: Text
+
+
+class DecisionKind(StrEnum):
+    CLOSE = "close"  # the case closes
+    CONTINUE = "continue"  # the case continues at its level
+    MOVE_TO_LEVEL = "move_to_level"  # up or down the staircase, to `to_level`
+    SYSTEM_MEASURE = "system_measure"  # a problem beyond the child, for management
+
+
+class DecisionRecorded(MeetingEvent, frozen=True, kw_only=True):
+    """What the meeting decided about the case; the case service acts on it (a policy)."""
+
+    decision_id: UUID
+    kind: DecisionKind
+    to_level: Level | None = None  # for move_to_level
+    reason: Text
+    participants: tuple[PersonRef, ...] = ()  # who took part in deciding; guardians take part
+
+
+class ActionItemAssigned(MeetingEvent, frozen=True, kw_only=True):
+    item_id: UUID
+    description: Text
+    owner: PersonRef
+    owner_service: ServiceRef | None = None  # None when a guardian owns it
+    due_on: date
+
+
+class ActionItemCompleted(MeetingEvent, frozen=True, kw_only=True):
+    item_id: UUID
+    note: Text | None = None
+
+
+class FeedbackGiven(MeetingEvent, frozen=True, kw_only=True):
+    """How a guardian or the child experienced the meeting, collected systematically."""
+
+    given_by: Literal["guardian", "child"]
+    person: PersonRef
+    rating: Score  # the meeting as a whole
+    heard: Score  # did they feel heard
+    comment: Text | None = None

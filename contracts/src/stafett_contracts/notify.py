@@ -1,0 +1,88 @@
+"""Events of notifications: the Notification aggregate, owned by the notify service.
+
+A notification tells one person, over one channel, that something in a case needs them. It never
+carries what happened in words that could identify the child (DOMAIN.md rule 8): it carries a
+kind, a reference and a link; the recipient's address stays in the notify service's directory.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+import msgspec
+
+from stafett_contracts.envelope import Event, PersonRef, ServiceRef, Text
+
+
+class NotifyEvent(Event, frozen=True, kw_only=True):
+    CONTEXT: ClassVar[str] = "notify"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Link = Annotated[str, msgspec.Meta(min_length=1, max_length=2_000)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[a-z0-9_.-]+$")]
+
+
+class NotificationRequested(NotifyEvent, frozen=True, kw_only=True):
+    """Someone is to be told. `reason` names the rule (`concern_raised`, `reminder.overdue`, ...);
+    `trigger` is the event that caused it, so the same trigger never notifies twice."""
+
+    case_id: UUID | None = None  # None for a notification about no single case
+    recipient: PersonRef  # a person, or for a webhook the integrator's service id
+    channel: Channel
+    reason: Reason
+    trigger: UUID  # the event id that caused the notification
+    reference: Reference  # a short reference the recipient can quote (never a name)
+    link: Link  # where to read more, behind authentication
+    calendar: bool = False  # an .ics invitation is attached (meetings)
+
+
+class NotificationSent(NotifyEvent, frozen=True, kw_only=True):
+    channel: Channel
+    attempts: Annotated[int, msgspec.Meta(ge=1)]
+    sent_at: datetime
+
+
+class NotificationFailed(NotifyEvent, frozen=True, kw_only=True):
+    """Every attempt failed; the last error says why. Visible in the read models."""
+
+    channel: Channel
+    attempts: Annotated[int, msgspec.Meta(ge=1)]
+    error: Text
+
+
+class ReminderKind(StrEnum):
+    EVALUATION_APPROACHING = "evaluation_approaching"
+    EVALUATION_PASSED = "evaluation_passed"
+    ACTION_ITEM_APPROACHING = "action_item_approaching"
+    ACTION_ITEM_PASSED = "action_item_passed"
+
+
+class ReminderScheduled(NotifyEvent, frozen=True, kw_only=True):
+    """A reminder that fires at `due_at` unless what it is about is done first."""
+
+    case_id: UUID
+    kind: ReminderKind
+    about: UUID  # the measure or action item
+    due_at: datetime
+    recipient: PersonRef
+
+
+class FollowUpBreakDetected(NotifyEvent, frozen=True, kw_only=True):
+    """No activity on a case (or a measure past its evaluation) for too long (DOMAIN.md rule 6):
+    first the baton holder is told, then, if still nothing, the unit leader."""
+
+    case_id: UUID
+    unit: ServiceRef | None = None
+    last_activity_at: datetime
+    stage: Literal["baton_holder", "unit_leader"]
+    cause: Literal["inactivity", "evaluation_overdue", "action_item_overdue"] = "inactivity"
+    note: Text | None = None
