@@ -65,6 +65,9 @@ def test_the_catalogue_names_every_event_of_meeting_notify_and_audit() -> None:
         "NotificationFailed",
         "ReminderScheduled",
         "FollowUpBreakDetected",
+        "CalendarInvitationPrepared",
+        "DeliveryAttempted",
+        "DeliveryAttemptFailed",
     }
     assert {type_name(c) for c in AUDIT_EVENTS} == {"CaseAccessed"}
 
