@@ -30,7 +30,7 @@ import msgspec
 import nats
 from litestar import Litestar, Request, Response, get
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 from litestar.types import LifespanHook
 from nats.aio.client import Client
 
@@ -133,7 +133,7 @@ def create_app(
 
     async def admit(
         request: Request[Actor, Any, Any],
-        case_id: UUID,
+        case_id: FromPath[UUID],
         what: str,
         purpose: str | None,
         only: Sequence[Role] = (),
@@ -181,7 +181,7 @@ def create_app(
 
     @get("/cases/{case_id:uuid}/relay-log", summary="The relay log: every entry in order")
     async def relay_log(
-        case_id: UUID,
+        case_id: FromPath[UUID],
         request: Request[Actor, Any, Any],
         purpose: Purpose = None,
         as_of: Annotated[
@@ -220,7 +220,7 @@ def create_app(
 
     @get("/cases/{case_id:uuid}/consent-status", summary="Who may see the case, until when")
     async def consent_status(
-        case_id: UUID, request: Request[Actor, Any, Any], purpose: Purpose = None
+        case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> dict[str, Any]:
         await admit(request, case_id, "consent-status", purpose)
         now = ts(datetime.now(UTC))
@@ -228,7 +228,7 @@ def create_app(
 
     @get("/cases/{case_id:uuid}/handover-packet", summary="What a receiving unit sees")
     async def handover_packet(
-        case_id: UUID, request: Request[Actor, Any, Any], purpose: Purpose = None
+        case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> dict[str, Any]:
         decision, sealed = await admit(request, case_id, "handover-packet", purpose)
         visible = await call(_read, projection, views.entries, str(case_id), decision, None)
@@ -241,7 +241,7 @@ def create_app(
 
     @get("/cases/{case_id:uuid}/access-log", summary="Who read the case, when and why")
     async def access_log(
-        case_id: UUID, request: Request[Actor, Any, Any], purpose: Purpose = None
+        case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> list[dict[str, Any]]:
         await admit(
             request, case_id, "access-log", purpose, only=(Role.GUARDIAN, Role.CHILD, Role.AUDITOR)
@@ -254,7 +254,7 @@ def create_app(
         media_type="application/x-ndjson",
     )
     async def export(
-        case_id: UUID, request: Request[Actor, Any, Any], purpose: Purpose = None
+        case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> Response[str]:
         await admit(request, case_id, "export", purpose, only=(Role.AUDITOR,))
         lines = await call(_read, projection, views.export_lines, str(case_id))
@@ -266,7 +266,7 @@ def create_app(
         media_type="text/markdown",
     )
     async def archive(
-        case_id: UUID, request: Request[Actor, Any, Any], purpose: Purpose = None
+        case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> Response[str]:
         status = await call(_read, projection, views.case_status, str(case_id))
         if status is not None and status != "closed":
@@ -285,7 +285,7 @@ def create_app(
 
     @get("/units/{unit:str}/overview", summary="A unit leader's overview")
     async def unit_overview(
-        unit: str, request: Request[Actor, Any, Any], purpose: Purpose = None
+        unit: FromPath[str], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> dict[str, Any]:
         actor = request.user
         if actor.role == Role.AUDITOR and not purpose:
