@@ -9,6 +9,9 @@ and its position are one atomic write), so it resumes where it left off.
 
 from __future__ import annotations
 
+import json
+from typing import cast
+
 from stafett_case.api import create_app
 from stafett_case.application import Cases
 from stafett_case.keys import KeyStore
@@ -49,3 +52,17 @@ def main() -> None:
         on_shutdown=[stop],
     )
     serve(app, settings)
+
+
+def openapi() -> str:
+    """The OpenAPI document, made without connecting to anything (`python -m stafett_case openapi`).
+
+    The handlers are never called, so the application and key store are stand-ins; the verifier
+    names a JWKS URL that is never fetched.
+    """
+    app = create_app(
+        cast(Cases, None),
+        TokenVerifier("https://identity.invalid/jwks.json"),
+        KeyStore(Settings(service="case")),
+    )
+    return json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True) + "\n"
