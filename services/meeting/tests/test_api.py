@@ -264,6 +264,38 @@ def test_a_rule_broken_is_409_naming_it_and_an_outsider_is_403(
     assert stream_types(meetings, UUID(meeting_id)) == ["MeetingScheduled"]
 
 
+def test_a_meeting_moved_then_cancelled_takes_no_more_invitations(
+    http: Http, cases: CaseStandIn, meetings: Meetings
+) -> None:
+    case_id = a_case_at_level_1(cases, meetings)
+    meeting_id = http.post(HOLDER, "/meetings", schedule_body(case_id)).json()["id"]
+    later = {
+        "starts_at": (NOW + timedelta(days=9)).isoformat(),
+        "ends_at": (NOW + timedelta(days=9, hours=1)).isoformat(),
+        "video_link": "https://video.example/rom/7",
+        "reason": "Sykdom",
+    }
+    moved = http.post(HOLDER, f"/meetings/{meeting_id}/reschedule", later)
+    assert moved.json() == {"id": meeting_id, "version": 2}
+    cancelled = http.post(HOLDER, f"/meetings/{meeting_id}/cancel", {"reason": "Løst"})
+    assert cancelled.json() == {"id": meeting_id, "version": 3}
+    invite = {"person": GUARDIAN.person, "kind": "guardian"}
+    refused = http.post(HOLDER, f"/meetings/{meeting_id}/invite", invite)
+    assert refused.status_code == 409
+    assert refused.json()["extra"] == {"rule": "meeting-not-cancelled"}
+    meeting = http.get(HOLDER, f"/meetings/{meeting_id}").json()
+    assert (meeting["cancelled"], meeting["video_link"], meeting["place"]) == (
+        True,
+        "https://video.example/rom/7",
+        None,
+    )
+    assert stream_types(meetings, UUID(meeting_id)) == [
+        "MeetingScheduled",
+        "MeetingRescheduled",
+        "MeetingCancelled",
+    ]
+
+
 def test_a_case_event_processed_again_notes_nothing_twice(
     env: dict[str, str], cases: CaseStandIn, meetings: Meetings
 ) -> None:
