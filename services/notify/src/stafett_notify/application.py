@@ -95,7 +95,7 @@ def request_events(
                 n.CalendarInvitationPrepared(
                     **{**envelope, "event_id": uuid4(), "aggregate_version": 2},
                     meeting_id=invitation.meeting_id,
-                    method="CANCEL" if invitation.method == "CANCEL" else "REQUEST",
+                    method=invitation.method,
                     sequence=invitation.sequence,
                     starts_at=invitation.starts_at,
                     ends_at=invitation.ends_at,
@@ -204,14 +204,8 @@ class Notifications(ContractApplication):
             case_id=item.case_id,
             unit=item.unit,
             last_activity_at=item.last_activity_at,
-            stage="unit_leader" if item.stage == "unit_leader" else "baton_holder",
-            cause=(
-                "evaluation_overdue"
-                if item.cause == "evaluation_overdue"
-                else "action_item_overdue"
-                if item.cause == "action_item_overdue"
-                else "inactivity"
-            ),
+            stage=item.stage,
+            cause=item.cause,
         )
         if item.recipient is None:
             log.warning("follow-up break with nobody to tell", case_id=item.case_id)
