@@ -32,6 +32,7 @@ from stafett_runtime.natsserver import free_port
 
 LEADER_ACTOR = Actor(person=LEADER, role=Role.UNIT_LEADER, service=UNIT)
 OTHER = Actor(person="laerer-9", role=Role.EMPLOYEE, service=UNIT)
+OTHER_LEADER = Actor(person="rektor-9", role=Role.UNIT_LEADER, service="skole-berg")
 
 
 @pytest.fixture
@@ -88,8 +89,9 @@ def test_a_failed_notification_shows_as_failed_to_its_recipient_and_to_no_one_el
     one = get(LEADER_ACTOR, f"/notifications/{notification['id']}")
     assert one.json() == notification
 
-    # And someone else in the unit sees none of it
+    # And someone else in the unit, or the leader of another unit, sees none of it
     assert get(OTHER, f"/notifications?case_id={case_id}").json() == []
+    assert get(OTHER_LEADER, f"/notifications?case_id={case_id}").json() == []
     assert get(OTHER, f"/notifications/{notification['id']}").status_code == 403
     assert get(None, f"/notifications/{notification['id']}").status_code == 401
     assert get(LEADER_ACTOR, f"/notifications/{uuid4()}").status_code == 404

@@ -171,6 +171,12 @@ class Notifications(ContractApplication):
             raise AggregateNotFoundError(f"notification {notification_id}")
         return view
 
+    def unit_of(self, case_id: UUID | None) -> str | None:
+        """The unit where the case's concern arose, as the CASE stream says."""
+        with self._lock:
+            case = self._watch.cases.get(case_id) if case_id else None
+        return case.unit if case else None
+
     # The timers.
 
     def tick(self, now: datetime | None = None) -> int:
