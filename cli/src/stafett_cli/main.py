@@ -3,29 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from datetime import timedelta
+from uuid import UUID
+
+from eventsourcing.persistence import OperationalError
+from rich.console import Console
 
 from stafett_cli import platform
+from stafett_cli.streams import Store, default_nats_url
 from stafett_cli.token import development_token
 from stafett_contracts.identity import Role
 from stafett_runtime.auth import TokenError
+
+DESCRIPTION = """\
+Stafett: coordinated early help for children at risk, on NATS JetStream.
+
+Run everything locally with `stafett up` (add --demo for a demo municipality), then look at it
+with `stafett status`, `stafett tail` and `stafett verify`. Every command that reads the streams
+connects to NATS_URL, or by default to the server `stafett up` runs (port STAFETT_NATS_PORT,
+default 14222)."""
+
+EPILOG = """\
+configuration: environment variables, or one file (stafett.toml in the current folder, or the
+file named by STAFETT_CONFIG); see docs/cli.md. Run `stafett COMMAND --help` for each command."""
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="stafett",
-        description="Stafett: coordinated early help for children at risk, on NATS JetStream.",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser(
+
+    up = commands.add_parser(
         "up",
         help="run the whole system locally (embedded NATS JetStream and every service)",
         description=(
             "Start a local nats-server with JetStream (data in STAFETT_DATA_DIR, default ./var; "
-            "port STAFETT_NATS_PORT, default 14222) and every service, until Ctrl-C."
+            "port STAFETT_NATS_PORT, default 14222) and every service (ports from "
+            "STAFETT_PORT_BASE + 1, default 8101), wait until all are ready, and keep them "
+            "running until Ctrl-C. A service that crashes is restarted. Starting again "
+            "continues on the same data."
         ),
     )
+    up.add_argument(
+        "--demo",
+        action="store_true",
+        help="load a demo municipality through the services' APIs (once per data folder)",
+    )
+
     token = commands.add_parser(
         "token",
         help="print a development bearer token that the local services accept",
@@ -55,7 +86,119 @@ def parser() -> argparse.ArgumentParser:
         default=480,
         help="how long the token is valid (default: 480, a working day)",
     )
+
+    tail = commands.add_parser(
+        "tail",
+        help="follow events live, one readable line each (or raw JSON)",
+        description=(
+            "Follow the events of every stream as they are stored, until Ctrl-C. Streams that "
+            "appear later are followed too."
+        ),
+        epilog=(
+            "Examples: stafett tail --type ConcernRaised --type Escalated;  "
+            "stafett tail --subject 'case.events.<case id>.*' --json"
+        ),
+    )
+    _nats_option(tail)
+    tail.add_argument(
+        "--subject",
+        default="*.events.>",
+        help="only subjects matching this NATS wildcard (default: every event, '*.events.>')",
+    )
+    tail.add_argument(
+        "--type",
+        action="append",
+        default=[],
+        dest="types",
+        metavar="TYPE",
+        help="only this event type, by name (ConcernRaised) or topic (case.ConcernRaised@1); "
+        "repeat for several",
+    )
+    tail.add_argument("--json", action="store_true", help="print each event as one JSON line")
+    tail.add_argument(
+        "--from-start", action="store_true", help="show the stored history first, then follow"
+    )
+    tail.add_argument("--count", type=_positive_int, help="stop after this many events")
+
+    replay = commands.add_parser(
+        "replay",
+        help="rebuild the read models from the streams, with progress and rate",
+        description=(
+            "Run the projection service's rebuild (python -m stafett_projection rebuild): drop "
+            "the read models and build them again from every stream, showing a progress bar and "
+            "the rate in events per second. Stop the projection service first if it runs."
+        ),
+    )
+    _nats_option(replay)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check the streams: contracts, versions, sequences, tracking; non-zero on a fault",
+        description=(
+            "Check every event stream: every event decodes against its contract; each "
+            "aggregate's versions are 1, 2, 3, ... with none missing; every sequence is present "
+            "or explained by the stream (deleted or purged); every tracking position points to "
+            "an event that exists. Prints a summary; exit status 1 if anything is wrong."
+        ),
+    )
+    _nats_option(verify)
+    verify.add_argument(
+        "--stream", action="append", default=[], help="only this stream (repeat for several)"
+    )
+
+    export = commands.add_parser(
+        "export",
+        help="one case's history as JSON lines, or its archive document",
+        description=(
+            "Write one case's history: by default as JSON lines read directly from the streams "
+            "(the case's own events, and its consents, meetings, notifications and accesses), "
+            "with --archive as the readable relay log the projection renders for the archive."
+        ),
+    )
+    _nats_option(export)
+    export.add_argument("case_id", type=UUID, help="the case's id")
+    export.add_argument("--output", "-o", help="write to this file instead of standard output")
+    export.add_argument(
+        "--archive",
+        action="store_true",
+        help="the archive document from the projection's query API (STAFETT_PROJECTION_URL)",
+    )
+    export.add_argument(
+        "--purpose",
+        default="archive",
+        help="why you read the case; recorded in its access log (default: archive)",
+    )
+
+    status = commands.add_parser(
+        "status",
+        help="streams, message counts, consumers and their lag",
+        description=(
+            "Show every stream with its message count and sequences, every consumer with how "
+            "many messages it has yet to take (its lag), and how far each service has "
+            "processed the streams it follows."
+        ),
+    )
+    _nats_option(status)
+
+    docs = commands.add_parser(
+        "docs",
+        help="write the AsyncAPI and OpenAPI documents under docs/",
+        description=(
+            "Write docs/asyncapi.json (every stream, subject and event schema, from contracts/) "
+            "and docs/openapi/<service>.json (from `python -m stafett_<service> openapi`)."
+        ),
+    )
+    docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
+    docs.add_argument("--dir", help="the docs folder (default: docs/ of this checkout)")
     return root
+
+
+def _nats_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--nats",
+        default=default_nats_url(),
+        help="the NATS server (default: NATS_URL, or the one `stafett up` runs: %(default)s)",
+    )
 
 
 def _positive_int(value: str) -> int:
@@ -66,17 +209,121 @@ def _positive_int(value: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 130
+    except CommandError as error:
+        print(f"stafett {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+class CommandError(RuntimeError):
+    pass
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
-        return platform.up()
+        return platform.up(demo=args.demo)
     if args.command == "token":
         ttl = timedelta(minutes=args.ttl_minutes)
         try:
             print(development_token(args.person, args.role, args.service, ttl))
         except TokenError as error:
-            print(f"stafett token: error: {error}", file=sys.stderr)
-            return 2
+            raise CommandError(str(error)) from error
         return 0
+    if args.command == "tail":
+        return _tail(args)
+    if args.command == "docs":
+        from stafett_cli.docs import docs
+
+        return docs(check=args.check, folder=args.dir)
+    if args.command == "replay":
+        return _replay(args)
+    return _with_store(args)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from stafett_cli.tail import Filter, Tail
+
+    err = Console(stderr=True)
+    tail = Tail(
+        args.nats,
+        Filter(subject=args.subject, types=frozenset(args.types)),
+        raw_json=args.json,
+        from_start=args.from_start,
+        count=args.count,
+    )
+    try:
+        asyncio.run(tail.run(lambda line: err.print(line, style="dim", highlight=False)))
+    except OSError as error:
+        raise CommandError(f"cannot reach NATS at {args.nats}: {error}") from error
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from stafett_cli.replay import ReplayError, replay
+
+    console = Console(stderr=True)
+    try:
+        total = _count_events(args.nats)
+        return replay(console, total, environ={**os.environ, "NATS_URL": args.nats})
+    except ReplayError as error:
+        raise CommandError(str(error)) from error
+
+
+def _count_events(url: str) -> int:
+    with _open_store(url) as store:
+        return sum(info.state.messages for info in store.event_streams())
+
+
+def _open_store(url: str) -> Store:
+    try:
+        return Store(url)
+    except OperationalError as error:
+        raise CommandError(
+            f"cannot reach NATS at {url}: is `stafett up` running? (or set NATS_URL / --nats)"
+        ) from error
+
+
+def _with_store(args: argparse.Namespace) -> int:
+    from stafett_cli.export import ArchiveError, archive_document, case_history
+    from stafett_cli.status import print_status
+    from stafett_cli.verify import print_verification, verify
+
+    if args.command == "export" and args.archive:
+        base = os.environ.get("STAFETT_PROJECTION_URL") or (
+            platform.PlatformConfig.from_env().service_url(platform.QUERY_SERVICE)
+        )
+        auditor = development_token("stafett-cli", "auditor", None, timedelta(minutes=10))
+        try:
+            _write(args.output, archive_document(base, args.case_id, auditor, args.purpose))
+        except ArchiveError as error:
+            raise CommandError(str(error)) from error
+        return 0
+    with _open_store(args.nats) as store:
+        if args.command == "status":
+            print_status(store, Console())
+            return 0
+        if args.command == "verify":
+            result = verify(store, set(args.stream) or None)
+            print_verification(result, Console())
+            return 0 if result.sound else 1
+        if args.command == "export":
+            lines = case_history(store, args.case_id)
+            if not lines:
+                raise CommandError(f"no events of case {args.case_id} in any stream")
+            _write(args.output, "".join(line.json() + "\n" for line in lines))
+            return 0
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _write(output: str | None, text: str) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w") as file:
+            file.write(text)
 
 
 if __name__ == "__main__":

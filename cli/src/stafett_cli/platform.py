@@ -1,11 +1,16 @@
 """The embedded platform: a local nats-server and every service, as separate processes.
 
 Data lives in one folder (default `./var`): the JetStream store under `nats/`, logs under `logs/`.
-Starting again continues on the same data. A service that exits unexpectedly is started again.
+Starting again continues on the same data. A service that exits unexpectedly is started again,
+after a pause that doubles with each crash in a row (1 s up to 30 s), and the screen says so.
+
+Every child process is asked by the kernel to stop (SIGTERM) when `stafett up` itself dies, even
+by SIGKILL (Linux `PR_SET_PDEATHSIG`), so no service or nats-server is left behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import signal
@@ -14,15 +19,24 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from stafett_runtime.natsserver import NatsServer, NatsServerError, port_is_free
 
 # The services in start order; each listens on STAFETT_PORT_BASE + its position (8101, 8102, ...).
 SERVICES = ["consent", "case", "meeting", "notify", "projection"]
-RESTART_DELAY = 1.0
+QUERY_SERVICE = "projection"  # the one that serves queries (read models)
+FIRST_RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 30.0
+STABLE_AFTER = 30.0  # a service that ran this long before it died starts a fresh backoff
+CONFIG_FILE = "stafett.toml"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class PlatformError(RuntimeError):
@@ -31,22 +45,59 @@ class PlatformError(RuntimeError):
 
 @dataclass(frozen=True)
 class PlatformConfig:
+    """Where the platform keeps its data and listens; from the environment, then stafett.toml.
+
+    The file is STAFETT_CONFIG, or stafett.toml in the current folder if there is one. Its keys
+    are the variables' names in lower case without the prefix (`data_dir`, `nats_port`,
+    `port_base`, `ready_timeout`), and an `[env]` table passed on to every service (for example
+    `STAFETT_LOG_LEVEL = "DEBUG"`). A variable set in the environment wins over the file.
+    """
+
     data_dir: Path
     nats_host: str = "127.0.0.1"
     nats_port: int = 14222  # not 4222, which a system NATS may already use
     port_base: int = 8100
+    ready_timeout: float = 60.0
+    service_env: Mapping[str, str] = field(default_factory=dict)
+    source: Path | None = None  # the configuration file read, if any
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> PlatformConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformConfig:
         env = os.environ if environ is None else environ
+        source, file = _read_config_file(env)
+        settings = {f"STAFETT_{key.upper()}": str(value) for key, value in file.items()}
+        settings.pop("STAFETT_ENV", None)
+        settings.update({k: v for k, v in env.items() if k.startswith("STAFETT_") and v})
+        extra = file.get("env", {})
+        if not isinstance(extra, dict):
+            raise PlatformError(f"{source}: [env] must be a table of variables")
         return cls(
-            data_dir=Path(env.get("STAFETT_DATA_DIR", "var")).resolve(),
-            nats_port=_port(env, "STAFETT_NATS_PORT", "14222"),
-            port_base=_port(env, "STAFETT_PORT_BASE", "8100", room=len(SERVICES)),
+            data_dir=Path(settings.get("STAFETT_DATA_DIR", "var")).resolve(),
+            nats_port=_port(settings, "STAFETT_NATS_PORT", "14222"),
+            port_base=_port(settings, "STAFETT_PORT_BASE", "8100", room=len(SERVICES)),
+            ready_timeout=_seconds(settings, "STAFETT_READY_TIMEOUT", "60"),
+            service_env={str(k): str(v) for k, v in extra.items()},
+            source=source,
         )
 
     def service_port(self, name: str) -> int:
         return self.port_base + SERVICES.index(name) + 1
+
+    def service_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.service_port(name)}"
+
+
+def _read_config_file(env: Mapping[str, str]) -> tuple[Path | None, dict[str, Any]]:
+    named = env.get("STAFETT_CONFIG")
+    path = Path(named) if named else Path(CONFIG_FILE)
+    if not path.exists():
+        if named:
+            raise PlatformError(f"STAFETT_CONFIG={named!r}: no such file")
+        return None, {}
+    try:
+        return path.resolve(), tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise PlatformError(f"cannot read {path}: {error}") from error
 
 
 def _port(env: Mapping[str, str], name: str, default: str, room: int = 0) -> int:
@@ -56,6 +107,23 @@ def _port(env: Mapping[str, str], name: str, default: str, room: int = 0) -> int
     return int(value)
 
 
+def _seconds(env: Mapping[str, str], name: str, default: str) -> float:
+    value = env.get(name, default)
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1
+    if seconds <= 0:
+        raise PlatformError(f"{name}={value!r} is not a positive number of seconds")
+    return seconds
+
+
+def die_with_parent() -> None:
+    """Run in the child before exec: the kernel sends SIGTERM when the parent thread dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 @dataclass
 class ServiceProcess:
     """One service, run as `python -m stafett_<name>`, restarted when it dies."""
@@ -63,12 +131,21 @@ class ServiceProcess:
     name: str
     env: dict[str, str]
     log_file: Path
+    url: str
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     restarts: int = 0
+    crashes_in_a_row: int = 0
+    started_at: float = 0.0
+    restart_at: float | None = None  # when a crashed service is due to start again
+    awaiting_ready: bool = False
 
     @staticmethod
     def is_runnable(name: str) -> bool:
         return importlib.util.find_spec(f"stafett_{name}.__main__") is not None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
 
     def start(self) -> None:
         with open(self.log_file, "ab") as log:
@@ -78,36 +155,63 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches the platform, which stops us in order
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        self.awaiting_ready = True
+
+    def exited(self) -> int | None:
+        """The exit code if the process has ended (and is not already due to restart)."""
+        if self.process is None or self.restart_at is not None:
+            return None
+        return self.process.poll()
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
 
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
 
 class Platform:
-    def __init__(self, config: PlatformConfig) -> None:
+    def __init__(self, config: PlatformConfig, say: Callable[[str], None] = print) -> None:
         self.config = config
+        self.say = say
         self.logs = config.data_dir / "logs"
         self.nats = NatsServer(
             store_dir=config.data_dir / "nats",
             host=config.nats_host,
             port=config.nats_port,
             log_file=self.logs / "nats-server.log",
+            preexec=die_with_parent if sys.platform == "linux" else None,
         )
         self.services: list[ServiceProcess] = []
         self._stopping = threading.Event()
 
+    @property
+    def runnable(self) -> list[str]:
+        return [name for name in SERVICES if ServiceProcess.is_runnable(name)]
+
     def start(self) -> None:
         self._check_data_dir()
-        runnable = [name for name in SERVICES if ServiceProcess.is_runnable(name)]
         self._check_port(self.config.nats_port, "STAFETT_NATS_PORT")
-        for name in runnable:
+        for name in self.runnable:
             self._check_port(self.config.service_port(name), "STAFETT_PORT_BASE")
         try:
             self.nats.start()
@@ -115,14 +219,43 @@ class Platform:
             raise PlatformError(str(error)) from error
         env = {
             **os.environ,
+            **self.config.service_env,
             "NATS_URL": self.nats.url,
             "STAFETT_DATA_DIR": str(self.config.data_dir),
         }
-        for name in runnable:
+        for name in self.runnable:
             service_env = {**env, "STAFETT_HTTP_PORT": str(self.config.service_port(name))}
-            service = ServiceProcess(name, service_env, self.logs / f"{name}.log")
+            service = ServiceProcess(
+                name, service_env, self.logs / f"{name}.log", self.config.service_url(name)
+            )
             service.start()
             self.services.append(service)
+        self._wait_until_ready()
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.config.ready_timeout
+        waiting = list(self.services)
+        while waiting:
+            if self._stopping.is_set():
+                raise PlatformError("stopped while starting")
+            for service in list(waiting):
+                code = service.process.poll() if service.process else None
+                if code is not None:
+                    raise PlatformError(
+                        f"{service.name} exited with {code} while starting; "
+                        f"the end of {service.log_file}:\n{service.log_tail()}"
+                    )
+                if service.ready():
+                    service.awaiting_ready = False
+                    waiting.remove(service)
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(s.name for s in waiting)
+                raise PlatformError(
+                    f"not ready within {self.config.ready_timeout:g} s: {names} "
+                    f"(see {self.logs}; more time with STAFETT_READY_TIMEOUT)"
+                )
+            if waiting:
+                self._stopping.wait(0.2)
 
     def _check_port(self, port: int, setting: str) -> None:
         if not port_is_free(self.config.nats_host, port):
@@ -142,35 +275,69 @@ class Platform:
             ) from error
 
     def screen(self) -> str:
-        running = {s.name for s in self.services}
+        running = {s.name: s for s in self.services}
+        query = (
+            f"{self.config.service_url(QUERY_SERVICE)}"
+            if QUERY_SERVICE in running
+            else "not built yet (the projection service)"
+        )
         lines = [
             "Stafett is running (embedded).",
             "",
             f"  NATS JetStream  {self.nats.url}",
             f"  event store     {self.nats.store_dir / 'jetstream'} (fsync before every ack)",
-            f"  logs            {self.logs}",
-            "",
-            "  services:",
+            f"  query API       {query}",
+            f"  logs            {self.logs}  (one file per service, JSON lines)",
         ]
+        if self.config.source is not None:
+            lines.append(f"  configuration   {self.config.source}")
+        lines += ["", "  services        API docs (OpenAPI)"]
         for name in SERVICES:
-            url = f"http://127.0.0.1:{self.config.service_port(name)}/schema"
-            state = f"API docs {url}" if name in running else "not built yet"
-            lines.append(f"    {name:<12} {state}")
-        lines += ["", "Press Ctrl-C to stop. Starting again continues on the same data."]
+            service = running.get(name)
+            if service is None:
+                lines.append(f"    {name:<12}  not built yet")
+            else:
+                lines.append(f"    {name:<12}  {service.url}/schema  (pid {service.pid})")
+        lines += [
+            "",
+            "  try it          stafett token --person p-1 --role employee --service skole-lia",
+            "                  stafett tail     stafett status     stafett verify",
+            "",
+            f"Press Ctrl-C to stop (or kill {os.getpid()}). "
+            "Starting again continues on the same data.",
+        ]
         return "\n".join(lines)
 
     def supervise(self) -> None:
-        """Wait until asked to stop; start again any service that died."""
+        """Wait until asked to stop; start again, with backoff, any service that died."""
         while not self._stopping.wait(0.5):
             if not self.nats.running:
                 raise PlatformError(f"nats-server stopped; see {self.nats.log_file}")
+            now = time.monotonic()
             for service in self.services:
-                if service.process is not None and service.process.poll() is not None:
-                    code = service.process.returncode
-                    print(f"{service.name} exited with {code}; starting it again", flush=True)
-                    time.sleep(RESTART_DELAY)
-                    service.restarts += 1
-                    service.start()
+                self._look_after(service, now)
+
+    def _look_after(self, service: ServiceProcess, now: float) -> None:
+        code = service.exited()
+        if code is not None:
+            ran = now - service.started_at
+            service.crashes_in_a_row = 1 if ran >= STABLE_AFTER else service.crashes_in_a_row + 1
+            delay = min(
+                FIRST_RESTART_DELAY * 2 ** (service.crashes_in_a_row - 1), MAX_RESTART_DELAY
+            )
+            service.restart_at = now + delay
+            self.say(
+                f"{service.name} exited with code {code}; restarting it in {delay:g} s "
+                f"(see {service.log_file})"
+            )
+        elif service.restart_at is not None and now >= service.restart_at:
+            service.restarts += 1
+            service.start()
+            self.say(f"{service.name} restarted (pid {service.pid}, restart {service.restarts})")
+        elif service.awaiting_ready and service.restart_at is None and service.ready():
+            service.awaiting_ready = False
+            if service.restarts:
+                self.say(f"{service.name} is ready again")
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -181,18 +348,27 @@ class Platform:
         self.nats.stop()
 
 
-def up() -> int:
+def up(demo: bool = False) -> int:
     """Run the platform in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
     try:
-        platform = Platform(PlatformConfig.from_env())
-        platform.start()
+        platform = Platform(PlatformConfig.from_env(), say=lambda line: print(line, flush=True))
     except PlatformError as error:
         print(f"stafett: cannot start: {error}", file=sys.stderr)
         return 1
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: platform.request_stop())
-    print(platform.screen(), flush=True)
     try:
+        print("starting nats-server and the services...", flush=True)
+        platform.start()
+        if demo:
+            from stafett_cli.demo import DemoError, load_demo
+
+            try:
+                load_demo(platform, say=lambda line: print(line, flush=True))
+            except (DemoError, httpx.HTTPError) as error:
+                # The platform is still useful without the demo: say why, and keep running.
+                print(f"stafett: the demo could not be loaded: {error}", file=sys.stderr)
+        print(platform.screen(), flush=True)
         platform.supervise()
     except PlatformError as error:
         print(f"stafett: {error}", file=sys.stderr)

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sysconfig
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,7 @@ class NatsServer:
     sync_always: bool = True
     extra_config: str = ""
     log_file: Path | None = None
+    preexec: Callable[[], None] | None = None  # run in the child before exec (stafett up's hook)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -101,6 +103,7 @@ class NatsServer:
             stdout=log,
             stderr=log,
             start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not the server's
+            preexec_fn=self.preexec,
         )
         # In its own session the server outlives a parent that dies without stopping it.
         atexit.register(self.stop)

@@ -1,5 +1,10 @@
-"""`python -m stafett_case` runs the case service."""
+"""`python -m stafett_case` runs the case service; `... openapi` prints its OpenAPI document."""
 
-from stafett_case.main import main
+import sys
 
-main()
+from stafett_case.main import main, openapi
+
+if sys.argv[1:] == ["openapi"]:
+    sys.stdout.write(openapi())
+else:
+    main()

@@ -1,5 +1,10 @@
-"""`python -m stafett_consent` runs the consent service."""
+"""`python -m stafett_consent` runs the consent service; `... openapi` prints its OpenAPI."""
 
-from stafett_consent.main import main
+import sys
 
-main()
+from stafett_consent.main import main, openapi
+
+if sys.argv[1:] == ["openapi"]:
+    sys.stdout.write(openapi())
+else:
+    main()

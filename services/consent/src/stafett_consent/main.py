@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import cast
+
 import structlog
 
 from stafett_consent.api import create_app
@@ -36,3 +39,13 @@ def main() -> None:
         on_shutdown=[timer.stop, close],
     )
     serve(app, settings)
+
+
+def openapi() -> str:
+    """The OpenAPI document, made without connecting (`python -m stafett_consent openapi`).
+
+    The handlers are never called, so the application is a stand-in; the verifier names a JWKS
+    URL that is never fetched.
+    """
+    app = create_app(cast(Consents, None), TokenVerifier("https://identity.invalid/jwks.json"))
+    return json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,486 @@
+"""`stafett up --demo`: a small municipality, made through the services' own HTTP APIs.
+
+Nothing here writes an event: every step is a request an integrator could send, with a bearer
+token for the person who acts, so the services apply every rule as they would to anyone.
+
+The municipality: two kindergartens, two schools, a health clinic; the helper services PPT, child
+welfare (barnevern) and BUP; people in every role; six cases, from a worry at level 0 to a
+responsibility group at level 3, one closed, one reported to child welfare.
+
+The demo is loaded once per data folder: `<data>/demo-loaded` records that it was, so starting
+again with --demo continues on the same data instead of adding the cases twice.
+
+Steps are data (`STEPS`): who acts, on which service, which path, which body. In bodies and
+paths, `{case}` and `{child}` are the step's case and its child, `{measure:<name>}` a measure id
+of that case, `{date:+<days>}` a date relative to today, `{now}` the current time, `{sha256}` a
+document hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+import httpx
+
+from stafett_cli.token import development_token
+
+if TYPE_CHECKING:
+    from stafett_cli.platform import Platform
+
+MARKER = "demo-loaded"
+CONSENT_NOTED_WITHIN = 30.0  # seconds for the case service to learn a consent from its stream
+
+UNITS = {
+    "barnehage-solsikke": "Solsikken kindergarten",
+    "barnehage-lia": "Lia kindergarten",
+    "skole-lia": "Lia school",
+    "skole-fjell": "Fjell school",
+    "helsestasjon-sentrum": "Sentrum health clinic",
+}
+HELPER_SERVICES = {
+    "ppt": "educational-psychological service (PPT)",
+    "barnevern": "child welfare",
+    "bup": "child and adolescent psychiatry (BUP)",
+}
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    role: str
+    service: str | None
+    title: str
+
+
+PEOPLE = {
+    p.id: p
+    for p in (
+        Person("styrer-solsikke", "unit_leader", "barnehage-solsikke", "kindergarten head"),
+        Person("ped-solsikke", "employee", "barnehage-solsikke", "pedagogical leader"),
+        Person("styrer-lia", "unit_leader", "barnehage-lia", "kindergarten head"),
+        Person("ped-lia", "employee", "barnehage-lia", "pedagogical leader"),
+        Person("rektor-lia", "unit_leader", "skole-lia", "headteacher"),
+        Person("laerer-lia", "employee", "skole-lia", "class teacher"),
+        Person("rektor-fjell", "unit_leader", "skole-fjell", "headteacher"),
+        Person("laerer-fjell", "employee", "skole-fjell", "class teacher"),
+        Person("leder-helsestasjon", "unit_leader", "helsestasjon-sentrum", "clinic head"),
+        Person("helsesykepleier", "employee", "helsestasjon-sentrum", "public health nurse"),
+        Person("ppt-radgiver", "employee", "ppt", "PPT adviser"),
+        Person("barnevern-saksbehandler", "employee", "barnevern", "child welfare officer"),
+        Person("bup-psykolog", "employee", "bup", "psychologist"),
+        Person("koordinator-fjell", "employee", "skole-fjell", "coordinator"),
+        Person("mor-emma", "guardian", None, "Emma's mother"),
+        Person("mor-noah", "guardian", None, "Noah's mother"),
+        Person("far-sara", "guardian", None, "Sara's father"),
+        Person("mor-jonas", "guardian", None, "Jonas's mother"),
+        Person("far-ella", "guardian", None, "Ella's father"),
+        Person("jonas", "child", None, "Jonas, 15"),
+        Person("tilsyn-1", "auditor", None, "county supervisor"),
+        Person("admin-kommune", "administrator", None, "municipal administrator"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One request: `actor` sends `body` to `path` on `service`, as part of demo case `case`."""
+
+    case: str
+    actor: str
+    service: str
+    path: str
+    body: Mapping[str, Any] = field(default_factory=dict)
+    wait_for_consents: int = 0  # then wait until the case service has noted this many consents
+
+
+def _consent(case: str, guardian: str, services: list[str], purposes: list[str]) -> Step:
+    body = {
+        "case_id": "{case}",
+        "child_id": "{child}",
+        "given_by": {"kind": "guardian", "person": guardian},
+        "services": services,
+        "purposes": purposes,
+        "valid_from": "{now}",
+        "evidence": {
+            "form": "written",
+            "document_ref": f"arkiv/{case}",
+            "document_sha256": "{sha256}",
+        },
+    }
+    return Step(case, guardian, "consent", "/consents", body, wait_for_consents=1)
+
+
+def _raise(case: str, actor: str, concern: str) -> Step:
+    return Step(case, actor, "case", "/cases", {"child_id": "{child}", "concern": concern})
+
+
+def _do(case: str, actor: str, command: str, body: Mapping[str, Any] | None = None) -> Step:
+    return Step(case, actor, "case", f"/cases/{{case}}/{command}", body or {})
+
+
+STEPS: list[Step] = [
+    # Emma, Solsikken kindergarten: a worry at level 0, shared and talked over.
+    _raise("emma", "ped-solsikke", "Trekker seg unna i lek over flere uker."),
+    _do("emma", "ped-solsikke", "share-concern", {"shared_with": "styrer-solsikke"}),
+    _do(
+        "emma",
+        "ped-solsikke",
+        "record-wondering-conversation",
+        {
+            "held_on": "{date:+0}",
+            "with_guardians": True,
+            "with_child": False,
+            "summary": "Foreldrene kjenner seg igjen; vi følger med sammen.",
+        },
+    ),
+    _do("emma", "ped-solsikke", "note-bright-spot", {"note": "Lekte lenge med Ida i dag."}),
+    # Noah, Lia school: consent, level 1, a measure planned and evaluated.
+    _raise("noah", "laerer-lia", "Mye fravær og uro i timene."),
+    _consent("noah", "mor-noah", ["skole-lia", "ppt"], ["cooperation"]),
+    _do(
+        "noah",
+        "rektor-lia",
+        "appoint-baton-holder",
+        {"holder": "laerer-lia", "service": "skole-lia"},
+    ),
+    _do(
+        "noah",
+        "laerer-lia",
+        "escalate",
+        {"to_level": 1, "reason": "Tiltak i skolen", "participants": ["mor-noah"]},
+    ),
+    _do(
+        "noah",
+        "laerer-lia",
+        "define-problem",
+        {"description": "Uro etter storefri.", "with_guardians": True},
+    ),
+    _do(
+        "noah",
+        "laerer-lia",
+        "plan-measure",
+        {
+            "measure_id": "{measure:pause}",
+            "description": "Fast pause med kontaktlærer etter storefri.",
+            "responsible": "laerer-lia",
+            "service": "skole-lia",
+            "evaluation_date": "{date:+42}",
+        },
+    ),
+    _do(
+        "noah",
+        "laerer-lia",
+        "evaluate-measure",
+        {
+            "measure_id": "{measure:pause}",
+            "outcome": "partly",
+            "notes": "Roligere de fleste dager.",
+        },
+    ),
+    # Sara, Lia kindergarten: referred to PPT, level 2, PPT holds the baton.
+    _raise("sara", "ped-lia", "Lite språk for alderen; strever med å bli forstått."),
+    _consent(
+        "sara",
+        "far-sara",
+        ["barnehage-lia", "ppt", "helsestasjon-sentrum"],
+        ["cooperation", "referral"],
+    ),
+    _do(
+        "sara",
+        "styrer-lia",
+        "appoint-baton-holder",
+        {"holder": "ped-lia", "service": "barnehage-lia"},
+    ),
+    _do("sara", "ped-lia", "escalate", {"to_level": 1, "reason": "Språktiltak i barnehagen"}),
+    _do(
+        "sara",
+        "ped-lia",
+        "plan-measure",
+        {
+            "measure_id": "{measure:sprak}",
+            "description": "Språkgruppe to ganger i uka.",
+            "responsible": "ped-lia",
+            "service": "barnehage-lia",
+            "evaluation_date": "{date:+28}",
+        },
+    ),
+    _do("sara", "ped-lia", "send-referral", {"to_service": "ppt", "purpose": "Utredning av språk"}),
+    _do("sara", "ppt-radgiver", "join-agency", {"service": "ppt"}),
+    _do(
+        "sara",
+        "ped-lia",
+        "escalate",
+        {"to_level": 2, "reason": "Trenger PPT", "participants": ["far-sara"]},
+    ),
+    _do("sara", "ped-lia", "offer-baton", {"to_person": "ppt-radgiver", "to_service": "ppt"}),
+    _do("sara", "ppt-radgiver", "accept-baton"),
+    # Jonas, Fjell school: BUP and PPT, a coordinator, level 3 with a responsibility group.
+    _raise("jonas", "laerer-fjell", "Langvarig skolevegring og tegn på angst."),
+    _consent("jonas", "mor-jonas", ["skole-fjell", "ppt", "bup"], ["cooperation", "referral"]),
+    _do(
+        "jonas",
+        "rektor-fjell",
+        "appoint-baton-holder",
+        {"holder": "laerer-fjell", "service": "skole-fjell"},
+    ),
+    _do("jonas", "laerer-fjell", "escalate", {"to_level": 1, "reason": "Tilrettelegging i skolen"}),
+    _do(
+        "jonas",
+        "laerer-fjell",
+        "record-child-view",
+        {"view": "Vil gå på skolen, men orker ikke morgenen."},
+    ),
+    _do(
+        "jonas",
+        "laerer-fjell",
+        "send-referral",
+        {"to_service": "bup", "purpose": "Vurdering av angst"},
+    ),
+    _do("jonas", "bup-psykolog", "join-agency", {"service": "bup"}),
+    _do(
+        "jonas",
+        "laerer-fjell",
+        "send-referral",
+        {"to_service": "ppt", "purpose": "Tilrettelagt opplæring"},
+    ),
+    _do("jonas", "ppt-radgiver", "join-agency", {"service": "ppt"}),
+    _do(
+        "jonas",
+        "rektor-fjell",
+        "assign-coordinator",
+        {"coordinator": "koordinator-fjell", "service": "skole-fjell"},
+    ),
+    _do(
+        "jonas",
+        "koordinator-fjell",
+        "escalate",
+        {
+            "to_level": 3,
+            "reason": "Sammensatt og langvarig behov",
+            "participants": ["mor-jonas", "jonas"],
+        },
+    ),
+    _do(
+        "jonas",
+        "koordinator-fjell",
+        "form-responsibility-group",
+        {
+            "members": [
+                {"person": "mor-jonas"},
+                {"person": "laerer-fjell", "service": "skole-fjell", "task": "Tilrettelegging"},
+                {"person": "bup-psykolog", "service": "bup", "task": "Behandling"},
+                {"person": "ppt-radgiver", "service": "ppt"},
+            ]
+        },
+    ),
+    _do("jonas", "koordinator-fjell", "request-individual-plan", {"requested_by_guardian": True}),
+    # Liam, the health clinic: a report to child welfare, which needs no consent (rule 4).
+    _raise("liam", "helsesykepleier", "Blåmerker på armene ved flere kontroller."),
+    _do(
+        "liam",
+        "helsesykepleier",
+        "file-child-welfare-report",
+        {"legal_basis": "barnevernsloven § 13-2", "grounds": "Gjentatte skader uten forklaring."},
+    ),
+    # Ella, Lia school: helped at level 1, the measure worked, the case closed (exit A).
+    _raise("ella", "laerer-lia", "Lei seg og isolert etter flytting."),
+    _consent("ella", "far-ella", ["skole-lia"], ["cooperation"]),
+    _do(
+        "ella",
+        "rektor-lia",
+        "appoint-baton-holder",
+        {"holder": "laerer-lia", "service": "skole-lia"},
+    ),
+    _do("ella", "laerer-lia", "escalate", {"to_level": 1, "reason": "Tiltak i klassen"}),
+    _do(
+        "ella",
+        "laerer-lia",
+        "plan-measure",
+        {
+            "measure_id": "{measure:fadder}",
+            "description": "Fadder i klassen og faste lekegrupper.",
+            "responsible": "laerer-lia",
+            "service": "skole-lia",
+            "evaluation_date": "{date:+21}",
+        },
+    ),
+    _do(
+        "ella",
+        "laerer-lia",
+        "evaluate-measure",
+        {"measure_id": "{measure:fadder}", "outcome": "worked", "notes": "Har fått venner."},
+    ),
+    _do(
+        "ella", "laerer-lia", "end-measure", {"measure_id": "{measure:fadder}", "reason": "Virket"}
+    ),
+    _do(
+        "ella",
+        "rektor-lia",
+        "close-case",
+        {"reason": "Ingen uro lenger", "participants": ["far-ella"]},
+    ),
+]
+
+
+def meeting_steps() -> list[Step]:
+    """Meetings of the demo cases, through the meeting service's API.
+
+    Empty until the meeting service is merged: the lead adds its steps here (a responsibility
+    group meeting for jonas with a decision, an interdisciplinary meeting for sara, feedback
+    from a guardian), so `--demo` also shows meetings, decisions and notifications.
+    """
+    return []
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+@dataclass
+class DemoCase:
+    key: str
+    child: UUID
+    id: UUID | None = None
+    consents: int = 0
+
+
+class Demo:
+    """Sends the steps, remembering each demo case's id (made by the case service)."""
+
+    def __init__(self, urls: Mapping[str, str], environ: Mapping[str, str]) -> None:
+        self.urls = urls
+        self.environ = environ
+        self.http = httpx.Client(timeout=30)
+        self.cases: dict[str, DemoCase] = {}
+        self._tokens: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def token(self, person: str) -> str:
+        if person not in self._tokens:
+            p = PEOPLE[person]
+            self._tokens[person] = development_token(
+                p.id, p.role, p.service, timedelta(hours=1), self.environ
+            )
+        return self._tokens[person]
+
+    def run(self, step: Step) -> None:
+        case = self.cases.setdefault(step.case, DemoCase(step.case, uuid4()))
+        path = self._fill(step.path, case)
+        body = json.loads(self._fill(json.dumps(step.body, ensure_ascii=False), case))
+        url = f"{self.urls[step.service]}{path}"
+        headers = {"Authorization": f"Bearer {self.token(step.actor)}"}
+        answer = self.http.post(url, json=body, headers=headers)
+        if answer.status_code not in (200, 201):
+            raise DemoError(
+                f"{step.case}: POST {path} as {step.actor} answered {answer.status_code}: "
+                f"{answer.text[:300]}"
+            )
+        if step.path == "/cases":
+            case.id = UUID(answer.json()["id"])
+        if step.wait_for_consents:
+            case.consents += step.wait_for_consents
+            self._wait_for_consents(case, step)
+
+    def _wait_for_consents(self, case: DemoCase, step: Step) -> None:
+        """The case learns a consent from the CONSENT stream, a moment after it is given."""
+        unit_leader = next(
+            p.id
+            for p in PEOPLE.values()
+            if p.role == "unit_leader" and p.service == step.body["services"][0]
+        )
+        deadline = time.monotonic() + CONSENT_NOTED_WITHIN
+        while time.monotonic() < deadline:
+            answer = self.http.get(
+                f"{self.urls['case']}/cases/{case.id}",
+                headers={"Authorization": f"Bearer {self.token(unit_leader)}"},
+            )
+            if (
+                answer.status_code == 200
+                and len(answer.json()["case"]["consents"]) >= case.consents
+            ):
+                return
+            time.sleep(0.1)
+        raise DemoError(f"{case.key}: the case service did not note the consent within 30 s")
+
+    def _fill(self, text: str, case: DemoCase) -> str:
+        today = datetime.now(UTC)
+
+        def value(match: re.Match[str]) -> str:
+            name, _, argument = match.group(1).partition(":")
+            if name == "case":
+                if case.id is None:
+                    raise DemoError(f"{case.key}: a step before its concern is raised")
+                return str(case.id)
+            if name == "child":
+                return str(case.child)
+            if name == "measure":
+                return str(uuid5(NAMESPACE_URL, f"stafett-demo:{case.child}:{argument}"))
+            if name == "date":
+                return (today + timedelta(days=int(argument))).date().isoformat()
+            if name == "now":
+                return today.isoformat()
+            if name == "sha256":
+                return hashlib.sha256(f"signed consent {case.key}".encode()).hexdigest()
+            return match.group(0)
+
+        return re.sub(r"\{([a-z0-9]+(?::[+a-z0-9-]+)?)\}", value, text)
+
+
+def load_demo(platform: Platform, say: Callable[[str], None]) -> None:
+    """Load the demo unless this data folder already has it; say what was made, and as whom."""
+    marker = platform.config.data_dir / MARKER
+    if marker.exists():
+        say(f"demo: already loaded ({marker}); continuing on the same data")
+        return
+    urls = {s.name: s.url for s in platform.services}
+    steps = [s for s in STEPS + meeting_steps() if s.service in urls]
+    skipped = len(STEPS) + len(meeting_steps()) - len(steps)
+    environ = {
+        **os.environ,
+        **platform.config.service_env,
+        "STAFETT_DATA_DIR": str(platform.config.data_dir),
+    }
+    demo = Demo(urls, environ)
+    try:
+        for number, step in enumerate(steps, 1):
+            demo.run(step)
+            if number % 10 == 0:
+                say(f"demo: {number}/{len(steps)} requests")
+    finally:
+        demo.close()
+    write_marker(marker, demo)
+    say(
+        f"demo: loaded {len(demo.cases)} cases with {len(steps)} requests"
+        + (f" ({skipped} skipped: their service is not built yet)" if skipped else "")
+    )
+    say(roster(demo))
+
+
+def write_marker(marker: Path, demo: Demo) -> None:
+    record = {
+        "loaded_at": datetime.now(UTC).isoformat(),
+        "cases": {key: str(case.id) for key, case in demo.cases.items()},
+    }
+    marker.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def roster(demo: Demo) -> str:
+    lines = ["demo cases:"]
+    for key, case in demo.cases.items():
+        lines.append(f"  {key:<6} {case.id}")
+    lines.append("demo people (get a token: stafett token --person ID --role ROLE [--service S]):")
+    for p in PEOPLE.values():
+        lines.append(f"  {p.id:<24} {p.role:<13} {p.service or '':<21} {p.title}")
+    return "\n".join(lines)

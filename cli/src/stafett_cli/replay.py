@@ -1,0 +1,95 @@
+"""`stafett replay`: rebuild the read models from the streams, with a progress bar and the rate.
+
+The rebuild itself belongs to the projection service (`python -m stafett_projection rebuild`);
+this runs it as a child process and shows its progress. The projection reports progress as
+lines of JSON on stdout, `{"done": <events>, "total": <events>}`; other lines are passed on.
+Without such lines the bar still counts against the number of events in the streams.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+PROJECTION = "stafett_projection"
+
+
+class ReplayError(RuntimeError):
+    pass
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} events/s")
+
+
+def rebuild_command() -> list[str]:
+    if importlib.util.find_spec(f"{PROJECTION}.__main__") is None:
+        raise ReplayError(
+            "the projection service is not installed, or cannot be run yet "
+            f"(no `python -m {PROJECTION}`): there are no read models to rebuild"
+        )
+    return [sys.executable, "-m", PROJECTION, "rebuild"]
+
+
+def replay(
+    console: Console,
+    total: int,
+    extra: Sequence[str] = (),
+    environ: Mapping[str, str] = os.environ,
+) -> int:
+    command = [*rebuild_command(), *extra]
+    columns = (
+        TextColumn("rebuilding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("rebuild", total=total or None)
+        process = subprocess.Popen(
+            command, env=dict(environ), stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            report = _progress(line)
+            if report is None:
+                progress.console.print(line.rstrip("\n"), highlight=False, markup=False)
+                continue
+            done, reported_total = report
+            progress.update(task, completed=done, total=reported_total or total or None)
+        code = process.wait()
+    if code != 0:
+        raise ReplayError(f"the rebuild failed (exit code {code}); see its output above")
+    return 0
+
+
+def _progress(line: str) -> tuple[int, int | None] | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        report = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(report, dict) or not isinstance(report.get("done"), int):
+        return None
+    total = report.get("total")
+    return report["done"], total if isinstance(total, int) else None
