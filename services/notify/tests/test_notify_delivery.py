@@ -433,3 +433,38 @@ def test_a_withdrawn_consent_tells_each_service_that_loses_access_by_signed_webh
             assert "Vi flytter" not in request.content.decode()
     finally:
         app.close()
+
+
+def test_a_bright_spot_tells_the_guardians_who_consented(
+    env: dict[str, str],
+    upstreams: Upstreams,
+    smtp: tuple[Mailbox, int],
+    envelope: Envelopes,
+) -> None:
+    mailbox, port = smtp
+    config = make_config(port, PEOPLE)
+    case_id, consent_id = uuid4(), uuid4()
+    raise_concern(upstreams, envelope, case_id)
+    upstreams.save(
+        k.ConsentGiven(
+            **envelope(consent_id, T0),
+            case_id=case_id,
+            child_id=uuid4(),
+            given_by=k.Party(kind="guardian", person=GUARDIAN),
+            services=(UNIT,),
+            purposes=(k.Purpose.COOPERATION,),
+            valid_from=T0,
+            valid_until=T0 + timedelta(days=365),
+            evidence=k.Evidence(form="oral", recorded_by=TEACHER),
+        ),
+        c.BrightSpotNoted(**envelope(case_id, T0), note=f"{CHILD_NAME} lo hele dagen"),
+    )
+    app = notifications(env, config, Clock(T0))
+    try:
+        run_policies(env, config)
+        app.deliver()
+        (told,) = mailbox.to(address(GUARDIAN))
+        assert "Something good was noted in a case" in told["Subject"]
+        assert_no_personal_data(mailbox.messages, upstreams.written)
+    finally:
+        app.close()

@@ -5,8 +5,8 @@
 | GET /notifications?case_id=... | the case's notifications, oldest first: whom, why, on which channel, status |
 | GET /notifications/{id} | one notification: requested, sending, retrying, sent or failed (with the error) |
 
-A unit leader, an administrator or an auditor sees every notification; anyone else sees only the
-notifications addressed to them (or to the service they act for). A notification never holds
+The leader of the case's unit, an administrator or an auditor sees every notification of a case;
+anyone else sees only those addressed to them (or to the service they act for). A notification never holds
 its message: only its reason, reference and link (DOMAIN.md rule 8).
 """  # noqa: E501 (a table reads best on one line per row)
 
@@ -30,7 +30,7 @@ from stafett_runtime.domain import NotAllowed
 from stafett_runtime.health import Readiness
 from stafett_runtime.service import call, http_app
 
-SEES_ALL = (Role.UNIT_LEADER, Role.ADMINISTRATOR, Role.AUDITOR, Role.SYSTEM)
+SEES_ALL = (Role.ADMINISTRATOR, Role.AUDITOR, Role.SYSTEM)
 
 
 class NotificationStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,8 +53,10 @@ def status_of(view: NotificationView) -> NotificationStatus:
     return NotificationStatus(**{f: getattr(view, f) for f in NotificationStatus.__struct_fields__})
 
 
-def may_see(actor: Actor, view: NotificationView) -> bool:
-    return actor.role in SEES_ALL or view.recipient in (actor.person, actor.service)
+def may_see(actor: Actor, view: NotificationView, unit: str | None) -> bool:
+    """Its recipient; the leader of the case's unit; those who oversee."""
+    leads = actor.role == Role.UNIT_LEADER and unit is not None and actor.service == unit
+    return leads or actor.role in SEES_ALL or view.recipient in (actor.person, actor.service)
 
 
 def create_app(
@@ -71,14 +73,15 @@ def create_app(
         case_id: FromQuery[UUID], request: Request[Actor, Any, Any]
     ) -> list[NotificationStatus]:
         views = await call(notifications.notifications_of, case_id)
-        return [status_of(v) for v in views if may_see(request.user, v)]
+        unit = notifications.unit_of(case_id)
+        return [status_of(v) for v in views if may_see(request.user, v, unit)]
 
     @get("/notifications/{notification_id:uuid}", summary="One notification and its status")
     async def one(
         notification_id: FromPath[UUID], request: Request[Actor, Any, Any]
     ) -> NotificationStatus:
         view = await call(notifications.notification, notification_id)
-        if not may_see(request.user, view):
+        if not may_see(request.user, view, notifications.unit_of(view.case_id)):
             raise NotAllowed("only its recipient and those who oversee may see a notification")
         return status_of(view)
 

@@ -95,7 +95,7 @@ def request_events(
                 n.CalendarInvitationPrepared(
                     **{**envelope, "event_id": uuid4(), "aggregate_version": 2},
                     meeting_id=invitation.meeting_id,
-                    method="CANCEL" if invitation.method == "CANCEL" else "REQUEST",
+                    method=invitation.method,
                     sequence=invitation.sequence,
                     starts_at=invitation.starts_at,
                     ends_at=invitation.ends_at,
@@ -171,6 +171,12 @@ class Notifications(ContractApplication):
             raise AggregateNotFoundError(f"notification {notification_id}")
         return view
 
+    def unit_of(self, case_id: UUID | None) -> str | None:
+        """The unit where the case's concern arose, as the CASE stream says."""
+        with self._lock:
+            case = self._watch.cases.get(case_id) if case_id else None
+        return case.unit if case else None
+
     # The timers.
 
     def tick(self, now: datetime | None = None) -> int:
@@ -204,14 +210,8 @@ class Notifications(ContractApplication):
             case_id=item.case_id,
             unit=item.unit,
             last_activity_at=item.last_activity_at,
-            stage="unit_leader" if item.stage == "unit_leader" else "baton_holder",
-            cause=(
-                "evaluation_overdue"
-                if item.cause == "evaluation_overdue"
-                else "action_item_overdue"
-                if item.cause == "action_item_overdue"
-                else "inactivity"
-            ),
+            stage=item.stage,
+            cause=item.cause,
         )
         if item.recipient is None:
             log.warning("follow-up break with nobody to tell", case_id=item.case_id)

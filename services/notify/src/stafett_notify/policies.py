@@ -58,6 +58,9 @@ class NotifyPolicy(ContractProcessApplication):
         self.config = config
         upstream_env = {**(env or {}), **CONTRACT_ENV}
         self._streams = {name: Upstream.named(name, upstream_env) for name in UPSTREAMS}
+        # The guardians who consented, by case: read on from the consent stream as needed.
+        self._guardians_of: dict[UUID, dict[str, None]] = {}
+        self._consents_read = 0
 
     def close(self) -> None:
         for upstream in self._streams.values():
@@ -123,23 +126,23 @@ class NotifyPolicy(ContractProcessApplication):
     def _guardians(self, case_id: UUID) -> tuple[str, ...]:
         """The guardians who gave consent for the case (each is a party to the case)."""
         consents = self._streams["consent"]
-        try:
-            given = consents.recorder.select_notifications(
-                1, 1_000_000, topics=[topic_of(k.ConsentGiven)]
-            )
-        except Exception as error:  # no consent stream yet: no guardians known yet
-            log.debug("consents not readable", reason=str(error))
-            return ()
-        guardians: dict[str, None] = {}
-        for notification in given:
-            event = consents.mapper.to_domain_event(notification)
-            if (
-                isinstance(event, k.ConsentGiven)
-                and event.case_id == case_id
-                and event.given_by.kind == "guardian"
-            ):
-                guardians[event.given_by.person] = None
-        return tuple(guardians)
+        topic = topic_of(k.ConsentGiven)
+        while True:
+            try:
+                page = consents.recorder.select_notifications(
+                    self._consents_read + 1, 500, topics=[topic]
+                )
+            except Exception as error:  # no consent stream yet: no guardians known yet
+                log.debug("consents not readable", reason=str(error))
+                break
+            for notification in page:
+                event = consents.mapper.to_domain_event(notification)
+                if isinstance(event, k.ConsentGiven) and event.given_by.kind == "guardian":
+                    self._guardians_of.setdefault(event.case_id, {})[event.given_by.person] = None
+                self._consents_read = notification.id
+            if len(page) < 500:
+                break
+        return tuple(self._guardians_of.get(case_id, {}))
 
     def _scheduled(self, cause: Event, reminder: Reminder) -> n.ReminderScheduled:
         case_id = cause.case_id if isinstance(cause, m.MeetingEvent) else cause.aggregate_id

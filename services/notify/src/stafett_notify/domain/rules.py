@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
 from uuid import UUID
 
 from stafett_contracts import case as c
@@ -31,7 +32,7 @@ from stafett_contracts import consent as k
 from stafett_contracts import meeting as m
 from stafett_contracts.envelope import Event
 from stafett_contracts.notify import ReminderKind, ReminderScheduled
-from stafett_notify.domain.facts import CaseFacts, MeetingFacts, Watch
+from stafett_notify.domain.facts import CaseFacts, Due, MeetingFacts, Watch
 from stafett_notify.domain.ids import derived_id
 
 
@@ -40,7 +41,7 @@ class Invitation:
     """The calendar invitation a meeting notification carries."""
 
     meeting_id: UUID
-    method: str  # REQUEST or CANCEL
+    method: Literal["REQUEST", "CANCEL"]
     sequence: int
     starts_at: datetime
     ends_at: datetime
@@ -125,9 +126,12 @@ def tell(event: Event, around: Concerned) -> list[Told]:
             return [] if case_id is None else to(lost, "consent_withdrawn", case_id)
         case m.ActionItemAssigned():
             return to([event.owner], "action_item_assigned", event.case_id)
-        case m.MeetingScheduled() | m.ParticipantInvited() | m.MeetingRescheduled():
-            return _meeting(event, around.meeting)
-        case m.MeetingCancelled():
+        case (
+            m.MeetingScheduled()
+            | m.ParticipantInvited()
+            | m.MeetingRescheduled()
+            | m.MeetingCancelled()
+        ):
             return _meeting(event, around.meeting)
     return []
 
@@ -206,6 +210,10 @@ class TimerRules:
     escalation: timedelta  # still nothing after this much longer: the unit leader is told
 
 
+Stage = Literal["baton_holder", "unit_leader"]
+Cause = Literal["inactivity", "evaluation_overdue", "action_item_overdue"]
+
+
 @dataclass(frozen=True)
 class BreakFound:
     """A follow-up break, and whom to tell. Its `id` is derived, so it is detected once."""
@@ -214,8 +222,8 @@ class BreakFound:
     case_id: UUID
     unit: str | None
     last_activity_at: datetime
-    stage: str  # baton_holder or unit_leader
-    cause: str  # inactivity, evaluation_overdue, action_item_overdue
+    stage: Stage
+    cause: Cause
     recipient: str | None
 
 
@@ -252,17 +260,21 @@ def _breaks(
     assert case.last_activity_at is not None
     leader = leaders.get(case.unit) if case.unit else None
     # (cause, what it is about, since when it is a break); new activity starts a new inactivity.
-    overdue: list[tuple[str, object, datetime]] = [
+    overdue: list[tuple[Cause, object, datetime]] = [
         ("inactivity", case.last_activity_at, case.last_activity_at + rules.inactivity)
     ]
-    for cause, dues in (("evaluation_overdue", case.measures), ("action_item_overdue", case.items)):
+    dues_by_cause: tuple[tuple[Cause, dict[UUID, Due]], ...] = (
+        ("evaluation_overdue", case.measures),
+        ("action_item_overdue", case.items),
+    )
+    for cause, dues in dues_by_cause:
         overdue += [
             (cause, f"{about}@{d.on}", start_of(d.on + timedelta(days=1)))
             for about, d in dues.items()
         ]
     found = []
     for cause, about, since in overdue:
-        stages = (
+        stages: tuple[tuple[Stage, datetime, str | None], ...] = (
             ("baton_holder", since, case.holder or leader),
             ("unit_leader", since + rules.escalation, leader),
         )
