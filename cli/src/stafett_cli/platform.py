@@ -141,7 +141,10 @@ class ServiceProcess:
 
     @staticmethod
     def is_runnable(name: str) -> bool:
-        return importlib.util.find_spec(f"stafett_{name}.__main__") is not None
+        try:
+            return importlib.util.find_spec(f"stafett_{name}.__main__") is not None
+        except ModuleNotFoundError:  # not even the package
+            return False
 
     @property
     def pid(self) -> int | None:

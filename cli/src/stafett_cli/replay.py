@@ -41,7 +41,11 @@ class RateColumn(ProgressColumn):
 
 
 def rebuild_command() -> list[str]:
-    if importlib.util.find_spec(f"{PROJECTION}.__main__") is None:
+    try:
+        runnable = importlib.util.find_spec(f"{PROJECTION}.__main__") is not None
+    except ModuleNotFoundError:  # not even the package
+        runnable = False
+    if not runnable:
         raise ReplayError(
             "the projection service is not installed, or cannot be run yet "
             f"(no `python -m {PROJECTION}`): there are no read models to rebuild"
@@ -52,10 +56,11 @@ def rebuild_command() -> list[str]:
 def replay(
     console: Console,
     total: int,
-    extra: Sequence[str] = (),
+    command: Sequence[str] | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> int:
-    command = [*rebuild_command(), *extra]
+    """Run the rebuild (by default the projection's) and show its progress; 0 when it is done."""
+    command = list(command or rebuild_command())
     columns = (
         TextColumn("rebuilding"),
         BarColumn(),
