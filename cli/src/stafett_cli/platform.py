@@ -342,6 +342,10 @@ class Platform:
             if service.restarts:
                 self.say(f"{service.name} is ready again")
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def request_stop(self) -> None:
         self._stopping.set()
 
@@ -374,6 +378,8 @@ def up(demo: bool = False) -> int:
         print(platform.screen(), flush=True)
         platform.supervise()
     except PlatformError as error:
+        if platform.stopping:  # Ctrl-C while starting: not an error
+            return 0
         print(f"stafett: {error}", file=sys.stderr)
         return 1
     finally:
