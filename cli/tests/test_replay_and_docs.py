@@ -42,6 +42,26 @@ def test_replay_shows_the_rebuilds_progress_and_passes_its_other_lines_on() -> N
     assert '{"done"' not in text  # progress lines become the bar, not text
 
 
+PROJECTION_STYLE_REBUILD = """
+for stream, n in (("CASE", 1000), ("CASE", 2000), ("CONSENT", 500)):
+    print(f"  {stream}: {n} events (12,345/s)", flush=True)
+print("rebuilt 2500 events in 0.20 s (12,500 events/s)")
+"""
+
+
+def test_replay_counts_the_projections_per_stream_progress_lines() -> None:
+    out = io.StringIO()
+    messages = 3000  # in the streams: events, and tracking records that are no events
+
+    code = replay(
+        Console(file=out, width=120), messages, [sys.executable, "-c", PROJECTION_STYLE_REBUILD]
+    )
+
+    assert code == 0
+    assert "2500/2500" in out.getvalue()
+    assert "rebuilt 2500 events" in out.getvalue()
+
+
 def test_replay_of_a_failing_rebuild_says_it_failed() -> None:
     with pytest.raises(ReplayError, match="exit code 3"):
         replay(Console(file=io.StringIO()), 10, [sys.executable, "-c", "raise SystemExit(3)"])
