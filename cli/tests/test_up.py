@@ -1,16 +1,26 @@
-"""`stafett up` runs the embedded platform, stops cleanly, and continues on the same data."""
+"""`stafett up` runs the embedded platform, stops cleanly, and continues on the same data.
+
+No process may outlive it: each test notes the pids of its children (from /proc) and checks that
+none is left, after Ctrl-C and after `stafett up` itself is killed.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
-from uuid import UUID
+from typing import Any
 
-from example_apps import Orders
+import httpx
+
+from stafett_contracts.identity import Actor, Role
+from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.natsserver import free_port, port_is_free
 
 
@@ -23,14 +33,16 @@ def free_port_base(count: int = 5) -> int:
     raise AssertionError("no run of free ports found")
 
 
-def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+def start_up(
+    data_dir: Path, port: int, *arguments: str, port_base: int | None = None
+) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "stafett_cli.main", "up"],
+        [sys.executable, "-m", "stafett_cli.main", "up", *arguments],
         env={
             **os.environ,
             "STAFETT_DATA_DIR": str(data_dir),
             "STAFETT_NATS_PORT": str(port),
-            "STAFETT_PORT_BASE": str(free_port_base()),
+            "STAFETT_PORT_BASE": str(port_base or free_port_base()),
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -45,55 +57,43 @@ def start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
     raise AssertionError("stafett up ended before it was ready:\n" + "".join(screen))
 
 
+def children(pid: int) -> dict[int, str]:
+    """The live child processes of `pid` and their command lines, from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and alive(int(entry.name)):
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue  # ended meanwhile
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found[int(entry.name)] = command
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie (a container's init may never reap an orphan)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def left_alive(pids: Iterable[int], within: float = 30.0) -> list[int]:
+    """The pids still alive once they have had `within` seconds to end."""
+    deadline = time.monotonic() + within
+    while (running := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return running
+
+
 def stop_with_ctrl_c(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=30)
     assert process.returncode == 0, rest
     return rest
-
-
-def save_an_order(nats_url: str) -> UUID:
-    app = Orders({"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_url})
-    try:
-        return app.place(lines=3)
-    finally:
-        app.close()
-
-
-def order_lines(nats_url: str, order_id: UUID) -> int:
-    app = Orders({"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_url})
-    try:
-        lines: int = app.repository.get(order_id).lines
-        return lines
-    finally:
-        app.close()
-
-
-def test_up_serves_jetstream_then_stops_cleanly_and_continues_on_the_same_data(
-    tmp_path: Path,
-) -> None:
-    port = free_port()
-    url = f"nats://127.0.0.1:{port}"
-    # Given the platform started
-    process, screen = start_up(tmp_path / "data", port)
-    # Then the screen says where everything is
-    assert url in screen
-    assert "fsync before every ack" in screen
-    assert str(tmp_path / "data" / "logs") in screen
-    config = (tmp_path / "data" / "nats" / "nats-server.conf").read_text()
-    assert "sync_interval: always" in config
-    # And events can be stored through it
-    order_id = save_an_order(url)
-    # When Ctrl-C is pressed
-    assert "stopped." in stop_with_ctrl_c(process)
-    # Then nothing is left listening
-    assert port_is_free("127.0.0.1", port)
-    # And started again, it continues on the same data
-    process, _ = start_up(tmp_path / "data", port)
-    try:
-        assert order_lines(url, order_id) == 3
-    finally:
-        stop_with_ctrl_c(process)
 
 
 def test_up_refuses_a_taken_port_with_a_clear_error(tmp_path: Path) -> None:
@@ -125,3 +125,107 @@ def test_up_refuses_a_data_folder_it_cannot_write(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "is not writable" in result.stderr
     assert "STAFETT_DATA_DIR" in result.stderr
+
+
+def read_until(process: subprocess.Popen[str], marker: str) -> list[str]:
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if marker in line:
+            return lines
+    raise AssertionError(f"no {marker!r} before stafett up ended:\n" + "\n".join(lines))
+
+
+def test_up_with_the_demo_serves_restarts_a_crashed_service_stops_cleanly_and_continues(
+    tmp_path: Path,
+) -> None:
+    data, port, base = tmp_path / "data", free_port(), free_port_base()
+    url = f"nats://127.0.0.1:{port}"
+    # Given the platform started with the demo
+    process, screen = start_up(data, port, "--demo", port_base=base)
+    first = children(process.pid)
+    assert any("nats-server" in command for command in first.values())
+    # Then the screen says where everything is
+    assert url in screen
+    assert "fsync before every ack" in screen
+    assert str(data / "logs") in screen
+    assert f"http://127.0.0.1:{base + 2}/schema" in screen  # the case service's API docs
+    assert "sync_interval: always" in (data / "nats" / "nats-server.conf").read_text()
+    # And the demo's cases stand at their levels, as the case service itself says
+    assert "demo: loaded 6 cases" in screen
+    cases = json.loads((data / "demo-loaded").read_text())["cases"]
+    ella = read_case(base, data, cases["ella"], "rektor-lia", "skole-lia")
+    assert (ella["level"], ella["closed"]) == (1, True)
+    jonas = read_case(base, data, cases["jonas"], "rektor-fjell", "skole-fjell")
+    assert jonas["level"] == 3
+    assert set(jonas["services"]) == {"skole-fjell", "bup", "ppt"}
+
+    # When the case service crashes
+    (case_pid,) = [pid for pid, command in first.items() if "stafett_case" in command]
+    os.kill(case_pid, signal.SIGKILL)
+    # Then the platform says so, starts it again, and it serves the same data
+    said = read_until(process, "case is ready again")
+    assert "case exited with code -9; restarting it in 1 s" in "\n".join(said)
+    assert read_case(base, data, cases["ella"], "rektor-lia", "skole-lia")["closed"]
+
+    # When Ctrl-C is pressed, no process is left, and nothing listens
+    restarted = children(process.pid)
+    assert "stopped." in stop_with_ctrl_c(process)
+    assert left_alive({**first, **restarted}, within=0) == []
+    assert port_is_free("127.0.0.1", port)
+
+    # When started again with --demo, it continues on the same data and loads no demo twice
+    process, screen = start_up(data, port, "--demo", port_base=base)
+    assert "demo: already loaded" in screen
+    verify = subprocess.run(
+        [sys.executable, "-m", "stafett_cli.main", "verify"],
+        env={**os.environ, "NATS_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "OK: 48 events in 2 streams verified." in verify.stdout
+
+    # When stafett up itself is killed (SIGKILL: no chance to stop anything)
+    started = children(process.pid)
+    process.kill()
+    process.wait()
+    # Then its services and nats-server end too
+    assert left_alive(started) == []
+
+
+def read_case(base: int, data: Path, case_id: str, leader: str, unit: str) -> dict[str, Any]:
+    key = DevelopmentKey.load_or_create(data / "dev-signing-key.pem")
+    token = key.mint(Actor(person=leader, role=Role.UNIT_LEADER, service=unit))
+    answer = httpx.get(
+        f"http://127.0.0.1:{base + 2}/cases/{case_id}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    case: dict[str, Any] = answer.json()["case"]
+    return case
+
+
+def test_up_refuses_a_taken_service_port_naming_the_setting(tmp_path: Path) -> None:
+    base = free_port_base()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 2))  # the case service's port
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "stafett_cli.main", "up"],
+            env={
+                **os.environ,
+                "STAFETT_DATA_DIR": str(tmp_path),
+                "STAFETT_NATS_PORT": str(free_port()),
+                "STAFETT_PORT_BASE": str(base),
+            },
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert f"port {base + 2} is taken" in result.stderr
+    assert "STAFETT_PORT_BASE" in result.stderr

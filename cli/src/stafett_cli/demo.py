@@ -455,6 +455,8 @@ def load_demo(platform: Platform, say: Callable[[str], None]) -> None:
     demo = Demo(urls, environ)
     try:
         for number, step in enumerate(steps, 1):
+            if platform.stopping:
+                raise DemoError("stopped before the demo was complete")
             demo.run(step)
             if number % 10 == 0:
                 say(f"demo: {number}/{len(steps)} requests")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 from stafett_cli.platform import SERVICES, ServiceProcess
@@ -20,6 +21,7 @@ from stafett_contracts.asyncapi import render
 REPOSITORY = Path(__file__).resolve().parents[3]
 
 
+@cache  # one run makes them once; each costs a Python start per service
 def documents() -> dict[str, str]:
     made = {"asyncapi.json": render()}
     for name in SERVICES:

@@ -208,6 +208,11 @@ def _positive_int(value: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        _read_config_file()
+    except platform.PlatformError as error:
+        print(f"stafett: error: {error}", file=sys.stderr)
+        return 2
     args = parser().parse_args(argv)
     try:
         return _run(args)
@@ -216,6 +221,19 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"stafett {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def _read_config_file() -> None:
+    """Settings from stafett.toml (or STAFETT_CONFIG) count for every command, not only `up`:
+    `token` must sign with the key in the configured data folder, `tail` find its NATS port.
+    The environment still wins."""
+    config = platform.PlatformConfig.from_env()
+    if config.source is None:
+        return
+    os.environ.setdefault("STAFETT_DATA_DIR", str(config.data_dir))
+    os.environ.setdefault("STAFETT_NATS_PORT", str(config.nats_port))
+    for name, value in config.service_env.items():
+        os.environ.setdefault(name, value)
 
 
 class CommandError(RuntimeError):

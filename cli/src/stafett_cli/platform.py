@@ -141,7 +141,10 @@ class ServiceProcess:
 
     @staticmethod
     def is_runnable(name: str) -> bool:
-        return importlib.util.find_spec(f"stafett_{name}.__main__") is not None
+        try:
+            return importlib.util.find_spec(f"stafett_{name}.__main__") is not None
+        except ModuleNotFoundError:  # not even the package
+            return False
 
     @property
     def pid(self) -> int | None:
@@ -339,6 +342,10 @@ class Platform:
             if service.restarts:
                 self.say(f"{service.name} is ready again")
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def request_stop(self) -> None:
         self._stopping.set()
 
@@ -371,6 +378,8 @@ def up(demo: bool = False) -> int:
         print(platform.screen(), flush=True)
         platform.supervise()
     except PlatformError as error:
+        if platform.stopping:  # Ctrl-C while starting: not an error
+            return 0
         print(f"stafett: {error}", file=sys.stderr)
         return 1
     finally:

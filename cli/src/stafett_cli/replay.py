@@ -1,9 +1,10 @@
 """`stafett replay`: rebuild the read models from the streams, with a progress bar and the rate.
 
 The rebuild itself belongs to the projection service (`python -m stafett_projection rebuild`);
-this runs it as a child process and shows its progress. The projection reports progress as
-lines of JSON on stdout, `{"done": <events>, "total": <events>}`; other lines are passed on.
-Without such lines the bar still counts against the number of events in the streams.
+this runs it as a child process and shows its progress. Progress is read from the rebuild's
+stdout: lines of JSON, `{"done": <events>, "total": <events>}`, or the projection's own
+`  CASE: 10000 events (...)` per stream; other lines are passed on. The bar counts against the
+number of messages in the streams when the rebuild does not say its total.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -28,6 +30,9 @@ from rich.progress import (
 from rich.text import Text
 
 PROJECTION = "stafett_projection"
+# The projection's own progress lines: "  CASE: 10000 events (25,000/s)".
+REBUILT = re.compile(r"^rebuilt (?P<events>\d+) events")
+STREAM_PROGRESS = re.compile(r"^\s*(?P<stream>[A-Z][A-Z0-9_]*): (?P<events>\d+) events\b")
 
 
 class ReplayError(RuntimeError):
@@ -41,7 +46,11 @@ class RateColumn(ProgressColumn):
 
 
 def rebuild_command() -> list[str]:
-    if importlib.util.find_spec(f"{PROJECTION}.__main__") is None:
+    try:
+        runnable = importlib.util.find_spec(f"{PROJECTION}.__main__") is not None
+    except ModuleNotFoundError:  # not even the package
+        runnable = False
+    if not runnable:
         raise ReplayError(
             "the projection service is not installed, or cannot be run yet "
             f"(no `python -m {PROJECTION}`): there are no read models to rebuild"
@@ -52,10 +61,11 @@ def rebuild_command() -> list[str]:
 def replay(
     console: Console,
     total: int,
-    extra: Sequence[str] = (),
+    command: Sequence[str] | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> int:
-    command = [*rebuild_command(), *extra]
+    """Run the rebuild (by default the projection's) and show its progress; 0 when it is done."""
+    command = list(command or rebuild_command())
     columns = (
         TextColumn("rebuilding"),
         BarColumn(),
@@ -69,13 +79,22 @@ def replay(
             command, env=dict(environ), stdout=subprocess.PIPE, text=True, bufsize=1
         )
         assert process.stdout is not None
+        per_stream: dict[str, int] = {}
         for line in process.stdout:
             report = _progress(line)
-            if report is None:
-                progress.console.print(line.rstrip("\n"), highlight=False, markup=False)
+            counted = STREAM_PROGRESS.match(line)
+            if report is not None:
+                done, reported_total = report
+                progress.update(task, completed=done, total=reported_total or total or None)
                 continue
-            done, reported_total = report
-            progress.update(task, completed=done, total=reported_total or total or None)
+            finished = REBUILT.match(line)
+            if finished is not None:
+                events = int(finished["events"])
+                progress.update(task, completed=events, total=events)
+            elif counted is not None:  # "  CASE: 10000 events (...)": that stream so far
+                per_stream[counted["stream"]] = int(counted["events"])
+                progress.update(task, completed=sum(per_stream.values()))
+            progress.console.print(line.rstrip("\n"), highlight=False, markup=False)
         code = process.wait()
     if code != 0:
         raise ReplayError(f"the rebuild failed (exit code {code}); see its output above")

@@ -50,8 +50,33 @@ class Filter:
         return topic in self.types or short in self.types
 
 
+# Fields worth a glance, in the order they are looked for; the first one present is shown.
+DETAILS = (
+    "to_level",
+    "to_service",
+    "to_person",
+    "holder",
+    "coordinator",
+    "service",
+    "services",
+    "outcome",
+    "meeting_type",
+    "channel",
+    "reason",
+)
+
+
+def detail(event: dict[str, Any]) -> str:
+    for name in DETAILS:
+        value = event.get(name)
+        if value not in (None, "", [], {}):
+            shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            return f"  {name}={shown[:40]}"
+    return ""
+
+
 def readable(stream: str, seq: int, topic: str, event: dict[str, Any]) -> str:
-    """One line: when, where, what, which aggregate at which version, who."""
+    """One line: when, where, what, which aggregate at which version, who, and one detail."""
     actor = event.get("actor") or {}
     who = actor.get("person", "?")
     role = ", ".join(str(x) for x in (actor.get("role"), actor.get("service")) if x)
@@ -61,7 +86,7 @@ def readable(stream: str, seq: int, topic: str, event: dict[str, Any]) -> str:
     about = f" case {str(case)[:8]}" if case and case != event.get("aggregate_id") else ""
     return (
         f"{when}  {stream}#{seq:<6} {topic:<34} {aggregate} v{event.get('aggregate_version', '?')}"
-        f"{about}  by {who} ({role})"
+        f"{about}  by {who} ({role}){detail(event)}"
     )
 
 

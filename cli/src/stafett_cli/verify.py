@@ -81,7 +81,9 @@ def verify(store: Store, only: set[str] | None = None) -> Verification:
     result = Verification()
     event_seqs: dict[str, set[int]] = {}
     tracking: list[TrackingRecord] = []
-    for info in store.event_streams():
+    streams = store.event_streams()
+    existing = {info.config.name for info in streams}
+    for info in streams:
         name = info.config.name or ""
         if only and name not in only:
             continue
@@ -91,7 +93,9 @@ def verify(store: Store, only: set[str] | None = None) -> Verification:
     for record in tracking:
         upstream_stream = default_names(record.upstream)[0]
         seqs = event_seqs.get(upstream_stream)
-        if seqs is None:  # not read above (filtered out): look the one message up
+        if upstream_stream not in existing:
+            exists = False
+        elif seqs is None:  # not read above (filtered out): look the one message up
             found = store.has(upstream_stream, record.position)
             exists = found is not None and ".events." in found.subject
         else:
@@ -293,10 +297,10 @@ def print_verification(result: Verification, console: Console) -> None:
         by_stream[note.stream].append(note)
     for stream, notes in by_stream.items():
         for note in notes:
-            console.print(f"note: {stream} {note.text}", highlight=False)
+            console.print(f"note: {stream} {note.text}", highlight=False, soft_wrap=True)
     for fault in result.faults[:SHOWN_FAULTS]:
         where = f"{fault.stream} #{fault.seq}" if fault.seq is not None else fault.stream
-        console.print(f"[red]FAULT[/red] {where}: {fault.text}", highlight=False)
+        console.print(f"[red]FAULT[/red] {where}: {fault.text}", highlight=False, soft_wrap=True)
     if len(result.faults) > SHOWN_FAULTS:
         console.print(f"... and {len(result.faults) - SHOWN_FAULTS} more faults")
     if result.sound:
