@@ -37,14 +37,14 @@ class Credentials:
         }
 
     async def connect(
-        self, user: str, url: str, errors: Errors | None = None, **options: Any
+        self, user: str, url: str | list[str], errors: Errors | None = None, **options: Any
     ) -> Client:
         async def collect(error: Exception) -> None:
             if errors is not None:
                 await errors.add(error)
 
         return await nats.connect(
-            url,
+            servers=url if isinstance(url, list) else [url],
             user=user,
             password=self.passwords[user],
             inbox_prefix=f"_INBOX.{user}",
