@@ -18,10 +18,14 @@ STREAMS_DIR = DEPLOY / "k8s" / "base" / "streams"
 
 
 class Credentials:
-    """One password per generated user, as the Secret would hold them."""
+    """One password per generated user, as the Secret would hold them.
+
+    nats-server parses a variable's value as a config value: a password starting with a digit
+    reads as a number and stops the server. A letter and then hex (deploy/README.md) is safe.
+    """
 
     def __init__(self) -> None:
-        self.passwords = {user: secrets.token_urlsafe(16) for user, _ in users()}
+        self.passwords = {user: "p" + secrets.token_hex(24) for user, _ in users()}
 
     def server_environment(self) -> dict[str, str]:
         return {password_variable(user): password for user, password in self.passwords.items()}
@@ -37,14 +41,14 @@ class Credentials:
         }
 
     async def connect(
-        self, user: str, url: str, errors: Errors | None = None, **options: Any
+        self, user: str, url: str | list[str], errors: Errors | None = None, **options: Any
     ) -> Client:
         async def collect(error: Exception) -> None:
             if errors is not None:
                 await errors.add(error)
 
         return await nats.connect(
-            url,
+            servers=url if isinstance(url, list) else [url],
             user=user,
             password=self.passwords[user],
             inbox_prefix=f"_INBOX.{user}",

@@ -4,6 +4,8 @@
 # An update that JetStream refuses (a changed storage type, fewer replicas than the data
 # needs) fails the Job loudly instead of being forced.
 set -eu
+# NATS_URL, NATS_USER, NATS_PASSWORD (and NATS_CA with TLS) come from the environment.
+nats() { command nats --inbox-prefix "$NATS_INBOX_PREFIX" "$@"; }
 for definition in /streams/*.json; do
   name=$(basename "$definition" .json)
   wanted="/tmp/$name.json"
