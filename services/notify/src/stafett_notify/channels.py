@@ -15,7 +15,6 @@ import hmac
 from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import Protocol
 
 import aiosmtplib
@@ -81,9 +80,7 @@ class EmailSender:
         email["To"] = outgoing.address
         email["Subject"] = message.subject
         # The same notification always has the same Message-ID: a mail system can drop a repeat.
-        email["Message-ID"] = make_msgid(
-            idstring=str(outgoing.requested.aggregate_id), domain="stafett"
-        )
+        email["Message-ID"] = f"<{outgoing.requested.aggregate_id}@stafett>"
         email.set_content(message.body)
         if outgoing.invitation is not None:
             ics = calendar_of(outgoing.invitation, outgoing.requested, self._clock())
