@@ -1,9 +1,10 @@
 """The services on a 3-node JetStream cluster with R3 streams, as the prod overlay runs them.
 
-Given the consent and case services, each connected as its own NATS user (the generated
-permissions), when one NATS node is stopped, then commands are still appended and the case
+Given the consent and case services, each connected as its own NATS user with the generated
+permissions, when one NATS node is stopped, then commands are still appended and the case
 service still learns of consents; and when the node comes back, nothing is lost: the stream
-is complete even with another node down, so the returned node holds every event too.
+is complete even with another node down, so the returned node holds every event too. Neither
+service is refused anything by NATS along the way.
 """
 
 from __future__ import annotations
@@ -152,3 +153,6 @@ def test_given_r3_streams_when_one_node_stops_then_the_services_keep_working_and
     cluster.wait_for_leaders(STREAMS)
     assert stafett.case_events(first) == ["ConcernRaised", "ConsentNoted", "BrightSpotNoted"]
     assert stafett.case_events(second) == ["ConcernRaised", "ConsentNoted", "BrightSpotNoted"]
+    # And all along, each service did only what its NATS user is permitted
+    for service in stafett.services:
+        assert "permissions violation" not in service.log.read_text().lower(), service.name

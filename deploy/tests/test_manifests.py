@@ -239,3 +239,9 @@ def test_every_service_is_a_package_the_image_can_install() -> None:
 def test_the_build_context_leaves_out_local_state() -> None:
     ignored = (DEPLOY.parent / ".dockerignore").read_text().split()
     assert {".git", ".venv", "var"} <= set(ignored)
+
+
+def test_the_stream_job_script_is_valid_shell() -> None:
+    script = DEPLOY / "k8s" / "base" / "create-streams.sh"
+    checked = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
