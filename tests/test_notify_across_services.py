@@ -1,8 +1,9 @@
-"""The notify service in its own process, told by the case service only through NATS.
+"""The notify service in its own process, told by the case and meeting services through NATS.
 
-Given the case and notify services running as in production, with a real SMTP server:
-a concern raised tells the unit's leader, an appointed baton holder is told, each by one email;
-and when the notify service is killed and started again, nothing is sent a second time.
+Given the case, meeting and notify services running as in production, with a real SMTP server:
+a concern raised tells the unit's leader, an appointed baton holder is told, and a meeting
+scheduled invites its leader and the invited guardian with a calendar invitation, each by one
+email; and when the notify service is killed and started again, nothing is sent a second time.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -17,7 +19,7 @@ import httpx
 import pytest
 
 from stafett_contracts.identity import Actor, Role
-from stafett_notify.testing import ConsentStandIn, Mailbox, MeetingStandIn, smtp_server
+from stafett_notify.testing import ConsentStandIn, Mailbox, calendar_in, smtp_server
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.testing import NatsTestServer
 from tests.conftest import RunningService
@@ -26,6 +28,7 @@ UNIT = "skole-lia"
 TEACHER = Actor(person="laerer-1", role=Role.EMPLOYEE, service=UNIT)
 COLLEAGUE = Actor(person="laerer-2", role=Role.EMPLOYEE, service=UNIT)
 LEADER = Actor(person="rektor-1", role=Role.UNIT_LEADER, service=UNIT)
+GUARDIAN = Actor(person="mor-1", role=Role.GUARDIAN)
 
 
 @pytest.fixture
@@ -51,7 +54,7 @@ def test_the_notify_service_mails_once_even_when_killed_and_started_again(
 ) -> None:
     mailbox, port = smtp
     directory = tmp_path / "directory.json"
-    people = (TEACHER, COLLEAGUE, LEADER)
+    people = (TEACHER, COLLEAGUE, LEADER, GUARDIAN)
     directory.write_text(
         json.dumps(
             {
@@ -68,11 +71,11 @@ def test_the_notify_service_mails_once_even_when_killed_and_started_again(
     def as_(actor: Actor) -> dict[str, str]:
         return {"Authorization": f"Bearer {key.mint(actor)}"}
 
-    # The consent and meeting services' streams, as they would make them (no process needed)
+    # The consent service's stream, as it would make it (no consent is needed here)
     store = {"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url}
-    for stand_in in (ConsentStandIn(store), MeetingStandIn(store)):
-        stand_in.close()
+    ConsentStandIn(store).close()
     case = run_service("case")
+    meeting = run_service("meeting")
     notify = run_service("notify")
     http = httpx.Client(timeout=10)
 
@@ -95,6 +98,40 @@ def test_the_notify_service_mails_once_even_when_killed_and_started_again(
     assert wait_for_mail(mailbox, 2) == ["laerer-1@example.org", "rektor-1@example.org"]
     assert "Kari" not in "".join(m.as_string() for m in mailbox.messages)
 
+    # When the baton holder calls a meeting (once the meeting service knows the case) and
+    # invites a guardian
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
+    body = {
+        "case_id": str(case_id),
+        "meeting_type": "cooperation",
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=1)).isoformat(),
+        "place": "Hjemme hos familien",
+    }
+    deadline = time.monotonic() + 30
+    while (
+        called := http.post(f"{meeting.url}/meetings", json=body, headers=as_(TEACHER))
+    ).status_code in (403, 404):
+        assert time.monotonic() < deadline, called.text
+        time.sleep(0.2)
+    assert called.status_code == 201, called.text
+    meeting_id = called.json()["id"]
+    invited = http.post(
+        f"{meeting.url}/meetings/{meeting_id}/invite",
+        json={"person": GUARDIAN.person, "kind": "guardian"},
+        headers=as_(TEACHER),
+    )
+    assert invited.status_code == 201, invited.text
+
+    # Then the leader of the meeting and the guardian each get an invitation to it
+    wait_for_mail(mailbox, 4)
+    invitations = {str(m["X-Envelope-To"]): calendar_in(m) for m in mailbox.messages[2:]}
+    assert set(invitations) == {"laerer-1@example.org", "mor-1@example.org"}
+    for calendar in invitations.values():
+        assert calendar is not None
+        (event,) = calendar.walk("VEVENT")
+        assert event.decoded("DTSTART") == starts
+
     # When the notify service is killed and started again, and the baton is then offered on
     notify.process.kill()
     notify.process.wait()
@@ -107,10 +144,13 @@ def test_the_notify_service_mails_once_even_when_killed_and_started_again(
     assert offered.status_code == 201, offered.text
 
     # Then only the new email is sent: rounds run in order, so a repeat would have come first
-    assert wait_for_mail(mailbox, 3) == [
+    assert wait_for_mail(mailbox, 5) == [
+        "laerer-1@example.org",
         "laerer-1@example.org",
         "laerer-2@example.org",
+        "mor-1@example.org",
         "rektor-1@example.org",
     ]
     listed = http.get(f"{notify.url}/notifications?case_id={case_id}", headers=as_(LEADER))
-    assert [n["status"] for n in listed.json()] == ["sent", "sent", "sent"]
+    assert [n["status"] for n in listed.json()] == ["sent"] * 5
+    assert "Hjemme" not in "".join(m.as_string() for m in mailbox.messages)

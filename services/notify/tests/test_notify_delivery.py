@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 import httpx
 import msgspec
 import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
 
 from stafett_contracts import case as c
 from stafett_contracts import consent as k
@@ -22,6 +23,7 @@ from stafett_contracts.envelope import Event
 from stafett_notify.application import Notifications
 from stafett_notify.channels import Outgoing, Sender, WebhookSender, senders, signature
 from stafett_notify.config import Contact
+from stafett_notify.policies import NotifyPolicy
 from stafett_notify.testing import (
     CHILD_NAME,
     LEADER,
@@ -41,6 +43,8 @@ from stafett_notify.testing import (
     of_type,
     run_policies,
 )
+from stafett_runtime.contracts import CONTRACT_ENV
+from stafett_runtime.processing import ProcessingLoop, Upstream
 from stafett_runtime.testing import NatsTestServer
 
 GUARDIAN, PPT_WORKER = "mor-1", "ppt-1"
@@ -468,3 +472,36 @@ def test_a_bright_spot_tells_the_guardians_who_consented(
         assert_no_personal_data(mailbox.messages, upstreams.written)
     finally:
         app.close()
+
+
+def test_a_redelivered_event_requests_nothing_twice(
+    env: dict[str, str], upstreams: Upstreams, envelope: Envelopes
+) -> None:
+    config = make_config(1, PEOPLE)
+    case_id = uuid4()
+    raise_concern(upstreams, envelope, case_id)
+    run_policies(env, config)
+    policy = NotifyPolicy(env, config)
+    case_stream = Upstream.named("case", {**env, **CONTRACT_ENV})
+    try:
+        before = notify_events_of(policy)
+        (first, _) = case_stream.recorder.select_notifications(1, 2)
+        # When the first event comes again: through the loop, which knows it processed it,
+        loop = ProcessingLoop(policy, case_stream)
+        loop.process_once(first)
+        # and as if its tracking were lost (another replica): the derived id refuses it
+        with pytest.raises(IntegrityError):
+            policy.process_event(
+                case_stream.mapper.to_domain_event(first), Tracking("case", 10_000)
+            )
+        # Then nothing new is requested
+        assert notify_events_of(policy) == before
+        assert len(of_type(before, n.NotificationRequested)) == 2
+    finally:
+        policy.close()
+        case_stream.close()
+
+
+def notify_events_of(policy: NotifyPolicy) -> list[Event]:
+    found = policy.recorder.select_notifications(1, 10_000)
+    return [e for e in map(policy.mapper.to_domain_event, found) if isinstance(e, Event)]
