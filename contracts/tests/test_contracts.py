@@ -57,6 +57,7 @@ def test_the_catalogue_names_every_event_of_meeting_notify_and_audit() -> None:
         "ActionItemAssigned",
         "ActionItemCompleted",
         "FeedbackGiven",
+        "CaseRosterNoted",
     }
     assert {type_name(c) for c in NOTIFY_EVENTS} == {
         "NotificationRequested",
@@ -64,6 +65,9 @@ def test_the_catalogue_names_every_event_of_meeting_notify_and_audit() -> None:
         "NotificationFailed",
         "ReminderScheduled",
         "FollowUpBreakDetected",
+        "CalendarInvitationPrepared",
+        "DeliveryAttempted",
+        "DeliveryAttemptFailed",
     }
     assert {type_name(c) for c in AUDIT_EVENTS} == {"CaseAccessed"}
 

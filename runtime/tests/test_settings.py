@@ -37,6 +37,8 @@ def test_every_variable_is_read() -> None:
         "NATS_PASSWORD": "s3cret",
         "NATS_CREDS": "/run/secrets/case.creds",
         "NATS_TLS_CA": "/run/secrets/ca.pem",
+        "NATS_INBOX_PREFIX": "_INBOX.case",
+        "NATS_STREAM_REPLICAS": "3",
         "STAFETT_HTTP_HOST": "0.0.0.0",
         "STAFETT_HTTP_PORT": "8081",
         "STAFETT_LOG_LEVEL": "debug",
@@ -52,6 +54,8 @@ def test_every_variable_is_read() -> None:
         nats_password="s3cret",
         nats_creds="/run/secrets/case.creds",
         nats_tls_ca="/run/secrets/ca.pem",
+        nats_inbox_prefix="_INBOX.case",
+        nats_stream_replicas=3,
         http_host="0.0.0.0",
         http_port=8081,
         log_level="DEBUG",
@@ -131,3 +135,28 @@ def test_an_application_given_the_eventsourcing_environment_stores_its_events_in
         assert app.repository.get(concern.id).id == concern.id
     finally:
         app.close()
+
+
+def test_the_nats_options_name_every_server_of_a_cluster_and_the_services_own_inbox() -> None:
+    environ = {
+        "NATS_URL": "nats://n1:4222, nats://n2:4222",
+        "NATS_USER": "case",
+        "NATS_PASSWORD": "s3cret",
+        "NATS_INBOX_PREFIX": "_INBOX.case",
+    }
+
+    options = Settings.from_env("case", environ).nats_options("case-keys")
+
+    assert options == {
+        "servers": ["nats://n1:4222", "nats://n2:4222"],
+        "name": "case-keys",
+        "user": "case",
+        "password": "s3cret",
+        "inbox_prefix": "_INBOX.case",
+    }
+
+
+@pytest.mark.parametrize("replicas", ["0", "6", "three"])
+def test_stream_replicas_outside_what_jetstream_allows_are_refused(replicas: str) -> None:
+    with pytest.raises(SettingsError, match="NATS_STREAM_REPLICAS"):
+        Settings.from_env("case", {"NATS_STREAM_REPLICAS": replicas})

@@ -121,3 +121,35 @@ class FeedbackGiven(MeetingEvent, frozen=True, kw_only=True):
     rating: Score  # the meeting as a whole
     heard: Score  # did they feel heard
     comment: Text | None = None
+
+
+class StaffPost(msgspec.Struct, frozen=True, kw_only=True):
+    """A person in a role on the case (baton holder, coordinator), and the service they act for."""
+
+    person: PersonRef
+    service: ServiceRef
+
+
+class CoveringConsent(msgspec.Struct, frozen=True, kw_only=True):
+    """A consent of the case, with only the services it still covers (lapsed ones left out)."""
+
+    consent_id: UUID
+    services: tuple[ServiceRef, ...]
+    purposes: tuple[str, ...]  # cooperation, tvist, referral
+    valid_from: datetime
+    valid_until: datetime
+
+
+class CaseRosterNoted(MeetingEvent, frozen=True, kw_only=True):
+    """What the meeting service knows of a case, learned from the CASE stream: who takes part,
+    who decides, and under which consents. Its aggregate is the case (`aggregate_id ==
+    case_id`); each event is the whole roster, so the latest one is all a reader needs."""
+
+    unit: ServiceRef  # the case's own unit: always covered, its leader decides
+    level: Level
+    closed: bool = False
+    services: tuple[ServiceRef, ...] = ()  # on the case now, the unit first
+    holder: StaffPost | None = None
+    coordinator: StaffPost | None = None
+    consents: tuple[CoveringConsent, ...] = ()
+    legal_bases: tuple[ServiceRef, ...] = ()  # services taking part on a legal basis

@@ -86,3 +86,34 @@ class FollowUpBreakDetected(NotifyEvent, frozen=True, kw_only=True):
     stage: Literal["baton_holder", "unit_leader"]
     cause: Literal["inactivity", "evaluation_overdue", "action_item_overdue"] = "inactivity"
     note: Text | None = None
+
+
+class CalendarInvitationPrepared(NotifyEvent, frozen=True, kw_only=True):
+    """The calendar invitation (.ics) a meeting notification carries, as of the meeting event
+    that caused it: the sender builds the attachment from this alone (no place, no agenda).
+    `sequence` grows with each change of the meeting, so calendars replace the earlier one."""
+
+    meeting_id: UUID
+    method: Literal["REQUEST", "CANCEL"]
+    sequence: Annotated[int, msgspec.Meta(ge=0)]
+    starts_at: datetime
+    ends_at: datetime
+    video_link: Link | None = None  # the place is behind the link: it may be a family's home
+
+
+class DeliveryAttempted(NotifyEvent, frozen=True, kw_only=True):
+    """Recorded before each send. An attempt with no outcome after it was interrupted (a crash
+    mid-send): it is never sent again blindly, so nothing reaches anyone twice."""
+
+    channel: Channel
+    attempt: Annotated[int, msgspec.Meta(ge=1)]
+    started_at: datetime
+
+
+class DeliveryAttemptFailed(NotifyEvent, frozen=True, kw_only=True):
+    """One attempt failed; the next one waits until `retry_at` (backoff)."""
+
+    channel: Channel
+    attempt: Annotated[int, msgspec.Meta(ge=1)]
+    error: Text
+    retry_at: datetime

@@ -98,21 +98,7 @@ class ChildKeys:
         except NotFoundError:
             # A KV bucket as create_key_value makes it, but with message deletes allowed. Making
             # the same config twice, as two processes starting at once may, is no conflict.
-            config = (
-                await js.add_stream(
-                    StreamConfig(
-                        name=f"KV_{bucket}",
-                        subjects=[f"$KV.{bucket}.>"],
-                        storage=StorageType.FILE,
-                        num_replicas=replicas,
-                        max_msgs_per_subject=1,
-                        discard=DiscardPolicy.NEW,
-                        duplicate_window=120,
-                        allow_rollup_hdrs=True,
-                        deny_delete=False,
-                    )
-                )
-            ).config
+            config = (await js.add_stream(bucket_config(bucket, replicas))).config
         if config.max_age:
             raise KeyStoreError(f"bucket {bucket} has a TTL: keys would expire, erasing data")
         if config.deny_delete:
@@ -210,6 +196,21 @@ class ChildKeys:
                 f"the key of child {child_id} does not unwrap with this "
                 f"{KEY_ENCRYPTION_KEY_VARIABLE}: another one, or the key is stored unwrapped"
             ) from None
+
+
+def bucket_config(bucket: str, replicas: int) -> StreamConfig:
+    """The bucket's stream: as create_key_value makes it, but with message deletes allowed."""
+    return StreamConfig(
+        name=f"KV_{bucket}",
+        subjects=[f"$KV.{bucket}.>"],
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        max_msgs_per_subject=1,
+        discard=DiscardPolicy.NEW,
+        duplicate_window=120,
+        allow_rollup_hdrs=True,
+        deny_delete=False,
+    )
 
 
 def _key_encryption_key(environ: Mapping[str, str]) -> bytes | None:

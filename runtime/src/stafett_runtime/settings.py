@@ -7,7 +7,9 @@ wrong and what it may be, rather than fail later with a confusing error deep in 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgspec
 
@@ -31,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_password: str | None = None
     nats_creds: str | None = None
     nats_tls_ca: str | None = None
+    nats_inbox_prefix: str | None = None
+    nats_stream_replicas: int = 1
     http_host: str = DEFAULT_HTTP_HOST
     http_port: int = DEFAULT_HTTP_PORT
     log_level: str = "INFO"
@@ -49,6 +53,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             nats_password=read("NATS_PASSWORD"),
             nats_creds=read("NATS_CREDS"),
             nats_tls_ca=read("NATS_TLS_CA"),
+            nats_inbox_prefix=read("NATS_INBOX_PREFIX"),
+            nats_stream_replicas=_replicas(read("NATS_STREAM_REPLICAS")),
             http_host=read("STAFETT_HTTP_HOST") or DEFAULT_HTTP_HOST,
             http_port=_port("STAFETT_HTTP_PORT", read("STAFETT_HTTP_PORT"), DEFAULT_HTTP_PORT),
             log_level=_one_of(
@@ -74,9 +80,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "NATS_PASSWORD": self.nats_password,
             "NATS_CREDS": self.nats_creds,
             "NATS_TLS_CA": self.nats_tls_ca,
+            "NATS_INBOX_PREFIX": self.nats_inbox_prefix,
         }
         env.update({name: value for name, value in optional.items() if value is not None})
         return env
+
+    def nats_options(self, name: str) -> dict[str, Any]:
+        """Keyword arguments for `nats.connect` (or FastStream's broker) from these settings."""
+        options: dict[str, Any] = {
+            "servers": [url.strip() for url in self.nats_url.split(",") if url.strip()],
+            "name": name,
+        }
+        if self.nats_user:
+            options.update(user=self.nats_user, password=self.nats_password)
+        if self.nats_creds:
+            options["user_credentials"] = self.nats_creds
+        if self.nats_tls_ca:
+            options["tls"] = ssl.create_default_context(cafile=self.nats_tls_ca)
+        if self.nats_inbox_prefix:
+            options["inbox_prefix"] = self.nats_inbox_prefix
+        return options
+
+
+def _replicas(value: str | None) -> int:
+    # A stream has 1 to 5 replicas (JetStream's limit); 3 on a cluster.
+    if value is None:
+        return 1
+    if not value.isdigit() or not 1 <= int(value) <= 5:
+        raise SettingsError(f"NATS_STREAM_REPLICAS={value!r}: expected a whole number from 1 to 5")
+    return int(value)
 
 
 def _port(variable: str, value: str | None, default: int) -> int:

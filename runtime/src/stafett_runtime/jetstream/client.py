@@ -55,6 +55,7 @@ class ConnectionSettings:
     password: str | None = None
     creds_file: str | None = None
     tls_ca_file: str | None = None
+    inbox_prefix: str | None = None
     timeout: float = 10.0
 
 
@@ -71,6 +72,27 @@ class StoredMessage:
     subject: str
     headers: Mapping[str, str]
     data: bytes
+
+
+def stream_config(layout: StreamLayout, replicas: int) -> StreamConfig:
+    """The stream the store needs; deploy/ generates its stream definitions from it too."""
+    return StreamConfig(
+        name=layout.stream,
+        subjects=layout.subjects,
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.NEW,  # a full stream refuses writes; it never drops events
+        num_replicas=replicas,
+        allow_atomic=True,
+        allow_direct=True,
+        deny_delete=True,  # events are immutable: erasure is by crypto-shredding
+        deny_purge=True,
+    )
+
+
+def server_urls(url: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222` names several servers of one cluster, to try in turn."""
+    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 class LoopThread:
@@ -196,7 +218,7 @@ class JetStreamClient:
     async def _connect(self) -> Client:
         s = self.settings
         options: dict[str, Any] = {
-            "servers": [s.url],
+            "servers": server_urls(s.url),
             "name": s.name,
             "connect_timeout": s.timeout,
             "max_reconnect_attempts": -1,  # a store of record waits for its server to return
@@ -209,6 +231,9 @@ class JetStreamClient:
             options["user_credentials"] = s.creds_file
         if s.tls_ca_file:
             options["tls"] = ssl.create_default_context(cafile=s.tls_ca_file)
+        if s.inbox_prefix:
+            # Replies come to this service's own inboxes, so NATS can permit them narrowly.
+            options["inbox_prefix"] = s.inbox_prefix
         try:
             # Reconnecting waits forever once connected; the first connection does not.
             nc = await asyncio.wait_for(nats.connect(**options), s.timeout)
@@ -225,18 +250,7 @@ class JetStreamClient:
         Never narrows what an operator configured: it only adds subjects and flags.
         """
         js = self.nc.jetstream()
-        wanted = StreamConfig(
-            name=layout.stream,
-            subjects=layout.subjects,
-            storage=StorageType.FILE,
-            retention=RetentionPolicy.LIMITS,
-            discard=DiscardPolicy.NEW,  # a full stream refuses writes; it never drops events
-            num_replicas=replicas,
-            allow_atomic=True,
-            allow_direct=True,
-            deny_delete=True,  # events are immutable: erasure is by crypto-shredding
-            deny_purge=True,
-        )
+        wanted = stream_config(layout, replicas)
         try:
             info = await js.stream_info(layout.stream)
         except NotFoundError:

@@ -5,10 +5,11 @@ name, e.g. `CASE_NATS_STREAM`, as everywhere in eventsourcing):
 
 | variable | default | meaning |
 |---|---|---|
-| NATS_URL | nats://127.0.0.1:4222 | the server |
+| NATS_URL | nats://127.0.0.1:4222 | the server (several, comma-separated, for a cluster) |
 | NATS_USER, NATS_PASSWORD | | user and password |
 | NATS_CREDS | | a credentials file (JWT and NKey) instead |
 | NATS_TLS_CA | | CA bundle: connect with TLS and verify the server against it |
+| NATS_INBOX_PREFIX | _INBOX | where replies come (`_INBOX.case`), so permissions stay narrow |
 | NATS_STREAM | the application name, upper case | the stream of the application's events |
 | NATS_SUBJECT_PREFIX | the application name, lower case | the first token of its subjects |
 | NATS_STREAM_REPLICAS | 1 | replicas when the store creates a stream (3 in a cluster) |
@@ -42,6 +43,7 @@ class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
     NATS_PASSWORD = "NATS_PASSWORD"
     NATS_CREDS = "NATS_CREDS"
     NATS_TLS_CA = "NATS_TLS_CA"
+    NATS_INBOX_PREFIX = "NATS_INBOX_PREFIX"
     NATS_STREAM = "NATS_STREAM"
     NATS_SUBJECT_PREFIX = "NATS_SUBJECT_PREFIX"
     NATS_STREAM_REPLICAS = "NATS_STREAM_REPLICAS"
@@ -63,6 +65,7 @@ class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
                 password=self.env.get(self.NATS_PASSWORD),
                 creds_file=self.env.get(self.NATS_CREDS),
                 tls_ca_file=self.env.get(self.NATS_TLS_CA),
+                inbox_prefix=self.env.get(self.NATS_INBOX_PREFIX),
                 timeout=float(self.env.get(self.NATS_TIMEOUT) or ConnectionSettings.timeout),
             )
         )

@@ -8,9 +8,7 @@ it, so the connection is made on the app's loop, at start-up, never before.
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Mapping
-from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -35,15 +33,10 @@ class KeyStore:
 
     async def open(self) -> None:
         s = self._settings
-        options: dict[str, Any] = {"servers": [s.nats_url], "name": f"{s.service}-keys"}
-        if s.nats_user:
-            options.update(user=s.nats_user, password=s.nats_password)
-        if s.nats_creds:
-            options["user_credentials"] = s.nats_creds
-        if s.nats_tls_ca:
-            options["tls"] = ssl.create_default_context(cafile=s.nats_tls_ca)
-        self._nc = await nats.connect(**options)
-        self._keys = await ChildKeys.bind(self._nc, environ=self._environ)
+        self._nc = await nats.connect(**s.nats_options(f"{s.service}-keys"))
+        self._keys = await ChildKeys.bind(
+            self._nc, replicas=s.nats_stream_replicas, environ=self._environ
+        )
 
     async def close(self) -> None:
         if self._nc is not None:

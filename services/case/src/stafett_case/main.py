@@ -1,7 +1,8 @@
-"""Wiring: settings, logging, tracing, the application, the consent policy's loop, HTTP.
+"""Wiring: settings, logging, tracing, the application, the consent and meeting policies' loops,
+HTTP.
 
 NATS_URL and STAFETT_HTTP_PORT (8102 for this service) come from the environment, as every
-setting in `stafett_runtime.settings`. The consent loop starts with the HTTP app and stops
+setting in `stafett_runtime.settings`. The loops start with the HTTP app and stop
 before the application closes; a loop stopped mid-event leaves nothing half-written (its events
 and its position are one atomic write), so it resumes where it left off.
 """
@@ -14,6 +15,7 @@ from typing import cast
 from stafett_case.api import create_app
 from stafett_case.application import Cases
 from stafett_case.keys import KeyStore
+from stafett_case.meeting_policy import MeetingFollower
 from stafett_case.policies import ConsentFollower
 from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.health import Readiness
@@ -30,12 +32,15 @@ def main() -> None:
     env = settings.eventsourcing_env()
     cases = Cases(env)
     consent = ConsentFollower(env)
+    meeting = MeetingFollower(env)
     readiness = Readiness()
     readiness.add("consent-policy", consent.check)
+    readiness.add("meeting-policy", meeting.check)
 
     async def stop() -> None:
-        # Both block on the store, which must never run on the event loop.
+        # All block on the store, which must never run on the event loop.
         await call(consent.stop)
+        await call(meeting.stop)
         await call(cases.close)
 
     app = create_app(
@@ -43,7 +48,7 @@ def main() -> None:
         TokenVerifier.from_env(),
         KeyStore(settings),
         readiness,
-        on_startup=[consent.start],
+        on_startup=[consent.start, meeting.start],
         on_shutdown=[stop],
     )
     serve(app, settings)

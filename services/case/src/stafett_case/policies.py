@@ -156,20 +156,29 @@ class ConsentPolicy(ContractProcessApplication):
         processing_event.collect_events(*new)
 
 
-class ConsentFollower:
-    """Runs the consent policy's loop, once the CONSENT stream exists.
+class Follower:
+    """Runs a policy's loop over another service's stream, once that stream exists.
 
-    The consent service makes its stream; services start in any order, so until it exists the
-    follower tries again every `retry_seconds`, and the service is not ready meanwhile.
+    The other service makes its stream; services start in any order, so until it exists the
+    follower tries again every `retry_seconds`. Meanwhile the service is not ready, unless the
+    upstream is not `required` (the case works without meetings, never without consents).
     """
 
-    def __init__(self, env: EnvType, retry_seconds: float = 2.0) -> None:
-        self.policy = ConsentPolicy(env)
-        self.upstream = Upstream.named("consent", {**env, **CONTRACT_ENV})
+    def __init__(
+        self,
+        policy: ContractProcessApplication,
+        upstream: str,
+        env: EnvType,
+        retry_seconds: float = 2.0,
+        required: bool = True,
+    ) -> None:
+        self.policy = policy
+        self.required = required
+        self.upstream = Upstream.named(upstream, {**env, **CONTRACT_ENV})
         self.loop: ProcessingLoop | None = None
         self._retry_seconds = retry_seconds
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._start_loop, name="consent-follower")
+        self._thread = threading.Thread(target=self._start_loop, name=f"{upstream}-follower")
 
     def start(self) -> None:
         self._thread.start()
@@ -183,11 +192,13 @@ class ConsentFollower:
         self.upstream.close()
 
     async def check(self) -> CheckResult:
+        name = self.upstream.name
         if self.loop is not None and self.loop.running:
             lag = await call(self.loop.lag)  # reads the store: off the event loop
-            return CheckResult(ok=True, detail=f"{lag} consent events behind")
-        error = self.loop.error if self.loop is not None else "waiting for the CONSENT stream"
-        return CheckResult(ok=False, detail=f"consent policy not running: {error}")
+            return CheckResult(ok=True, detail=f"{lag} {name} events behind")
+        if self.loop is None:
+            return CheckResult(ok=not self.required, detail=f"waiting for the {name} stream")
+        return CheckResult(ok=False, detail=f"{name} policy not running: {self.loop.error}")
 
     def _start_loop(self) -> None:
         while not self._stopping.is_set():
@@ -195,8 +206,17 @@ class ConsentFollower:
             try:
                 loop.start()
             except Exception as error:
-                log.warning("consent policy waits for its upstream", reason=str(error))
+                log.warning(
+                    "policy waits for its upstream", upstream=self.upstream.name, reason=str(error)
+                )
                 self._stopping.wait(self._retry_seconds)
                 continue
             self.loop = loop
             return
+
+
+class ConsentFollower(Follower):
+    """Runs the consent policy's loop, once the CONSENT stream exists."""
+
+    def __init__(self, env: EnvType, retry_seconds: float = 2.0) -> None:
+        super().__init__(ConsentPolicy(env), "consent", env, retry_seconds)

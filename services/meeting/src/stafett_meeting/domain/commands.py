@@ -1,0 +1,154 @@
+"""What people ask of a meeting; each field is what a client sends.
+
+The shape of a command is checked when it is made (or decoded from a request), so a request
+with, say, no place and no video link is refused as invalid input (422) naming the field, before
+any rule runs. `expected_version` is optional everywhere: when given and stale, nothing is
+decided.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+from stafett_contracts.case import Level
+from stafett_contracts.envelope import PersonRef, ServiceRef, Text
+from stafett_contracts.meeting import DecisionKind, MeetingType, Place, Score, Url
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+def _check_when(starts_at: datetime, ends_at: datetime, video_link: str | None) -> None:
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise ValueError("starts_at and ends_at need a time zone (such as Z or +01:00)")
+    if ends_at <= starts_at:
+        raise ValueError("ends_at must be after starts_at")
+    if video_link is not None and not video_link.startswith("https://"):
+        raise ValueError("video_link must be an https:// address")
+
+
+class ScheduleMeeting(Command, frozen=True, kw_only=True):
+    """Call a meeting of the case. The leader is the caller unless named."""
+
+    case_id: UUID
+    meeting_type: MeetingType
+    starts_at: datetime
+    ends_at: datetime
+    place: Place | None = None
+    video_link: Url | None = None
+    leader: PersonRef | None = None
+    leader_service: ServiceRef | None = None
+    agenda: tuple[Text, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_when(self.starts_at, self.ends_at, self.video_link)
+        if self.place is None and self.video_link is None:
+            raise ValueError("place or video_link: a meeting needs one of them, or both")
+        if (self.leader is None) != (self.leader_service is None):
+            raise ValueError("leader and leader_service go together: name both or neither")
+
+
+class InviteParticipant(Command, frozen=True, kw_only=True):
+    """Invite a guardian, the child, or a person from a service (covered by consent)."""
+
+    person: PersonRef
+    kind: Literal["guardian", "child", "service"]
+    service: ServiceRef | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "service" and self.service is None:
+            raise ValueError("service: a person from a service is invited with their service")
+        if self.kind != "service" and self.service is not None:
+            raise ValueError(f"service: a {self.kind} is invited without a service")
+
+
+class RescheduleMeeting(Command, frozen=True, kw_only=True):
+    """Move the meeting; the place and video link stay as they were unless given."""
+
+    starts_at: datetime
+    ends_at: datetime
+    place: Place | None = None
+    video_link: Url | None = None
+    reason: Text | None = None
+
+    def __post_init__(self) -> None:
+        _check_when(self.starts_at, self.ends_at, self.video_link)
+
+
+class CancelMeeting(Command, frozen=True, kw_only=True):
+    reason: Text
+
+
+class RecordMeetingHeld(Command, frozen=True, kw_only=True):
+    """The meeting took place: who attended (the leader and invitees), and when (default now)."""
+
+    attended: Annotated[tuple[PersonRef, ...], msgspec.Meta(min_length=1)]
+    held_at: datetime | None = None
+
+
+class RecordMinutes(Command, frozen=True, kw_only=True):
+    """The meeting's entry in the relay log."""
+
+    minutes: Text
+
+
+class RecordDecision(Command, frozen=True, kw_only=True):
+    """What the meeting decided about the case; the case service acts on it.
+
+    `decision_id` is chosen by the client, so that a retry records the same decision once.
+    Participants default to those who attended.
+    """
+
+    decision_id: UUID
+    kind: DecisionKind
+    to_level: Level | None = None
+    reason: Text
+    participants: tuple[PersonRef, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == DecisionKind.MOVE_TO_LEVEL and self.to_level is None:
+            raise ValueError("to_level: a decision to move to a level names the level")
+        if self.kind != DecisionKind.MOVE_TO_LEVEL and self.to_level is not None:
+            raise ValueError(f"to_level: a {self.kind.value} decision names no level")
+
+
+class AssignActionItem(Command, frozen=True, kw_only=True):
+    """Someone does something by a date; `item_id` is chosen by the client (retries)."""
+
+    item_id: UUID
+    description: Text
+    owner: PersonRef
+    owner_service: ServiceRef | None = None  # None when a guardian owns it
+    due_on: date
+
+
+class CompleteActionItem(Command, frozen=True, kw_only=True):
+    item_id: UUID
+    note: Text | None = None
+
+
+class GiveFeedback(Command, frozen=True, kw_only=True):
+    """A guardian's or the child's experience of the meeting: who gives it is the caller."""
+
+    rating: Score  # the meeting as a whole, 1 (poor) to 5 (very good)
+    heard: Score  # did they feel heard, 1 to 5
+    comment: Text | None = None
+
+
+# The commands on an existing meeting, by the route that gives them.
+ROUTES: dict[str, type[Command]] = {
+    "invite": InviteParticipant,
+    "reschedule": RescheduleMeeting,
+    "cancel": CancelMeeting,
+    "record-held": RecordMeetingHeld,
+    "record-minutes": RecordMinutes,
+    "record-decision": RecordDecision,
+    "assign-action-item": AssignActionItem,
+    "complete-action-item": CompleteActionItem,
+    "give-feedback": GiveFeedback,
+}

@@ -1,0 +1,75 @@
+"""Wiring: settings, logging, tracing, the application, the policies' loops, the courier, HTTP.
+
+NATS_URL and STAFETT_HTTP_PORT (8104 for this service) come from the environment, as every
+setting in `stafett_runtime.settings`; the notify settings are in `stafett_notify.config`. The
+service is ready when its policies follow the CASE, CONSENT and MEETING streams.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import msgspec
+import structlog
+
+from stafett_notify.api import create_app
+from stafett_notify.application import Notifications, utc_now
+from stafett_notify.channels import EmailSender, WebhookSender, senders
+from stafett_notify.config import NotifyConfig
+from stafett_notify.courier import Courier
+from stafett_notify.policies import UPSTREAMS, Follower, NotifyPolicy
+from stafett_runtime.auth import TokenVerifier
+from stafett_runtime.health import Readiness
+from stafett_runtime.logging import configure_logging
+from stafett_runtime.service import call, serve
+from stafett_runtime.settings import Settings
+from stafett_runtime.tracing import configure_tracing
+
+log = structlog.get_logger(__name__)
+
+
+def openapi() -> bytes:
+    """The OpenAPI document, without connecting to anything."""
+    app = create_app(None, TokenVerifier("https://unused.invalid/jwks"))  # type: ignore[arg-type]  # no route is called
+    return msgspec.json.format(msgspec.json.encode(app.openapi_schema.to_schema()), indent=2)
+
+
+def main(argv: list[str] = sys.argv[1:]) -> None:
+    if argv[:1] == ["openapi"]:
+        sys.stdout.buffer.write(openapi() + b"\n")
+        return
+    settings = Settings.from_env("notify")
+    configure_logging(settings.service, settings.log_level, settings.log_format)
+    configure_tracing(settings.service)
+    config = NotifyConfig.from_env()
+    log.info("starting", settings=repr(settings), config=repr(config))
+    env = settings.eventsourcing_env()
+    webhook = WebhookSender(config.webhook_secret)
+    channels = senders(EmailSender(config.smtp, utc_now), webhook)
+    notifications = Notifications(env, config, channels)
+    followers = [Follower(name, lambda: NotifyPolicy(env, config), env) for name in UPSTREAMS]
+    readiness = Readiness()
+    for follower in followers:
+        readiness.add(f"{follower.name}-policy", follower.check)
+    courier = Courier(notifications, config.interval)
+
+    async def start() -> None:
+        for follower in followers:
+            follower.start()
+        await courier.start()
+
+    async def stop() -> None:
+        await courier.stop()
+        for follower in followers:
+            await call(follower.stop)  # blocks on the store: off the event loop
+        await call(notifications.close)
+        webhook.close()
+
+    app = create_app(
+        notifications,
+        TokenVerifier.from_env(),
+        readiness,
+        on_startup=[start],
+        on_shutdown=[stop],
+    )
+    serve(app, settings)

@@ -1,0 +1,470 @@
+"""Notifications over a real nats-server and a real SMTP server: told once, on time, no leaks.
+
+The upstream streams are written by stand-ins named "case", "consent" and "meeting", with the
+contracts' events, so the tests need nothing of those services but their contracts. Time is a
+clock the test moves; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from uuid import UUID, uuid4
+
+import httpx
+import msgspec
+import pytest
+
+from stafett_contracts import case as c
+from stafett_contracts import consent as k
+from stafett_contracts import meeting as m
+from stafett_contracts import notify as n
+from stafett_contracts.envelope import Event
+from stafett_notify.application import Notifications
+from stafett_notify.channels import Outgoing, Sender, WebhookSender, senders, signature
+from stafett_notify.config import Contact
+from stafett_notify.testing import (
+    CHILD_NAME,
+    LEADER,
+    T0,
+    TEACHER,
+    UNIT,
+    Clock,
+    Envelopes,
+    Mailbox,
+    Upstreams,
+    address,
+    assert_no_personal_data,
+    calendar_in,
+    make_config,
+    notifications,
+    notify_events,
+    of_type,
+    run_policies,
+)
+from stafett_runtime.testing import NatsTestServer
+
+GUARDIAN, PPT_WORKER = "mor-1", "ppt-1"
+PEOPLE = (LEADER, TEACHER, GUARDIAN, PPT_WORKER)
+
+
+def raise_concern(upstreams: Upstreams, envelope: Envelopes, case_id: UUID) -> list[Event]:
+    events: list[Event] = [
+        c.ConcernRaised(
+            **envelope(case_id, T0),
+            child_id=uuid4(),
+            unit=UNIT,
+            concern=f"{CHILD_NAME} trekker seg unna i lek og virker redd.",
+        ),
+        c.BatonHolderAppointed(**envelope(case_id, T0), holder=TEACHER, service=UNIT),
+    ]
+    upstreams.save(*events)
+    return events
+
+
+def test_a_scheduled_meeting_mails_each_invitee_once_with_a_valid_invitation(
+    env: dict[str, str],
+    upstreams: Upstreams,
+    smtp: tuple[Mailbox, int],
+    envelope: Envelopes,
+) -> None:
+    mailbox, port = smtp
+    config = make_config(port, PEOPLE)
+    clock = Clock(T0)
+    # Given a case, and a meeting of it scheduled with two participants invited
+    case_id, meeting_id = uuid4(), uuid4()
+    raise_concern(upstreams, envelope, case_id)
+    start = T0 + timedelta(days=7)
+    upstreams.save(
+        m.MeetingScheduled(
+            **envelope(meeting_id, T0),
+            case_id=case_id,
+            meeting_type=m.MeetingType.COOPERATION,
+            starts_at=start,
+            ends_at=start + timedelta(hours=1),
+            place="Hjemme hos familien, Storgata 5",
+            leader=TEACHER,
+            leader_service=UNIT,
+            agenda=(f"Hvordan har {CHILD_NAME} det i friminuttene?",),
+        ),
+        m.ParticipantInvited(
+            **envelope(meeting_id, T0), case_id=case_id, person=GUARDIAN, kind="guardian"
+        ),
+        m.ParticipantInvited(
+            **envelope(meeting_id, T0),
+            case_id=case_id,
+            person=PPT_WORKER,
+            kind="service",
+            service="ppt",
+        ),
+    )
+    app = notifications(env, config, clock)
+    try:
+        # When the policies run, and the courier delivers, twice over (a redelivery)
+        run_policies(env, config)
+        run_policies(env, config)
+        app.deliver()
+        app.deliver()
+
+        # Then each invitee got exactly one email, with an invitation to the meeting
+        invited = [m for m in mailbox.messages if calendar_in(m) is not None]
+        assert sorted(m["X-Envelope-To"] for m in invited) == sorted(
+            address(p) for p in (TEACHER, GUARDIAN, PPT_WORKER)
+        )
+        for message in invited:
+            calendar = calendar_in(message)
+            assert calendar is not None
+            assert calendar["METHOD"] == "REQUEST"
+            (event,) = calendar.walk("VEVENT")
+            assert event["UID"] == f"{meeting_id}@stafett"
+            assert event.decoded("DTSTART") == start
+            assert event.decoded("DTEND") == start + timedelta(hours=1)
+        # And besides: the unit's leader was told of the concern, the teacher of the baton
+        assert len(mailbox.to(address(LEADER))) == 1
+        assert len(mailbox.to(address(TEACHER))) == 2
+        sent = of_type(notify_events(app), n.NotificationSent)
+        assert len(sent) == len(mailbox.messages) == 5
+        # And no message carries what the events say about the child
+        assert_no_personal_data(mailbox.messages, upstreams.written)
+    finally:
+        app.close()
+
+
+def test_a_cancelled_meeting_sends_every_invitee_a_cancellation(
+    env: dict[str, str],
+    upstreams: Upstreams,
+    smtp: tuple[Mailbox, int],
+    envelope: Envelopes,
+) -> None:
+    mailbox, port = smtp
+    config = make_config(port, PEOPLE)
+    case_id, meeting_id = uuid4(), uuid4()
+    start = T0 + timedelta(days=3)
+    upstreams.save(
+        m.MeetingScheduled(
+            **envelope(meeting_id, T0),
+            case_id=case_id,
+            meeting_type=m.MeetingType.NETWORK,
+            starts_at=start,
+            ends_at=start + timedelta(hours=2),
+            video_link="https://video.example/rom-7",
+            leader=TEACHER,
+            leader_service=UNIT,
+        ),
+        m.ParticipantInvited(
+            **envelope(meeting_id, T0), case_id=case_id, person=GUARDIAN, kind="guardian"
+        ),
+        m.MeetingCancelled(**envelope(meeting_id, T0), case_id=case_id, reason="Sykdom"),
+    )
+    app = notifications(env, config, Clock(T0))
+    try:
+        run_policies(env, config)
+        app.deliver()
+        calendars = [(m, calendar_in(m)) for m in mailbox.messages]
+        cancellations = [m for m, cal in calendars if cal is not None and cal["METHOD"] == "CANCEL"]
+        assert sorted(m["X-Envelope-To"] for m in cancellations) == [
+            address(TEACHER),
+            address(GUARDIAN),
+        ]
+        assert_no_personal_data(mailbox.messages, upstreams.written)
+    finally:
+        app.close()
+
+
+def test_an_overdue_evaluation_gives_the_reminder_and_then_the_escalation(
+    nats_server: NatsTestServer,
+    env: dict[str, str],
+    upstreams: Upstreams,
+    smtp: tuple[Mailbox, int],
+    envelope: Envelopes,
+) -> None:
+    mailbox, port = smtp
+    config = make_config(port, PEOPLE)
+    clock = Clock(T0)
+    config = make_config(port, PEOPLE, inactivity_days=60)  # only the evaluation is overdue
+    # Given a measure the teacher answers for, to be evaluated on 20 November
+    case_id, measure_id = uuid4(), uuid4()
+    raise_concern(upstreams, envelope, case_id)
+    evaluation = date(2026, 11, 20)
+    upstreams.save(
+        c.MeasurePlanned(
+            **envelope(case_id, T0),
+            measure_id=measure_id,
+            description=f"Fast voksenkontakt for {CHILD_NAME} i friminuttene",
+            responsible=TEACHER,
+            service=UNIT,
+            evaluation_date=evaluation,
+        )
+    )
+    apps = [notifications(env, config, clock)]  # the service as it runs; restarted below
+    try:
+        run_policies(env, config)
+        apps[-1].deliver()
+        seen = list(mailbox.messages)  # the concern's and the measure's own notifications
+        mailbox.messages.clear()
+
+        def at(when: str) -> list[str]:
+            """Move the clock, run a round, and say who was mailed why."""
+            clock.now = {
+                "before the lead": T0 + timedelta(days=1),
+                "lead": T0 + timedelta(days=15),
+                "evaluation passed": T0 + timedelta(days=19),
+                "escalation": T0 + timedelta(days=26),
+                "much later": T0 + timedelta(days=27),
+            }[when]
+            apps[-1].tick()
+            apps[-1].deliver()
+            told = [
+                f"{m['X-Envelope-To']}: {' '.join(m['Subject'].split())}" for m in mailbox.messages
+            ]
+            seen.extend(mailbox.messages)
+            mailbox.messages.clear()
+            return sorted(told)
+
+        def restart_everything() -> None:
+            apps.pop().close()
+            nats_server.restart()
+            apps.append(notifications(env, config, clock))
+
+        reference = f"STF-{case_id.hex[:8].upper()}"
+        holder, leader = (
+            f"{address(TEACHER)}: Stafett {reference}",
+            f"{address(LEADER)}: Stafett {reference}",
+        )
+        # When time passes, then: nothing early; the reminder ahead; the overdue reminder and the
+        # baton holder told of the break; and, still nothing done, the unit leader. The service
+        # and NATS restart between any two of these: the timers are in the events.
+        assert at("before the lead") == []
+        assert at("lead") == [f"{holder}: A measure's evaluation date is approaching"]
+        restart_everything()
+        assert at("evaluation passed") == [
+            f"{holder}: A measure's evaluation date has passed",
+            f"{holder}: Follow-up break: a case you hold needs attention",
+        ]
+        restart_everything()
+        assert at("escalation") == [
+            f"{leader}: Follow-up break: a case in your unit needs attention"
+        ]
+        restart_everything()
+        assert at("much later") == []
+        events = notify_events(apps[-1])
+        breaks = of_type(events, n.FollowUpBreakDetected)
+        assert [(b.stage, b.cause) for b in breaks] == [
+            ("baton_holder", "evaluation_overdue"),
+            ("unit_leader", "evaluation_overdue"),
+        ]
+        assert_no_personal_data(seen, upstreams.written)
+    finally:
+        apps[-1].close()
+
+
+def test_an_evaluated_measure_is_not_reminded_of(
+    env: dict[str, str],
+    upstreams: Upstreams,
+    smtp: tuple[Mailbox, int],
+    envelope: Envelopes,
+) -> None:
+    config = make_config(smtp[1], PEOPLE)
+    clock = Clock(T0)
+    case_id, measure_id = uuid4(), uuid4()
+    raise_concern(upstreams, envelope, case_id)
+    upstreams.save(
+        c.MeasurePlanned(
+            **envelope(case_id, T0),
+            measure_id=measure_id,
+            description="Tiltak",
+            responsible=TEACHER,
+            service=UNIT,
+            evaluation_date=date(2026, 11, 20),
+        ),
+        c.MeasureEvaluated(
+            **envelope(case_id, T0 + timedelta(days=10)),
+            measure_id=measure_id,
+            outcome=c.MeasureOutcome.WORKED,
+            notes="Bra",
+        ),
+    )
+    app = notifications(env, config, clock)
+    try:
+        run_policies(env, config)
+        clock.now = T0 + timedelta(days=19)
+        app.tick()
+        reasons = [e.reason for e in of_type(notify_events(app), n.NotificationRequested)]
+        assert not [r for r in reasons if r.startswith(("reminder.", "follow_up_break."))]
+    finally:
+        app.close()
+
+
+class CrashAfterSending:
+    """Sends for real, then the process dies before it can record that it did."""
+
+    def __init__(self, real: Sender) -> None:
+        self.real = real
+
+    def send(self, outgoing: Outgoing) -> None:
+        self.real.send(outgoing)
+        raise KeyboardInterrupt("killed mid-send")
+
+
+def test_a_restart_in_the_middle_of_sending_sends_nothing_twice(
+    env: dict[str, str],
+    upstreams: Upstreams,
+    smtp: tuple[Mailbox, int],
+    envelope: Envelopes,
+) -> None:
+    mailbox, port = smtp
+    config = make_config(port, PEOPLE)
+    clock = Clock(T0)
+    case_id = uuid4()
+    raise_concern(upstreams, envelope, case_id)  # the leader and the holder are told
+    run_policies(env, config)
+    first = notifications(env, config, clock)
+    crashing = CrashAfterSending(first._senders[n.Channel.EMAIL])
+    first._senders = senders(crashing, WebhookSender(config.webhook_secret))
+    try:
+        # Given the service dies right after its first email left
+        with pytest.raises(KeyboardInterrupt):
+            first.deliver()
+    finally:
+        first.close()
+    assert len(mailbox.messages) == 1
+
+    # When it starts again, the policies run again and the courier runs, now and later
+    run_policies(env, config)
+    again = notifications(env, config, clock)
+    try:
+        again.deliver()
+        clock.now += timedelta(minutes=5)
+        again.deliver()
+        again.deliver()
+        # Then every person got one email: the interrupted one is not sent again, but failed
+        assert sorted(m["X-Envelope-To"] for m in mailbox.messages) == sorted(
+            [address(LEADER), address(TEACHER)]
+        )
+        events = notify_events(again)
+        (failed,) = of_type(events, n.NotificationFailed)
+        assert "interrupted" in failed.error
+        assert len(of_type(events, n.NotificationSent)) == 1
+        assert len(of_type(events, n.NotificationRequested)) == 2
+        assert again.notification(failed.aggregate_id).status == "failed"
+    finally:
+        again.close()
+
+
+def test_a_failing_channel_is_retried_with_backoff_and_ends_in_notification_failed(
+    env: dict[str, str], upstreams: Upstreams, envelope: Envelopes
+) -> None:
+    from stafett_runtime.natsserver import free_port
+
+    config = make_config(free_port(), PEOPLE)  # nothing listens there
+    clock = Clock(T0)
+    case_id = uuid4()
+    upstreams.save(
+        c.ConcernRaised(**envelope(case_id, T0), child_id=uuid4(), unit=UNIT, concern="Uro")
+    )
+    run_policies(env, config)
+    app = notifications(env, config, clock)
+    try:
+        assert app.deliver() == 1
+        assert app.deliver() == 0  # the backoff holds the second attempt
+        clock.now += timedelta(minutes=1)
+        assert app.deliver() == 1
+        clock.now += timedelta(minutes=1)
+        assert app.deliver() == 0  # it doubled
+        clock.now += timedelta(minutes=1)
+        assert app.deliver() == 1
+        clock.now += timedelta(days=1)
+        assert app.deliver() == 0  # given up
+        events = notify_events(app)
+        assert [e.attempt for e in of_type(events, n.DeliveryAttemptFailed)] == [1, 2]
+        (failed,) = of_type(events, n.NotificationFailed)
+        assert failed.attempts == 3
+        assert "smtp" in failed.error
+        (view,) = app.notifications_of(case_id)
+        assert (view.status, view.attempts, view.recipient) == ("failed", 3, LEADER)
+    finally:
+        app.close()
+
+
+def test_a_withdrawn_consent_tells_each_service_that_loses_access_by_signed_webhook(
+    env: dict[str, str], upstreams: Upstreams, envelope: Envelopes
+) -> None:
+    received: list[httpx.Request] = []
+
+    def integrator(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(204)
+
+    hooks = {s: Contact(webhook=f"https://{s}.example/hook") for s in ("ppt", "bup")}
+    config = make_config(1, PEOPLE, contacts=hooks)
+    case_id, consent_id = uuid4(), uuid4()
+    upstreams.save(
+        k.ConsentGiven(
+            **envelope(consent_id, T0),
+            case_id=case_id,
+            child_id=uuid4(),
+            given_by=k.Party(kind="guardian", person=GUARDIAN),
+            services=("ppt", "bup"),
+            purposes=(k.Purpose.COOPERATION,),
+            valid_from=T0,
+            valid_until=T0 + timedelta(days=365),
+            evidence=k.Evidence(form="oral", recorded_by=TEACHER),
+        ),
+        k.ConsentWithdrawn(**envelope(consent_id, T0 + timedelta(days=1)), reason="Vi flytter"),
+    )
+    run_policies(env, config)
+    webhook = WebhookSender(
+        config.webhook_secret, httpx.Client(transport=httpx.MockTransport(integrator))
+    )
+    app = Notifications(env, config, senders(webhook, webhook), Clock(T0))
+    try:
+        app.deliver()
+        app.deliver()
+        assert sorted(str(r.url) for r in received) == [
+            "https://bup.example/hook",
+            "https://ppt.example/hook",
+        ]
+        for request in received:
+            assert request.headers["X-Stafett-Signature"] == signature(
+                "test-secret", request.content
+            )
+            body = msgspec.json.decode(request.content)
+            assert body["case_id"] == str(case_id)
+            assert body["reason"] == "consent_withdrawn"
+            assert "Vi flytter" not in request.content.decode()
+    finally:
+        app.close()
+
+
+def test_a_bright_spot_tells_the_guardians_who_consented(
+    env: dict[str, str],
+    upstreams: Upstreams,
+    smtp: tuple[Mailbox, int],
+    envelope: Envelopes,
+) -> None:
+    mailbox, port = smtp
+    config = make_config(port, PEOPLE)
+    case_id, consent_id = uuid4(), uuid4()
+    raise_concern(upstreams, envelope, case_id)
+    upstreams.save(
+        k.ConsentGiven(
+            **envelope(consent_id, T0),
+            case_id=case_id,
+            child_id=uuid4(),
+            given_by=k.Party(kind="guardian", person=GUARDIAN),
+            services=(UNIT,),
+            purposes=(k.Purpose.COOPERATION,),
+            valid_from=T0,
+            valid_until=T0 + timedelta(days=365),
+            evidence=k.Evidence(form="oral", recorded_by=TEACHER),
+        ),
+        c.BrightSpotNoted(**envelope(case_id, T0), note=f"{CHILD_NAME} lo hele dagen"),
+    )
+    app = notifications(env, config, Clock(T0))
+    try:
+        run_policies(env, config)
+        app.deliver()
+        (told,) = mailbox.to(address(GUARDIAN))
+        assert "Something good was noted in a case" in told["Subject"]
+        assert_no_personal_data(mailbox.messages, upstreams.written)
+    finally:
+        app.close()

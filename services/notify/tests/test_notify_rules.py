@@ -1,0 +1,216 @@
+"""Who is told what, and which timers are due: the pure rules, in the domain's words."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from stafett_contracts import case as c
+from stafett_contracts import consent as k
+from stafett_contracts import meeting as m
+from stafett_contracts.envelope import Event
+from stafett_contracts.identity import Actor, Role
+from stafett_contracts.notify import NotificationRequested, ReminderKind, ReminderScheduled
+from stafett_notify.domain.delivery import DeliveryRules, fold, message_of, next_step, retry_at
+from stafett_notify.domain.facts import CaseFacts, MeetingFacts, Watch
+from stafett_notify.domain.rules import (
+    BreakFound,
+    Concerned,
+    ReminderDue,
+    TimerRules,
+    due,
+    reminders_for,
+    tell,
+)
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+UNIT = "skole-lia"
+ACTOR = Actor(person="laerer-1", role=Role.EMPLOYEE, service=UNIT)
+LEADERS = {UNIT: "rektor-1"}
+RULES = TimerRules(
+    lead=timedelta(days=3), inactivity=timedelta(days=14), escalation=timedelta(days=7)
+)
+
+
+def stamp(aggregate_id: UUID, version: int = 1, at: datetime = T0) -> dict[str, Any]:
+    return {
+        "event_id": uuid4(),
+        "aggregate_id": aggregate_id,
+        "aggregate_version": version,
+        "occurred_at": at,
+        "actor": ACTOR,
+        "correlation_id": "req",
+    }
+
+
+def recipients(event: Event, around: Concerned) -> list[tuple[str, str]]:
+    return [(t.recipient, t.reason) for t in tell(event, around)]
+
+
+def test_a_concern_raised_tells_the_leader_of_its_unit() -> None:
+    case_id = uuid4()
+    raised = c.ConcernRaised(**stamp(case_id), child_id=uuid4(), unit=UNIT, concern="Uro")
+    assert recipients(raised, Concerned(case=CaseFacts(), leaders=LEADERS)) == [
+        ("rektor-1", "concern_raised")
+    ]
+
+
+def test_a_coordinator_assigned_tells_the_coordinator_and_each_guardian_once() -> None:
+    assigned = c.CoordinatorAssigned(**stamp(uuid4()), coordinator="koord-1", service="ppt")
+    around = Concerned(case=CaseFacts(), guardians=("mor-1", "far-1", "mor-1"))
+    assert recipients(assigned, around) == [
+        ("koord-1", "coordinator_assigned"),
+        ("mor-1", "coordinator_assigned"),
+        ("far-1", "coordinator_assigned"),
+    ]
+
+
+def test_a_consent_withdrawn_wholly_tells_every_service_it_covered() -> None:
+    case_id = uuid4()
+    withdrawn = k.ConsentWithdrawn(**stamp(uuid4(), 2))
+    around = Concerned(case=CaseFacts(), consent_case_id=case_id, consent_services=("ppt", "bup"))
+    told = tell(withdrawn, around)
+    assert [(t.recipient, t.case_id) for t in told] == [("ppt", case_id), ("bup", case_id)]
+    partly = k.ConsentWithdrawn(**stamp(uuid4(), 2), services=("bup",))
+    assert recipients(partly, around) == [("bup", "consent_withdrawn")]
+
+
+def test_a_rescheduled_meeting_tells_everyone_invited_with_a_newer_invitation() -> None:
+    case_id, meeting_id = uuid4(), uuid4()
+    start = T0 + timedelta(days=5)
+    meeting = MeetingFacts()
+    history: list[Event] = [
+        m.MeetingScheduled(
+            **stamp(meeting_id),
+            case_id=case_id,
+            meeting_type=m.MeetingType.DIALOGUE,
+            starts_at=start,
+            ends_at=start + timedelta(hours=1),
+            leader="laerer-1",
+            leader_service=UNIT,
+        ),
+        m.ParticipantInvited(
+            **stamp(meeting_id, 2), case_id=case_id, person="mor-1", kind="guardian"
+        ),
+        m.MeetingRescheduled(
+            **stamp(meeting_id, 3),
+            case_id=case_id,
+            starts_at=start + timedelta(days=1),
+            ends_at=start + timedelta(days=1, hours=1),
+        ),
+    ]
+    for event in history:
+        meeting.take_in(event)
+    told = tell(history[-1], Concerned(case=CaseFacts(), meeting=meeting))
+    assert [t.recipient for t in told] == ["laerer-1", "mor-1"]
+    invitation = told[0].invitation
+    assert invitation is not None
+    assert (invitation.method, invitation.sequence) == ("REQUEST", 1)
+    assert invitation.starts_at == start + timedelta(days=1)
+
+
+def test_a_measure_planned_sets_a_reminder_ahead_and_one_when_its_day_has_passed() -> None:
+    planned = c.MeasurePlanned(
+        **stamp(uuid4()),
+        measure_id=uuid4(),
+        description="Tiltak",
+        responsible="laerer-1",
+        service=UNIT,
+        evaluation_date=date(2026, 11, 20),
+    )
+    reminders = reminders_for(planned, timedelta(days=3))
+    assert [(r.kind, r.due_at, r.recipient) for r in reminders] == [
+        (ReminderKind.EVALUATION_APPROACHING, datetime(2026, 11, 17, tzinfo=UTC), "laerer-1"),
+        (ReminderKind.EVALUATION_PASSED, datetime(2026, 11, 21, tzinfo=UTC), "laerer-1"),
+    ]
+
+
+def watch_of(*events: Event) -> Watch:
+    watch = Watch()
+    for event in events:
+        watch.take_in(event)
+    return watch
+
+
+def test_an_inactive_case_is_a_break_for_the_holder_then_for_the_unit_leader() -> None:
+    case_id = uuid4()
+    watch = watch_of(
+        c.ConcernRaised(**stamp(case_id), child_id=uuid4(), unit=UNIT, concern="Uro"),
+        c.BatonHolderAppointed(**stamp(case_id, 2), holder="laerer-1", service=UNIT),
+    )
+
+    def breaks(days: int) -> list[tuple[str, str | None]]:
+        found = due(watch, T0 + timedelta(days=days), RULES, LEADERS)
+        return [(f.stage, f.recipient) for f in found if isinstance(f, BreakFound)]
+
+    assert breaks(13) == []
+    assert breaks(14) == [("baton_holder", "laerer-1")]
+    assert breaks(21) == [("baton_holder", "laerer-1"), ("unit_leader", "rektor-1")]
+    # Activity starts the count again
+    watch.take_in(c.BrightSpotNoted(**stamp(case_id, 3, T0 + timedelta(days=20)), note="Fin dag"))
+    assert breaks(21) == []
+
+
+def test_a_reminder_lapses_once_its_measure_is_evaluated() -> None:
+    case_id, measure_id = uuid4(), uuid4()
+    planned = c.MeasurePlanned(
+        **stamp(case_id),
+        measure_id=measure_id,
+        description="Tiltak",
+        responsible="laerer-1",
+        service=UNIT,
+        evaluation_date=date(2026, 11, 20),
+    )
+    reminder = ReminderScheduled(
+        **stamp(uuid4()),
+        case_id=case_id,
+        kind=ReminderKind.EVALUATION_APPROACHING,
+        about=measure_id,
+        due_at=datetime(2026, 11, 17, tzinfo=UTC),
+        recipient="laerer-1",
+    )
+    watch = watch_of(planned, reminder)
+    now = datetime(2026, 11, 18, tzinfo=UTC)
+
+    def reminders() -> list[ReminderDue]:
+        return [f for f in due(watch, now, RULES, LEADERS) if isinstance(f, ReminderDue)]
+
+    assert [r.reminder for r in reminders()] == [reminder]
+    watch.take_in(
+        c.MeasureEvaluated(
+            **stamp(case_id, 2), measure_id=measure_id, outcome=c.MeasureOutcome.WORKED, notes="Ok"
+        )
+    )
+    assert reminders() == []
+
+
+def test_an_attempt_with_no_outcome_is_never_sent_again_only_given_up() -> None:
+    from stafett_contracts.notify import Channel, DeliveryAttempted
+
+    notification_id = uuid4()
+    requested = NotificationRequested(
+        **stamp(notification_id),
+        recipient="rektor-1",
+        channel=Channel.EMAIL,
+        reason="concern_raised",
+        trigger=uuid4(),
+        reference="STF-1",
+        link="https://stafett.example/cases/1",
+    )
+    attempted = DeliveryAttempted(
+        **stamp(notification_id, 2), channel=Channel.EMAIL, attempt=1, started_at=T0
+    )
+    rules = DeliveryRules(
+        max_attempts=3, backoff=timedelta(minutes=1), attempt_timeout=timedelta(minutes=2)
+    )
+    delivery = fold([requested, attempted])
+    assert delivery is not None
+    assert next_step(delivery, T0 + timedelta(minutes=1), rules) == "wait"
+    assert next_step(delivery, T0 + timedelta(minutes=2), rules) == "interrupted"
+    assert retry_at(1, T0, rules) == T0 + timedelta(minutes=1)
+    assert retry_at(2, T0, rules) == T0 + timedelta(minutes=2)
+    assert retry_at(3, T0, rules) is None
+    message = message_of(requested)
+    assert "STF-1" in message.subject
+    assert "https://stafett.example/cases/1" in message.body

@@ -1,0 +1,188 @@
+"""Reading the streams: a durable pull consumer per stream, batched, with low latency.
+
+Each stream is read by the durable consumer `projection-<stream>` (filter `<prefix>.events.>`, so
+tracking records stay out). The database, not the consumer, is the record of how far each
+stream is applied: at start the consumer is made (again) to begin just after the stored
+position, and a redelivered message at or below it changes nothing.
+
+Latency and throughput both come from how the pull is made. nats-py's `fetch(n, timeout)` waits
+for all n messages (or the timeout) once the stream is quiet, which would hold a lone event back
+for the whole timeout. Instead one pull request for up to BATCH messages stays open on the
+server; the loop takes the first message that arrives and whatever else has already arrived,
+applies them in one transaction, acknowledges the last (AckPolicy.ALL), and tops the request up.
+A lone event is applied as soon as it arrives; a backlog is applied BATCH at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from stafett_projection.models import Message
+
+log = structlog.get_logger(__name__)
+
+BATCH = 500  # messages applied in one transaction at most
+PULL_EXPIRES = 5.0  # seconds an open pull request lives on the server before it is renewed
+Apply = Callable[[str, Sequence[Message]], Awaitable[int]]
+
+
+def consumer_name(stream: str) -> str:
+    return f"projection-{stream.lower()}"
+
+
+def events_filter(stream: str) -> str:
+    return f"{stream.lower()}.events.>"
+
+
+class StreamFeed:
+    """Follows one stream with its durable consumer and hands batches to `apply`."""
+
+    def __init__(self, nc: Client, stream: str, position: int, apply: Apply) -> None:
+        self.nc = nc
+        self.stream = stream
+        self.position = position
+        self._apply = apply
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._inbox = ""
+        self._outstanding = 0
+        self.error: BaseException | None = None
+
+    async def run(self) -> None:
+        """Apply the stream's events until cancelled; wait for the stream if it is not there."""
+        js = self.nc.jetstream()
+        while True:
+            try:
+                await js.stream_info(self.stream)
+                break
+            except NotFoundError:
+                await asyncio.sleep(1.0)  # its service has not started yet
+        await self._prepare_consumer()
+        self._inbox = self.nc.new_inbox()
+        subscription = await self.nc.subscribe(self._inbox, cb=self._queue.put)
+        try:
+            while True:
+                await self._pull_more()
+                batch = await self._next_batch()
+                if batch:
+                    self.position = await self._apply(self.stream, batch)
+                    await batch_ack(batch)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            self.error = error
+            log.exception("feed stopped by an error", stream=self.stream)
+            raise
+        finally:
+            await subscription.unsubscribe()
+
+    async def _prepare_consumer(self) -> None:
+        js = self.nc.jetstream()
+        name = consumer_name(self.stream)
+        try:
+            info = await js.consumer_info(self.stream, name)
+            if info.delivered.stream_seq == self.position and (
+                info.ack_floor.stream_seq == self.position
+            ):
+                return  # it stands where the database does
+            await js.delete_consumer(self.stream, name)
+        except NotFoundError:
+            pass
+        start = self.position + 1
+        await js.add_consumer(
+            self.stream,
+            ConsumerConfig(
+                durable_name=name,
+                filter_subject=events_filter(self.stream),
+                ack_policy=AckPolicy.ALL,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+                ack_wait=30,
+                max_ack_pending=-1,
+                max_waiting=16,
+            ),
+        )
+
+    async def _pull_more(self) -> None:
+        if self._outstanding > BATCH // 2:
+            return
+        wanted = BATCH * 2 - self._outstanding
+        request = {"batch": wanted, "expires": int(PULL_EXPIRES * 1e9)}
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{consumer_name(self.stream)}"
+        await self.nc.publish(subject, json.dumps(request).encode(), reply=self._inbox)
+        self._outstanding += wanted
+
+    async def _next_batch(self) -> list[Message]:
+        batch: list[Message] = []
+        try:
+            first = await asyncio.wait_for(self._queue.get(), PULL_EXPIRES + 1)
+        except TimeoutError:
+            self._outstanding = 0  # the request is gone: ask again
+            return batch
+        msgs = [first]
+        while len(msgs) < BATCH and not self._queue.empty():
+            msgs.append(self._queue.get_nowait())
+        for msg in msgs:
+            status = msg.headers.get("Status") if msg.headers else None
+            if status is not None:
+                if status != "100":  # 404/408/409: the pull request ended; 100 is a heartbeat
+                    self._outstanding = 0
+                continue
+            self._outstanding -= 1
+            meta = msg.metadata
+            batch.append(Message(self.stream, meta.sequence.stream, msg.subject, msg.data, msg))
+        return batch
+
+
+async def batch_ack(batch: Sequence[Message]) -> None:
+    """With AckPolicy.ALL, acknowledging the last message acknowledges the batch."""
+    last = batch[-1].msg
+    if last is not None:
+        await last.ack()
+
+
+async def read_all(
+    nc: Client,
+    stream: str,
+    apply: Callable[[Sequence[Message]], Awaitable[None]],
+    progress: Callable[[int], None] = lambda _: None,
+    batch: int = 1000,
+) -> int:
+    """Every event in the stream now, through an ephemeral consumer, in batches (a rebuild)."""
+    js = nc.jetstream()
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        return 0
+    if info.state.messages == 0:
+        return 0
+    subscription = await js.pull_subscribe(
+        events_filter(stream),
+        stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
+    )
+    count = 0
+    try:
+        while True:
+            try:
+                msgs = await subscription.fetch(batch, timeout=2.0)
+            except TimeoutError:
+                break
+            messages = [
+                Message(stream, m.metadata.sequence.stream, m.subject, m.data) for m in msgs
+            ]
+            await apply(messages)
+            count += len(messages)
+            progress(count)
+            if msgs[-1].metadata.num_pending == 0:
+                break  # everything there was when the rebuild began, and since
+    finally:
+        await subscription.unsubscribe()
+    return count

@@ -1,0 +1,72 @@
+"""Wiring and the command line.
+
+    python -m stafett_projection            run the service (port from STAFETT_HTTP_PORT, 8105)
+    python -m stafett_projection rebuild    drop the read models and rebuild them from the streams
+    python -m stafett_projection openapi    print the OpenAPI document as JSON
+
+The read models live in SQLite under STAFETT_DATA_DIR, or in PostgreSQL when
+STAFETT_PROJECTION_DATABASE_URL is set (postgresql://user@host:port/database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import nats
+
+from stafett_projection.api import Runtime, create_app
+from stafett_projection.projection import Projection, WriterBusyError, rebuild
+from stafett_projection.store import Database
+from stafett_runtime.auth import TokenVerifier
+from stafett_runtime.logging import configure_logging
+from stafett_runtime.service import serve
+from stafett_runtime.settings import Settings
+from stafett_runtime.tracing import configure_tracing
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stafett_projection", description=__doc__)
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "rebuild", "openapi"])
+    args = parser.parse_args(argv)
+    settings = Settings.from_env("projection")
+    if args.command == "openapi":
+        app = create_app(
+            Projection(Database("sqlite:///:memory:")),
+            TokenVerifier.from_env({**os.environ, "STAFETT_DATA_DIR": _scratch()}),
+            Runtime(settings),
+        )
+        print(json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True))
+        return 0
+    if args.command == "rebuild":
+        return asyncio.run(_rebuild(settings))
+    configure_logging(settings.service, settings.log_level, settings.log_format)
+    configure_tracing(settings.service)
+    app = create_app(Projection(Database.from_env()), TokenVerifier.from_env(), Runtime(settings))
+    serve(app, settings)
+    return 0
+
+
+def _scratch() -> str:
+    # The OpenAPI document needs no key; a verifier still wants one, so give it a throwaway one.
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="stafett-openapi-")
+
+
+async def _rebuild(settings: Settings) -> int:
+    db = Database.from_env()
+    print(f"rebuilding the read models in {db.describe()} from {settings.nats_url}", flush=True)
+    nc = await nats.connect(settings.nats_url, name="projection-rebuild")
+    try:
+        await rebuild(db, nc, out=sys.stdout)
+    except WriterBusyError as busy:
+        print(f"refused: {busy}", file=sys.stderr)
+        return 2
+    finally:
+        await nc.close()
+    return 0

@@ -1,0 +1,461 @@
+"""How each event changes the read models: one function per event type that needs more than
+its relay-log entry.
+
+Every event becomes an entry (the relay log, the export). Beyond that, each stream writes only
+its own tables (the case stream: cases, levels, measures; consent: consents, coverage; meeting:
+action items, feedback; notify: notifications, breaks; audit: access), and anything computed
+across streams (last activity, follow-up breaks still open) is computed when queried. So the
+streams can be applied in any interleaving, live or in a rebuild, and give the same tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import msgspec
+
+from stafett_contracts import audit, case, consent, meeting, notify
+from stafett_contracts.catalogue import BY_SERVICE
+from stafett_contracts.envelope import Event
+from stafett_projection.store import Tx
+
+STREAMS = ("CASE", "CONSENT", "MEETING", "NOTIFY", "AUDIT")
+
+
+def _union(types: tuple[type[Event], ...]) -> Any:
+    union: Any = types[0]
+    for t in types[1:]:
+        union = union | t
+    return union
+
+
+_decoders: dict[str, msgspec.json.Decoder[Any]] = {
+    stream: msgspec.json.Decoder(_union(BY_SERVICE[stream.lower()])) for stream in STREAMS
+}
+
+_encode = msgspec.json.Encoder()
+
+
+def decode(stream: str, data: bytes) -> Event:
+    event: Event = _decoders[stream].decode(data)
+    return event
+
+
+def ts(moment: datetime) -> str:
+    """A timestamp as stored: UTC, microseconds, so text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def day(value: date) -> str:
+    return value.isoformat()
+
+
+class Message(msgspec.Struct, frozen=True):
+    """One stored event as read from its stream (`msg` to acknowledge it, when live)."""
+
+    stream: str
+    seq: int
+    subject: str
+    data: bytes
+    msg: Any = None
+
+
+class Projector:
+    """Applies batches of one stream's messages to the read models, with the stream position."""
+
+    def __init__(self) -> None:
+        # consent and notification ids seen, for the events that do not name their case
+        self._case_of: dict[str, str | None] = {}
+
+    def apply(self, tx: Tx, stream: str, messages: Sequence[Message]) -> int:
+        """Apply what is new in `messages` (ordered by seq); return the new position."""
+        row = tx.one("SELECT seq FROM positions WHERE stream = ?", (stream,))
+        position = row[0] if row else 0
+        for message in messages:
+            if message.seq <= position:
+                continue  # redelivered: its effect is already recorded
+            self.apply_one(tx, message)
+            position = message.seq
+        tx.run(
+            "INSERT INTO positions(stream, seq) VALUES (?, ?) "
+            "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq",
+            (stream, position),
+        )
+        return position
+
+    def apply_one(self, tx: Tx, message: Message) -> None:
+        event = decode(message.stream, message.data)
+        handler = _HANDLERS.get(type(event))
+        if isinstance(event, audit.CaseAccessed):
+            _accessed(tx, event, message.seq)
+            return
+        case_id = self._case_id(tx, event)
+        actor = event.actor
+        tx.run(
+            "INSERT INTO entries(stream, seq, case_id, aggregate_id, aggregate_version, type,"
+            " occurred_at, person, role, service, subject, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message.stream,
+                message.seq,
+                case_id,
+                str(event.aggregate_id),
+                event.aggregate_version,
+                type(event).__name__,
+                ts(event.occurred_at),
+                actor.person,
+                str(actor.role),
+                actor.service,
+                message.subject,
+                message.data.decode(),
+            ),
+        )
+        if handler is not None and case_id is not None:
+            handler(tx, event, case_id)
+
+    def _case_id(self, tx: Tx, event: Event) -> str | None:
+        if isinstance(event, case.CaseEvent):
+            return str(event.aggregate_id)
+        named = getattr(event, "case_id", None)
+        key = str(event.aggregate_id)
+        if isinstance(event, consent.ConsentGiven | notify.NotificationRequested):
+            self._case_of[key] = None if named is None else str(named)
+        if named is not None:
+            return str(named)
+        if key not in self._case_of:
+            table, column = (
+                ("consents", "consent_id")
+                if isinstance(event, consent.ConsentEvent)
+                else ("notifications", "notification_id")
+            )
+            row = tx.one(f"SELECT case_id FROM {table} WHERE {column} = ?", (key,))
+            self._case_of[key] = None if row is None else row[0]
+        return self._case_of[key]
+
+
+Handler = Callable[[Tx, Any, str], None]
+
+
+# The case stream.
+
+
+def _raised(tx: Tx, e: case.ConcernRaised, case_id: str) -> None:
+    sealed = None if e.personal_data is None else _encode.encode(e.personal_data).decode()
+    at = ts(e.occurred_at)
+    tx.run(
+        "INSERT INTO cases(case_id, child_id, raised_unit, unit, raised_at, level, status, sealed)"
+        " VALUES (?, ?, ?, ?, ?, 0, 'open', ?)",
+        (case_id, str(e.child_id), e.unit, e.unit, at, sealed),
+    )
+    tx.run("INSERT INTO levels(case_id, since, level) VALUES (?, ?, 0)", (case_id, at))
+
+
+def _moved(tx: Tx, e: case.Escalated | case.DeEscalated, case_id: str) -> None:
+    at = ts(e.occurred_at)
+    tx.run("UPDATE cases SET level = ? WHERE case_id = ?", (e.to_level, case_id))
+    _close_level(tx, case_id, at)
+    tx.run(
+        "INSERT INTO levels(case_id, since, level) VALUES (?, ?, ?) "
+        "ON CONFLICT (case_id, since) DO UPDATE SET level = excluded.level, until = NULL",
+        (case_id, at, e.to_level),
+    )
+
+
+def _close_level(tx: Tx, case_id: str, at: str) -> None:
+    tx.run("UPDATE levels SET until = ? WHERE case_id = ? AND until IS NULL", (at, case_id))
+
+
+def _closed(tx: Tx, e: case.CaseClosed, case_id: str) -> None:
+    at = ts(e.occurred_at)
+    tx.run(
+        "UPDATE cases SET status = 'closed', closed_at = ?, closed_level = ? WHERE case_id = ?",
+        (at, e.at_level, case_id),
+    )
+    _close_level(tx, case_id, at)
+
+
+def _reopened(tx: Tx, e: case.CaseReopened, case_id: str) -> None:
+    at = ts(e.occurred_at)
+    tx.run(
+        "UPDATE cases SET status = 'open', closed_at = NULL, closed_level = NULL WHERE case_id = ?",
+        (case_id,),
+    )
+    row = tx.one("SELECT level FROM cases WHERE case_id = ?", (case_id,))
+    tx.run(
+        "INSERT INTO levels(case_id, since, level) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        (case_id, at, row[0] if row else 0),
+    )
+
+
+def _holder(tx: Tx, person: str | None, service: str | None, case_id: str) -> None:
+    tx.run(
+        "UPDATE cases SET holder = ?, holder_service = ? WHERE case_id = ?",
+        (person, service, case_id),
+    )
+
+
+def _appointed(tx: Tx, e: case.BatonHolderAppointed, case_id: str) -> None:
+    _holder(tx, e.holder, e.service, case_id)
+
+
+def _handed_over(tx: Tx, e: case.BatonHandedOver, case_id: str) -> None:
+    _holder(tx, e.to_person, e.to_service, case_id)
+    # A transition (kindergarten to school): the receiving unit now has the case.
+    tx.run("UPDATE cases SET unit = ? WHERE case_id = ?", (e.to_service, case_id))
+
+
+def _vacated(tx: Tx, e: case.BatonVacated, case_id: str) -> None:
+    _holder(tx, None, None, case_id)
+
+
+def _coordinator(tx: Tx, e: case.CoordinatorAssigned, case_id: str) -> None:
+    tx.run(
+        "UPDATE cases SET coordinator = ?, coordinator_service = ? WHERE case_id = ?",
+        (e.coordinator, e.service, case_id),
+    )
+
+
+def _measure_planned(tx: Tx, e: case.MeasurePlanned, case_id: str) -> None:
+    tx.run(
+        "INSERT INTO measures(measure_id, case_id, description, responsible, service,"
+        " evaluation_date, status) VALUES (?, ?, ?, ?, ?, ?, 'active')",
+        (
+            str(e.measure_id),
+            case_id,
+            e.description,
+            e.responsible,
+            e.service,
+            day(e.evaluation_date),
+        ),
+    )
+    tx.run(
+        "UPDATE cases SET first_measure_at = ? WHERE case_id = ? AND first_measure_at IS NULL",
+        (ts(e.occurred_at), case_id),
+    )
+
+
+def _measure_evaluated(tx: Tx, e: case.MeasureEvaluated, case_id: str) -> None:
+    next_date = None if e.next_evaluation_date is None else day(e.next_evaluation_date)
+    tx.run(
+        "UPDATE measures SET outcome = ?, evaluation_date = ? WHERE measure_id = ?",
+        (str(e.outcome), next_date, str(e.measure_id)),
+    )
+
+
+def _measure_ended(tx: Tx, e: case.MeasureEnded, case_id: str) -> None:
+    tx.run("UPDATE measures SET status = 'ended' WHERE measure_id = ?", (str(e.measure_id),))
+
+
+# The consent stream.
+
+
+def _given(tx: Tx, e: consent.ConsentGiven, case_id: str) -> None:
+    consent_id = str(e.aggregate_id)
+    tx.run(
+        "INSERT INTO consents(consent_id, case_id, party_kind, party, purposes, valid_from,"
+        " valid_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            consent_id,
+            case_id,
+            e.given_by.kind,
+            e.given_by.person,
+            ",".join(e.purposes),
+            ts(e.valid_from),
+            ts(e.valid_until),
+        ),
+    )
+    for service in e.services:
+        _cover(tx, case_id, consent_id, service, ts(e.valid_from), ts(e.valid_until))
+
+
+def _cover(
+    tx: Tx,
+    case_id: str,
+    basis_id: str,
+    service: str,
+    start: str,
+    finish: str | None,
+    basis: str = "consent",
+) -> None:
+    tx.run(
+        "INSERT INTO coverage(case_id, basis_id, service, start, finish, basis)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (case_id, basis_id, service, start, finish, basis),
+    )
+
+
+def _end_cover(tx: Tx, basis_id: str, services: Sequence[str], at: str) -> None:
+    """Coverage that has not ended by `at` ends then (for the services named, or all)."""
+    only = f" AND service IN ({','.join('?' * len(services))})" if services else ""
+    tx.run(
+        "UPDATE coverage SET finish = ? WHERE basis_id = ? AND (finish IS NULL OR finish > ?)"
+        f" AND start <= ?{only}",
+        (at, basis_id, at, at, *services),
+    )
+    # Coverage that would only have begun later never begins.
+    tx.run(
+        f"DELETE FROM coverage WHERE basis_id = ? AND start > ?{only}", (basis_id, at, *services)
+    )
+
+
+def _scope_changed(tx: Tx, e: consent.ConsentScopeChanged, case_id: str) -> None:
+    consent_id = str(e.aggregate_id)
+    at = ts(e.occurred_at)
+    row = tx.one("SELECT valid_until FROM consents WHERE consent_id = ?", (consent_id,))
+    until = ts(e.valid_until) if e.valid_until is not None else (row[0] if row else at)
+    tx.run(
+        "UPDATE consents SET purposes = ?, valid_until = ? WHERE consent_id = ?",
+        (",".join(e.purposes), until, consent_id),
+    )
+    current = {
+        s
+        for (s,) in tx.all(
+            "SELECT service FROM coverage WHERE basis_id = ? AND (finish IS NULL OR finish > ?)"
+            " AND start <= ?",
+            (consent_id, at, at),
+        )
+    }
+    dropped = sorted(current - set(e.services))
+    if dropped:
+        _end_cover(tx, consent_id, dropped, at)
+    kept = sorted(current & set(e.services))
+    if kept:
+        tx.run(
+            f"UPDATE coverage SET finish = ? WHERE basis_id = ? AND (finish IS NULL OR finish > ?)"
+            f" AND service IN ({','.join('?' * len(kept))})",
+            (until, consent_id, at, *kept),
+        )
+    for service in sorted(set(e.services) - current):
+        _cover(tx, case_id, consent_id, service, at, until)
+
+
+def _withdrawn(tx: Tx, e: consent.ConsentWithdrawn, case_id: str) -> None:
+    at = ts(e.occurred_at)
+    _end_cover(tx, str(e.aggregate_id), e.services, at)
+    if not e.services:
+        tx.run(
+            "UPDATE consents SET ended_at = ?, end_reason = 'withdrawn' WHERE consent_id = ?",
+            (at, str(e.aggregate_id)),
+        )
+
+
+def _expired(tx: Tx, e: consent.ConsentExpired, case_id: str) -> None:
+    at = ts(e.expired_at)
+    _end_cover(tx, str(e.aggregate_id), (), at)
+    tx.run(
+        "UPDATE consents SET ended_at = ?, end_reason = 'expired' WHERE consent_id = ?"
+        " AND ended_at IS NULL",
+        (at, str(e.aggregate_id)),
+    )
+
+
+def _legal_basis(tx: Tx, e: consent.LegalBasisRecorded, case_id: str) -> None:
+    _cover(
+        tx,
+        case_id,
+        str(e.aggregate_id),
+        e.service,
+        ts(e.occurred_at),
+        None,
+        f"legal basis: {e.legal_basis}",
+    )
+
+
+# The meeting stream.
+
+
+def _item_assigned(tx: Tx, e: meeting.ActionItemAssigned, case_id: str) -> None:
+    tx.run(
+        "INSERT INTO action_items(item_id, case_id, description, owner, owner_service, due_on,"
+        " done) VALUES (?, ?, ?, ?, ?, ?, 0)",
+        (str(e.item_id), case_id, e.description, e.owner, e.owner_service, day(e.due_on)),
+    )
+
+
+def _item_completed(tx: Tx, e: meeting.ActionItemCompleted, case_id: str) -> None:
+    tx.run("UPDATE action_items SET done = 1 WHERE item_id = ?", (str(e.item_id),))
+
+
+def _feedback(tx: Tx, e: meeting.FeedbackGiven, case_id: str) -> None:
+    tx.run(
+        "INSERT INTO feedback(meeting_id, version, case_id, given_by, rating, heard)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (str(e.aggregate_id), e.aggregate_version, case_id, e.given_by, e.rating, e.heard),
+    )
+
+
+# The notify stream.
+
+
+def _requested(tx: Tx, e: notify.NotificationRequested, case_id: str) -> None:
+    tx.run(
+        "INSERT INTO notifications(notification_id, case_id) VALUES (?, ?)",
+        (str(e.aggregate_id), case_id),
+    )
+
+
+def _break(tx: Tx, e: notify.FollowUpBreakDetected, case_id: str) -> None:
+    tx.run(
+        "INSERT INTO breaks(notification_id, case_id, unit, detected_at, last_activity_at, stage,"
+        " cause) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (
+            str(e.aggregate_id),
+            case_id,
+            e.unit,
+            ts(e.occurred_at),
+            ts(e.last_activity_at),
+            e.stage,
+            e.cause,
+        ),
+    )
+
+
+# The audit stream: the projection's own record of reads.
+
+
+def _accessed(tx: Tx, e: audit.CaseAccessed, seq: int) -> None:
+    tx.run(
+        "INSERT INTO access(seq, case_id, occurred_at, person, role, service, what, purpose,"
+        " outcome, basis, refusal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            seq,
+            str(e.case_id),
+            ts(e.occurred_at),
+            e.actor.person,
+            str(e.actor.role),
+            e.actor.service,
+            e.what,
+            e.purpose,
+            e.outcome,
+            e.basis,
+            e.refusal,
+        ),
+    )
+
+
+_HANDLERS: dict[type[Event], Handler] = {
+    case.ConcernRaised: _raised,
+    case.Escalated: _moved,
+    case.DeEscalated: _moved,
+    case.CaseClosed: _closed,
+    case.CaseReopened: _reopened,
+    case.BatonHolderAppointed: _appointed,
+    case.BatonHandedOver: _handed_over,
+    case.BatonVacated: _vacated,
+    case.CoordinatorAssigned: _coordinator,
+    case.MeasurePlanned: _measure_planned,
+    case.MeasureEvaluated: _measure_evaluated,
+    case.MeasureEnded: _measure_ended,
+    consent.ConsentGiven: _given,
+    consent.ConsentScopeChanged: _scope_changed,
+    consent.ConsentWithdrawn: _withdrawn,
+    consent.ConsentExpired: _expired,
+    consent.LegalBasisRecorded: _legal_basis,
+    meeting.ActionItemAssigned: _item_assigned,
+    meeting.ActionItemCompleted: _item_completed,
+    meeting.FeedbackGiven: _feedback,
+    notify.NotificationRequested: _requested,
+    notify.FollowUpBreakDetected: _break,
+}

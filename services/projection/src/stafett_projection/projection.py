@@ -1,0 +1,235 @@
+"""The running projection: one feed per stream into the database, and a rebuild from scratch.
+
+Live: each stream's feed hands a batch to `apply`, which writes the batch's changes and the new
+stream position in one transaction, on a worker thread (the database calls block). Queries can
+wait for a position (`wait_for`), so that a caller reads its own writes, e.g. its own access.
+
+Rebuild: the read models are built afresh into a new database (a new SQLite file, a new
+PostgreSQL schema) and swapped in only when complete, so an interrupted rebuild leaves the old
+ones intact. It refuses to run while the service holds the writer's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from nats.aio.client import Client
+
+from stafett_projection import accesslog
+from stafett_projection.feed import StreamFeed, consumer_name, read_all
+from stafett_projection.models import STREAMS, Message, Projector
+from stafett_projection.store import SCHEMA, Database, Tx
+
+log = structlog.get_logger(__name__)
+
+
+class WriterBusyError(RuntimeError):
+    """Another process (the running service) writes the read models."""
+
+
+class Projection:
+    """The read models kept up to date from the streams."""
+
+    def __init__(self, db: Database, streams: Sequence[str] = STREAMS) -> None:
+        self.db = db
+        self.streams = tuple(streams)
+        self.projector = Projector()
+        self.feeds: dict[str, StreamFeed] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._changed: asyncio.Condition | None = None
+        self.nc: Client | None = None
+
+    async def start(self, nc: Client) -> None:
+        if not await asyncio.to_thread(self.db.try_lock):
+            raise WriterBusyError(f"another process writes the read models in {self.db.describe()}")
+        await asyncio.to_thread(self.db.open_writer)
+        self.nc = nc
+        self._changed = asyncio.Condition()
+        await accesslog.ensure_stream(nc)
+        positions = await asyncio.to_thread(self.positions)
+        for stream in self.streams:
+            feed = StreamFeed(nc, stream, positions.get(stream, 0), self._apply)
+            self.feeds[stream] = feed
+            self._tasks.append(asyncio.create_task(feed.run(), name=f"feed:{stream}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await asyncio.to_thread(self.db.close)
+
+    def positions(self) -> dict[str, int]:
+        with self.db.reading() as tx:
+            return {s: int(p) for s, p in tx.all("SELECT stream, seq FROM positions")}
+
+    async def _apply(self, stream: str, batch: Sequence[Message]) -> int:
+        position = await asyncio.to_thread(self._write, stream, batch)
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+        return position
+
+    def _write(self, stream: str, batch: Sequence[Message]) -> int:
+        with self.db.transaction() as tx:
+            return self.projector.apply(tx, stream, batch)
+
+    async def wait_for(self, stream: str, seq: int, seconds: float = 5.0) -> bool:
+        """Wait until `stream` is applied up to `seq`; False if that took longer than `seconds`."""
+        assert self._changed is not None
+        feed = self.feeds.get(stream)
+        if feed is None:
+            return False
+
+        async def reached() -> None:
+            assert self._changed is not None
+            async with self._changed:
+                await self._changed.wait_for(lambda: feed.position >= seq)
+
+        try:
+            await asyncio.wait_for(reached(), seconds)
+            return True
+        except TimeoutError:
+            return False
+
+    async def wait_for_case_version(self, case_id: str, version: int, seconds: float) -> None:
+        """Wait until the case's own event `version` is applied (read your own writes)."""
+        assert self._changed is not None
+
+        def applied() -> bool:
+            with self.db.reading() as tx:
+                row = tx.one(
+                    "SELECT MAX(aggregate_version) FROM entries WHERE case_id = ?"
+                    " AND stream = 'CASE'",
+                    (case_id,),
+                )
+                return bool(row and row[0] is not None and row[0] >= version)
+
+        deadline = time.monotonic() + seconds
+        while not await asyncio.to_thread(applied):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def lag(self) -> dict[str, dict[str, Any]]:
+        """How far each stream's read models are behind: events not yet applied."""
+        assert self.nc is not None
+        js = self.nc.jetstream()
+        report: dict[str, dict[str, Any]] = {}
+        for stream, feed in self.feeds.items():
+            try:
+                info = await js.consumer_info(stream, consumer_name(stream))
+                behind = info.num_pending + info.num_ack_pending
+                report[stream] = {"position": feed.position, "behind": behind, "running": True}
+            except Exception as error:  # the stream's service has not started yet
+                report[stream] = {
+                    "position": feed.position,
+                    "behind": None,
+                    "running": False,
+                    "detail": type(error).__name__,
+                }
+            if feed.error is not None:
+                report[stream].update(running=False, detail=str(feed.error))
+        return report
+
+
+async def rebuild(
+    db: Database, nc: Client, streams: Sequence[str] = STREAMS, out: Any = None
+) -> dict[str, int]:
+    """Drop the read models and build them again from the streams; print progress and rate."""
+    if not db.try_lock():
+        raise WriterBusyError(
+            f"the projection service is running on {db.describe()}: stop it, then rebuild"
+        )
+    try:
+        return await _rebuild_locked(db, nc, streams, out)
+    finally:
+        db.release()
+
+
+async def _rebuild_locked(
+    db: Database, nc: Client, streams: Sequence[str], out: Any
+) -> dict[str, int]:
+    fresh = _fresh(db)
+    projector = Projector()
+    connection = fresh.connect(_FRESH_SCHEMA if db.postgres else SCHEMA)
+    try:
+        if db.postgres:
+            connection.execute(f"DROP SCHEMA IF EXISTS {_FRESH_SCHEMA} CASCADE")
+        else:
+            connection.execute("PRAGMA synchronous=OFF")  # nothing is read before the swap
+        fresh.create(connection, _FRESH_SCHEMA if db.postgres else SCHEMA)
+        counts: dict[str, int] = {}
+        started = time.perf_counter()
+        total = 0
+        for stream in streams:
+
+            def progress(n: int, stream: str = stream, before: int = total) -> None:
+                if out is not None and n % 10_000 < 1000:
+                    rate = (before + n) / max(time.perf_counter() - started, 1e-9)
+                    print(f"  {stream}: {n} events ({rate:,.0f}/s)", file=out, flush=True)
+
+            async def apply(batch: Sequence[Message], stream: str = stream) -> None:
+                tx = Tx(connection, db.postgres)
+                projector.apply(tx, stream, batch)
+                connection.commit()
+
+            counts[stream] = await read_all(nc, stream, apply, progress)
+            total += counts[stream]
+        seconds = time.perf_counter() - started
+        if out is not None:
+            print(
+                f"rebuilt {total} events in {seconds:.2f} s ({total / max(seconds, 1e-9):,.0f}"
+                " events/s)",
+                file=out,
+                flush=True,
+            )
+        if db.postgres:
+            connection.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+            connection.execute(f"ALTER SCHEMA {_FRESH_SCHEMA} RENAME TO {SCHEMA}")
+            connection.commit()
+    finally:
+        connection.close()
+    if not db.postgres:
+        assert db.path is not None
+        assert fresh.path is not None
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f"{db.path}{suffix}")
+        shutil.move(fresh.path, db.path)  # an atomic rename on one file system
+    await _reset_consumers(nc, streams)
+    return counts
+
+
+_FRESH_SCHEMA = f"{SCHEMA}_rebuild"
+
+
+def _fresh(db: Database) -> Database:
+    if db.postgres:
+        return Database(db.url)
+    assert db.path is not None
+    path = db.path.with_name(db.path.name + ".rebuild")
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{path}{suffix}")
+    return Database(f"sqlite:///{path}")
+
+
+async def _reset_consumers(nc: Client, streams: Sequence[str]) -> None:
+    """The durable consumers start again from the rebuilt positions when the service starts."""
+    js = nc.jetstream()
+    for stream in streams:
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(stream, consumer_name(stream))
