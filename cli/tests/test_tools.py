@@ -29,6 +29,7 @@ from stafett_contracts.envelope import Event
 from stafett_contracts.export import example_of
 from stafett_runtime.contracts import ContractApplication
 from stafett_runtime.jetstream import JetStreamFactory
+from stafett_runtime.natsserver import free_port
 from stafett_runtime.testing import NatsTestServer
 
 STAFETT = [sys.executable, "-m", "stafett_cli.main"]
@@ -257,3 +258,14 @@ def test_tail_prints_one_readable_line_per_event(history: History) -> None:
     assert "case.ConcernRaised@1" in line
     assert f"{str(history.other_case)[:8]} v1" in line
     assert "by example-person (employee, example-service)" in line
+
+
+def test_a_command_without_a_nats_server_says_where_it_looked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    nowhere = f"nats://127.0.0.1:{free_port()}"
+
+    code = main(["status", "--nats", nowhere])
+
+    assert code == 2
+    assert f"cannot reach NATS at {nowhere}: is `stafett up` running?" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from datetime import timedelta
@@ -208,6 +209,8 @@ def _positive_int(value: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # nats-py logs each failed connection attempt with a traceback; the command says it once.
+    logging.getLogger("nats").addHandler(logging.NullHandler())
     try:
         _read_config_file()
     except platform.PlatformError as error:
@@ -262,7 +265,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from stafett_cli.tail import Filter, Tail
+    from stafett_cli.tail import Filter, NotReachableError, Tail
 
     err = Console(stderr=True)
     tail = Tail(
@@ -274,8 +277,10 @@ def _tail(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(tail.run(lambda line: err.print(line, style="dim", highlight=False)))
-    except OSError as error:
-        raise CommandError(f"cannot reach NATS at {args.nats}: {error}") from error
+    except NotReachableError as error:
+        raise CommandError(
+            f"{error}: is `stafett up` running? (or set NATS_URL / --nats)"
+        ) from error
     return 0
 
 

@@ -90,6 +90,26 @@ def readable(stream: str, seq: int, topic: str, event: dict[str, Any]) -> str:
     )
 
 
+class NotReachableError(ConnectionError):
+    pass
+
+
+async def connect(url: str, seconds: float = 5.0) -> Client:
+    """Connected within `seconds`, or NotReachableError; after that, reconnect for as long as it
+    takes (a tail outlives a nats-server restart)."""
+
+    async def quiet(_: Exception) -> None:
+        pass  # nats-py would print each failed attempt with a traceback
+
+    try:
+        return await asyncio.wait_for(
+            nats.connect(url, connect_timeout=seconds, max_reconnect_attempts=-1, error_cb=quiet),
+            seconds,
+        )
+    except (TimeoutError, OSError, nats.errors.Error) as error:
+        raise NotReachableError(f"cannot reach NATS at {url}") from error
+
+
 class Tail:
     def __init__(
         self,
@@ -110,7 +130,7 @@ class Tail:
         self._followed: set[str] = set()
 
     async def run(self, announce: Callable[[str], None]) -> None:
-        nc = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=-1)
+        nc = await connect(self.url)
         try:
             await self._follow_new_streams(nc, announce, first=True)
             while not self.done.is_set():
