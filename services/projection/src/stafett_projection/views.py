@@ -16,6 +16,7 @@ from stafett_projection.access import CaseFacts, Decision, Period
 from stafett_projection.store import Tx
 
 EVALUATIONS_DUE_WITHIN = timedelta(days=7)
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,7 +92,7 @@ def entries(tx: Tx, case_id: str, decision: Decision, as_of: str | None = None) 
             person=r[4],
             role=r[5],
             service=r[6],
-            event=json.loads(r[7]),
+            event=_decode(r[7]),
         )
         for r in rows
         if decision.shows(r[3])
