@@ -119,6 +119,13 @@ async def _latency(
         async def one(case_id: str) -> None:
             nonlocal failures
             started = time.perf_counter()
+            try:
+                await _command_then_query(started, case_id)
+            except httpx.HTTPError:
+                failures += 1
+
+        async def _command_then_query(started: float, case_id: str) -> None:
+            nonlocal failures
             answer = await http.post(
                 f"{case_url}/cases/{case_id}/note-bright-spot", json={"note": "Lo i dag."}
             )
@@ -126,7 +133,7 @@ async def _latency(
                 failures += 1
                 return
             version = answer.json()["version"]
-            commands.append(time.perf_counter() - started)
+            answered = time.perf_counter()
             seen = await http.get(
                 f"{projection_url}/cases/{case_id}/relay-log", params={"min_version": version}
             )
@@ -137,8 +144,10 @@ async def _latency(
             ):
                 failures += 1
                 return
-            samples.append(time.perf_counter() - started)
-            after.append(samples[-1] - commands[-1])
+            visible = time.perf_counter()
+            commands.append(answered - started)
+            after.append(visible - answered)
+            samples.append(visible - started)
 
         tasks = []
         total = int(seconds * rate)
@@ -162,6 +171,14 @@ async def _latency(
     }
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_projection(
     quick: bool = False, events: int | None = None, rate: float = 100.0, skip_rebuild: bool = False
 ) -> dict[str, Any]:
@@ -176,6 +193,7 @@ def bench_projection(
                 rebuild_figures = asyncio.run(_rebuild_vs_raw(server.url, events, tmp))
             finally:
                 server.stop()
+            print(f"rebuild: {rebuild_figures}", file=sys.stderr, flush=True)
         server = NatsServer(tmp / "nats-latency")
         server.start()
         processes = []
@@ -192,6 +210,12 @@ def bench_projection(
             )
         finally:
             for process in processes:
+                cpu = _cpu_seconds(process.pid)
+                print(f"{process.args!r}: {cpu:.1f} s CPU", file=sys.stderr)
+                if process.poll() is not None:  # it died: say why
+                    print(f"{process.args!r} exited with {process.returncode}:", file=sys.stderr)
+                    for log in tmp.glob("*.log"):
+                        print(log.read_text()[-3000:], file=sys.stderr)
                 process.terminate()
                 process.wait(timeout=15)
             server.stop()
