@@ -34,7 +34,7 @@ import psycopg
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
 from eventsourcing.utils import Environment
 
-from bench import raw, store
+from bench import projection, raw, store
 from bench.stats import Latency, Rate
 from stafett_runtime.jetstream import JetStreamFactory
 from stafett_runtime.natsserver import NatsServer, nats_server_binary
@@ -500,9 +500,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results.append(bench_postgres(sizes))
 
+        progress("projection: rebuild vs raw fetch, then command-to-query latency")
+        projection_figures = projection.bench_projection(args.quick, args.events)
+
     finished = datetime.now(UTC)
     print()
     print(table(results, sizes))
+    print()
+    print(projection.describe(projection_figures))
     print()
     print(NOTE)
     for name, reason in skipped.items():
@@ -515,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         "options": {"quick": args.quick, "writers": WRITERS, **sizes.__dict__},
         "environment": environment(pg_version),
         "backends": {r.key: r.as_json() for r in results},
+        "projection": projection_figures,
         "skipped": skipped,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -89,7 +89,8 @@ class Api:
 
 
 @pytest.fixture
-def api(nats_server: NatsTestServer, tmp_path: Path) -> Iterator[Api]:
+def api(nats_server: NatsTestServer, tmp_path: Path, database: Database) -> Iterator[Api]:
+    """The API over SQLite, and again over PostgreSQL (the `database` fixture's two kinds)."""
     key = DevelopmentKey.load_or_create(tmp_path / "key.pem")
 
     async def streams() -> None:
@@ -98,9 +99,10 @@ def api(nats_server: NatsTestServer, tmp_path: Path) -> Iterator[Api]:
         await nc.close()
 
     asyncio.run(streams())
-    db = Database(f"sqlite:///{tmp_path / 'projection.sqlite3'}")
     settings = Settings(service="projection", nats_url=nats_server.url)
-    app = create_app(Projection(db), TokenVerifier(key.public_key), Runtime(settings, environ={}))
+    app = create_app(
+        Projection(database), TokenVerifier(key.public_key), Runtime(settings, environ={})
+    )
     with TestClient(app) as client:
         yield Api(client, key, nats_server.url)
 
@@ -357,3 +359,17 @@ def test_consent_status_handover_packet_worklist_overview_and_figures(api: Api) 
     assert "Kari" not in str(figures)
     assert TEACHER.person not in str(figures)
     assert api.get("/figures", TEACHER).status_code == 403
+
+
+def test_a_service_naming_a_consent_purpose_is_covered_only_by_consents_given_for_it(
+    api: Api,
+) -> None:
+    story = Story()
+    api.publish(story.raised(30), story.consent(10, (UNIT, "ppt")))  # for cooperation only
+    path = f"/cases/{story.case_id}/relay-log"
+    assert api.get(path, PPT, purpose="cooperation").status_code == 200
+    refused = api.get(path, PPT, purpose="tvist")
+    assert refused.status_code == 403
+    assert "for the purpose tvist" in refused.json()["detail"]
+    log = [(e["purpose"], e["outcome"]) for e in api.access_log(story.case_id)]
+    assert log == [("cooperation", "granted"), ("tvist", "refused")]

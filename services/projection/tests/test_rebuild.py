@@ -39,8 +39,9 @@ async def test_a_rebuild_from_the_streams_equals_the_live_built_read_models(
         assert len(events) >= 10_000
         half = len(events) // 2
         await publish(nc, events[:half])
+        own = await nats.connect(nats_server.url)  # the service has its own connection
         live = Projection(database)
-        await live.start(nc)
+        await live.start(own)
         await publish(nc, events[half:])
         await caught_up(live, nc)
         built_live = await asyncio.to_thread(dump, database)
@@ -49,6 +50,7 @@ async def test_a_rebuild_from_the_streams_equals_the_live_built_read_models(
         with pytest.raises(WriterBusyError):
             await rebuild(database, nc)
         await live.stop()
+        await own.close()
 
         out = io.StringIO()
         counts = await rebuild(database, nc, out=out)

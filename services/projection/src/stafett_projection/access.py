@@ -4,7 +4,7 @@
 |---|---|
 | a guardian who gave consent on the case (or the child, when it consented itself) | the whole case (rule 7) |
 | someone of the unit where the worry arose | the whole case: it is the unit's own record, nothing was shared |
-| someone of another service | only while a consent or a recorded legal basis covers the service now, and only entries from the periods it was covered (rules 1 and 3) |
+| someone of another service | only while a consent or a recorded legal basis covers the service now, and only entries from the periods it was covered (rules 1 and 3); naming a consent purpose (`purpose=tvist`) counts only consents given for it |
 | an auditor | everything, once a purpose is stated (422 without) |
 | anyone else | nothing (403) |
 
@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import msgspec
 
+from stafett_contracts.consent import Purpose
 from stafett_contracts.identity import Actor, Role
 
 WORKS_IN_A_SERVICE = (Role.EMPLOYEE, Role.UNIT_LEADER)
+
+
+CONSENT_PURPOSES = frozenset(str(p) for p in Purpose)
 
 
 class Period(msgspec.Struct, frozen=True):
@@ -26,6 +30,13 @@ class Period(msgspec.Struct, frozen=True):
     start: str
     finish: str | None
     basis: str
+    purposes: frozenset[str] | None = None  # a consent's purposes; None: a legal basis
+
+    def serves(self, purpose: str | None) -> bool:
+        """A reader who names a consent purpose is covered only by consents given for it."""
+        if purpose not in CONSENT_PURPOSES or self.purposes is None:
+            return True
+        return purpose in self.purposes
 
     def holds(self, moment: str) -> bool:
         return self.start <= moment and (self.finish is None or moment < self.finish)
@@ -69,11 +80,12 @@ def decide(facts: CaseFacts, actor: Actor, now: str, purpose: str | None) -> Dec
         return Decision(granted=False, refusal=f"the role {actor.role} does not read cases")
     if actor.service == facts.raised_unit:
         return Decision(granted=True, basis="own unit")
-    periods = facts.coverage.get(actor.service, ())
+    periods = tuple(p for p in facts.coverage.get(actor.service, ()) if p.serves(purpose))
     current = [p for p in periods if p.holds(now)]
     if not current:
+        for_what = f" for the purpose {purpose}" if purpose in CONSENT_PURPOSES else ""
         return Decision(
             granted=False,
-            refusal=f"no consent or legal basis covers the service {actor.service} now",
+            refusal=f"no consent or legal basis covers the service {actor.service}{for_what} now",
         )
     return Decision(granted=True, basis=current[0].basis, periods=periods)

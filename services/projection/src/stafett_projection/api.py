@@ -45,7 +45,7 @@ from stafett_runtime.domain import NotAllowed, RuleViolation
 from stafett_runtime.health import CheckResult, Readiness
 from stafett_runtime.keystore import ChildKeys, KeyStoreError
 from stafett_runtime.logging import current_correlation_id
-from stafett_runtime.service import call, http_app
+from stafett_runtime.service import http_app
 from stafett_runtime.settings import Settings
 
 Purpose = Annotated[
@@ -140,7 +140,7 @@ def create_app(
     ) -> tuple[Decision, str | None]:
         """Decide, record the decision as CaseAccessed, and refuse (403/422) or go on."""
         actor = request.user
-        found = await call(_facts, projection, str(case_id))
+        found = await projection.read(views.facts, str(case_id))
         if found is None:
             raise NotFoundException(f"no case {case_id}")
         facts, sealed = found
@@ -199,13 +199,11 @@ def create_app(
             await projection.wait_for_case_version(str(case_id), min_version, 5.0)
         decision, sealed = await admit(request, case_id, "relay-log", purpose)
         moment = None if as_of is None else ts(as_of)
-        visible = await call(_read, projection, views.entries, str(case_id), decision, moment)
+        visible = await projection.read(views.entries, str(case_id), decision, moment)
         everything = (
             visible
             if decision.periods is None
-            else await call(
-                _read, projection, views.entries, str(case_id), Decision(granted=True), moment
-            )
+            else await projection.read(views.entries, str(case_id), Decision(granted=True), moment)
         )
         opened = await child(sealed)
         return RelayLog(
@@ -224,14 +222,14 @@ def create_app(
     ) -> dict[str, Any]:
         await admit(request, case_id, "consent-status", purpose)
         now = ts(datetime.now(UTC))
-        return await call(_read, projection, views.consent_status, str(case_id), now)
+        return await projection.read(views.consent_status, str(case_id), now)
 
     @get("/cases/{case_id:uuid}/handover-packet", summary="What a receiving unit sees")
     async def handover_packet(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> dict[str, Any]:
         decision, sealed = await admit(request, case_id, "handover-packet", purpose)
-        visible = await call(_read, projection, views.entries, str(case_id), decision, None)
+        visible = await projection.read(views.entries, str(case_id), decision, None)
         packet = views.handover_packet(visible)
         opened = await child(sealed)
         packet["child"] = None if opened is None else msgspec.to_builtins(opened)
@@ -246,7 +244,7 @@ def create_app(
         await admit(
             request, case_id, "access-log", purpose, only=(Role.GUARDIAN, Role.CHILD, Role.AUDITOR)
         )
-        return await call(_read, projection, views.access_log, str(case_id))
+        return await projection.read(views.access_log, str(case_id))
 
     @get(
         "/cases/{case_id:uuid}/export.jsonl",
@@ -257,7 +255,7 @@ def create_app(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> Response[str]:
         await admit(request, case_id, "export", purpose, only=(Role.AUDITOR,))
-        lines = await call(_read, projection, views.export_lines, str(case_id))
+        lines = await projection.read(views.export_lines, str(case_id))
         return Response(lines, media_type="application/x-ndjson")
 
     @get(
@@ -268,11 +266,11 @@ def create_app(
     async def archive(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> Response[str]:
-        status = await call(_read, projection, views.case_status, str(case_id))
+        status = await projection.read(views.case_status, str(case_id))
         if status is not None and status != "closed":
             raise RuleViolation("archive-when-closed", "a case goes to the archive when it closes")
         decision, sealed = await admit(request, case_id, "archive", purpose)
-        visible = await call(_read, projection, views.entries, str(case_id), decision, None)
+        visible = await projection.read(views.entries, str(case_id), decision, None)
         document = views.archive_document(
             str(case_id), await child(sealed), visible, views.state_of(visible)
         )
@@ -281,7 +279,7 @@ def create_app(
     @get("/worklist", summary="My cases, measures and action items, and what is due")
     async def worklist(request: Request[Actor, Any, Any]) -> list[dict[str, Any]]:
         actor = request.user
-        return await call(_read, projection, views.worklist, actor.person, actor.service)
+        return await projection.read(views.worklist, actor.person, actor.service)
 
     @get("/units/{unit:str}/overview", summary="A unit leader's overview")
     async def unit_overview(
@@ -298,13 +296,13 @@ def create_app(
         ):
             raise NotAllowed("only the unit's leader (or an auditor) sees its overview")
         today = datetime.now(UTC).date()
-        return await call(_read, projection, views.unit_overview, unit, today)
+        return await projection.read(views.unit_overview, unit, today)
 
     @get("/figures", summary="Management figures, without personal data")
     async def figures(request: Request[Actor, Any, Any]) -> dict[str, Any]:
         if request.user.role not in (Role.UNIT_LEADER, Role.ADMINISTRATOR, Role.AUDITOR):
             raise NotAllowed("figures are for unit leaders, administrators and auditors")
-        return await call(_read, projection, views.figures, datetime.now(UTC))
+        return await projection.read(views.figures, datetime.now(UTC))
 
     @get("/lag", summary="How far each read model is behind its stream")
     async def lag() -> dict[str, dict[str, Any]]:
@@ -330,13 +328,3 @@ def create_app(
         on_startup=[start, *on_startup],
         on_shutdown=[*on_shutdown, stop],
     )
-
-
-def _facts(projection: Projection, case_id: str) -> Any:
-    with projection.db.reading() as tx:
-        return views.facts(tx, case_id)
-
-
-def _read(projection: Projection, query: Any, *args: Any) -> Any:
-    with projection.db.reading() as tx:
-        return query(tx, *args)

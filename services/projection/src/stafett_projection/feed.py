@@ -16,6 +16,7 @@ A lone event is applied as soon as it arrives; a backlog is applied BATCH at a t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -84,18 +85,16 @@ class StreamFeed:
             await subscription.unsubscribe()
 
     async def _prepare_consumer(self) -> None:
+        """Make the durable consumer afresh, to begin just after the stored position.
+
+        Made afresh at every start, because the database is the record of progress, and because
+        deleting it also ends pull requests a previous process left open: a message delivered
+        to such a dead inbox would otherwise be acknowledged with the batch after it.
+        """
         js = self.nc.jetstream()
         name = consumer_name(self.stream)
-        try:
-            info = await js.consumer_info(self.stream, name)
-            if info.delivered.stream_seq == self.position and (
-                info.ack_floor.stream_seq == self.position
-            ):
-                return  # it stands where the database does
+        with contextlib.suppress(NotFoundError):
             await js.delete_consumer(self.stream, name)
-        except NotFoundError:
-            pass
-        start = self.position + 1
         await js.add_consumer(
             self.stream,
             ConsumerConfig(
@@ -103,10 +102,10 @@ class StreamFeed:
                 filter_subject=events_filter(self.stream),
                 ack_policy=AckPolicy.ALL,
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=start,
+                opt_start_seq=self.position + 1,
                 ack_wait=30,
                 max_ack_pending=-1,
-                max_waiting=16,
+                max_waiting=64,
             ),
         )
 
@@ -132,8 +131,13 @@ class StreamFeed:
         for msg in msgs:
             status = msg.headers.get("Status") if msg.headers else None
             if status is not None:
-                if status != "100":  # 404/408/409: the pull request ended; 100 is a heartbeat
-                    self._outstanding = 0
+                if status == "100":
+                    continue  # a heartbeat
+                # 408/409: a pull request ended; it says how many it would still have brought.
+                left = msg.headers.get("Nats-Pending-Messages") if msg.headers else None
+                self._outstanding = max(0, self._outstanding - int(left)) if left else 0
+                if status == "409":
+                    await asyncio.sleep(0.05)  # e.g. too many waiting requests: do not spin
                 continue
             self._outstanding -= 1
             meta = msg.metadata

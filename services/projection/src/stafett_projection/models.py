@@ -68,6 +68,8 @@ class Projector:
     def __init__(self) -> None:
         # consent and notification ids seen, for the events that do not name their case
         self._case_of: dict[str, str | None] = {}
+        # each case's newest version applied, so a query can wait for its own write cheaply
+        self.case_versions: dict[str, int] = {}
 
     def apply(self, tx: Tx, stream: str, messages: Sequence[Message]) -> int:
         """Apply what is new in `messages` (ordered by seq); return the new position."""
@@ -114,6 +116,8 @@ class Projector:
         )
         if handler is not None and case_id is not None:
             handler(tx, event, case_id)
+        if isinstance(event, case.CaseEvent):
+            self.case_versions[str(event.aggregate_id)] = event.aggregate_version
 
     def _case_id(self, tx: Tx, event: Event) -> str | None:
         if isinstance(event, case.CaseEvent):

@@ -16,8 +16,9 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import structlog
 from nats.aio.client import Client
@@ -28,6 +29,7 @@ from stafett_projection.models import STREAMS, Message, Projector
 from stafett_projection.store import SCHEMA, Database, Tx
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 class WriterBusyError(RuntimeError):
@@ -45,15 +47,34 @@ class Projection:
         self._tasks: list[asyncio.Task[None]] = []
         self._changed: asyncio.Condition | None = None
         self.nc: Client | None = None
+        # The database blocks: its calls run here, apart from the default pool, so that
+        # queries and the writer have room and stop() can wait for what is in flight.
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking database call on the projection's own threads."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="projection")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def read(self, query: Callable[..., T], *args: Any) -> T:
+        """A query over the read models (a function of a Tx and `args`), on a worker thread."""
+
+        def reading() -> T:
+            with self.db.reading() as tx:
+                return query(tx, *args)
+
+        return await self.run(reading)
 
     async def start(self, nc: Client) -> None:
-        if not await asyncio.to_thread(self.db.try_lock):
+        if not await self.run(self.db.try_lock):
             raise WriterBusyError(f"another process writes the read models in {self.db.describe()}")
-        await asyncio.to_thread(self.db.open_writer)
+        await self.run(self.db.open_writer)
         self.nc = nc
         self._changed = asyncio.Condition()
+
         await accesslog.ensure_stream(nc)
-        positions = await asyncio.to_thread(self.positions)
+        positions = await self.run(self.positions)
         for stream in self.streams:
             feed = StreamFeed(nc, stream, positions.get(stream, 0), self._apply)
             self.feeds[stream] = feed
@@ -66,6 +87,9 @@ class Projection:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown, wait=True)  # writes in flight finish
         await asyncio.to_thread(self.db.close)
 
     def positions(self) -> dict[str, int]:
@@ -73,7 +97,7 @@ class Projection:
             return {s: int(p) for s, p in tx.all("SELECT stream, seq FROM positions")}
 
     async def _apply(self, stream: str, batch: Sequence[Message]) -> int:
-        position = await asyncio.to_thread(self._write, stream, batch)
+        position = await self.run(self._write, stream, batch)
         assert self._changed is not None
         async with self._changed:
             self._changed.notify_all()
@@ -104,24 +128,29 @@ class Projection:
     async def wait_for_case_version(self, case_id: str, version: int, seconds: float) -> None:
         """Wait until the case's own event `version` is applied (read your own writes)."""
         assert self._changed is not None
+        versions = self.projector.case_versions
+        if versions.get(case_id, 0) >= version:
+            return
+        if case_id not in versions:  # applied before this process started, or not yet
+            newest = await self.run(self._newest_version, case_id)
+            if newest is not None:
+                versions.setdefault(case_id, newest)
 
-        def applied() -> bool:
-            with self.db.reading() as tx:
-                row = tx.one(
-                    "SELECT MAX(aggregate_version) FROM entries WHERE case_id = ?"
-                    " AND stream = 'CASE'",
-                    (case_id,),
-                )
-                return bool(row and row[0] is not None and row[0] >= version)
-
-        deadline = time.monotonic() + seconds
-        while not await asyncio.to_thread(applied):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
+        async def reached() -> None:
+            assert self._changed is not None
             async with self._changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+                await self._changed.wait_for(lambda: versions.get(case_id, 0) >= version)
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reached(), seconds)
+
+    def _newest_version(self, case_id: str) -> int | None:
+        with self.db.reading() as tx:
+            row = tx.one(
+                "SELECT MAX(aggregate_version) FROM entries WHERE case_id = ? AND stream = 'CASE'",
+                (case_id,),
+            )
+        return None if row is None or row[0] is None else int(row[0])
 
     async def lag(self) -> dict[str, dict[str, Any]]:
         """How far each stream's read models are behind: events not yet applied."""

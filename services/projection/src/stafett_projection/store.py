@@ -111,6 +111,9 @@ class Database:
         self._write_connection: Any = None
         self._write_lock = threading.Lock()
         self._held_lock: Any = None
+        self._readers = threading.local()
+        self._reader_connections: list[Any] = []
+        self._write_lock_for_list = threading.Lock()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Database:
@@ -164,18 +167,30 @@ class Database:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Tx]:
-        """A connection of its own for a query, so that queries never wait for the writer."""
-        connection = self.connect()
+        """A connection of the calling thread's own, so that queries never wait for the writer;
+        kept for the thread's next query, because opening one costs more than most queries."""
+        connection = getattr(self._readers, "connection", None)
+        if connection is None:
+            connection = self._readers.connection = self.connect()
+            with self._write_lock_for_list:
+                self._reader_connections.append(connection)
         try:
             yield Tx(connection, self.postgres)
         finally:
-            connection.rollback()
-            connection.close()
+            connection.rollback()  # end the read transaction: the next query sees newer data
 
     def close(self) -> None:
-        if self._write_connection is not None:
-            self._write_connection.close()
-            self._write_connection = None
+        with self._write_lock_for_list:
+            for connection in self._reader_connections:
+                with contextlib.suppress(Exception):
+                    connection.close()
+            self._reader_connections.clear()
+            self._readers = threading.local()
+        # A write cancelled by its caller still runs on its thread: let it finish first.
+        with self._write_lock:
+            if self._write_connection is not None:
+                self._write_connection.close()
+                self._write_connection = None
         self.release()
 
     # Only one writer.

@@ -16,6 +16,7 @@ from stafett_projection.access import CaseFacts, Decision, Period
 from stafett_projection.store import Tx
 
 EVALUATIONS_DUE_WITHIN = timedelta(days=7)
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,13 +53,15 @@ def facts(tx: Tx, case_id: str) -> tuple[CaseFacts, str | None] | None:
         return None
     parties = tx.all("SELECT party_kind, party FROM consents WHERE case_id = ?", (case_id,))
     coverage: dict[str, list[Period]] = defaultdict(list)
-    for service, start, finish, basis, basis_id in tx.all(
-        "SELECT service, start, finish, basis, basis_id FROM coverage WHERE case_id = ?"
-        " ORDER BY start",
+    for service, start, finish, basis, basis_id, purposes in tx.all(
+        "SELECT v.service, v.start, v.finish, v.basis, v.basis_id, c.purposes FROM coverage v"
+        " LEFT JOIN consents c ON c.consent_id = v.basis_id WHERE v.case_id = ?"
+        " ORDER BY v.start",
         (case_id,),
     ):
         label = f"consent {basis_id}" if basis == "consent" else basis
-        coverage[service].append(Period(start, finish, label))
+        given_for = None if purposes is None else frozenset(purposes.split(","))
+        coverage[service].append(Period(start, finish, label, given_for))
     return (
         CaseFacts(
             case_id=case_id,
@@ -91,7 +94,7 @@ def entries(tx: Tx, case_id: str, decision: Decision, as_of: str | None = None) 
             person=r[4],
             role=r[5],
             service=r[6],
-            event=json.loads(r[7]),
+            event=_decode(r[7]),
         )
         for r in rows
         if decision.shows(r[3])

@@ -1,0 +1,267 @@
+"""The projection: rebuild rate beside the raw pull-fetch rate of the same streams, and the
+latency from an HTTP command to the change being visible in a query, at 100 commands/s.
+
+    python -m bench.projection [--quick] [--events N]
+
+Targets: rebuild >= 30% of raw fetch (SQLite); p99 command-to-visible <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import nats
+
+from bench import raw
+from bench.stats import Rate, latency_of
+from stafett_contracts.identity import Actor, Role
+from stafett_projection.generate import ensure_streams, history, publish
+from stafett_projection.projection import rebuild
+from stafett_projection.store import Database
+from stafett_runtime.auth import DevelopmentKey
+from stafett_runtime.natsserver import NatsServer, free_port
+
+REBUILD_RATIO_TARGET = 0.30
+P99_MS_TARGET = 100.0
+STREAMS = ("CASE", "CONSENT", "MEETING", "NOTIFY")
+UNIT = "barnehage-solsikke"
+EMPLOYEE = Actor(person="ansatt-1", role=Role.EMPLOYEE, service=UNIT)
+
+
+async def _rebuild_vs_raw(url: str, events: int, tmp: Path) -> dict[str, Any]:
+    nc = await nats.connect(url)
+    try:
+        await ensure_streams(nc)
+        generated = list(history(events // 13 + 1))[:events]
+        await publish(nc, generated, in_flight=1000)
+        counts = {s: (await nc.jetstream().stream_info(s)).state.messages for s in STREAMS}
+    finally:
+        await nc.close()
+    raw_rates = [
+        await raw.fetch_replay(url, s, f"{s.lower()}.events.>", counts[s]) for s in STREAMS
+    ]
+    raw_rate = Rate(sum(r.events for r in raw_rates), sum(r.seconds for r in raw_rates))
+    db = Database(f"sqlite:///{tmp / 'bench-projection.sqlite3'}")
+    nc = await nats.connect(url)
+    try:
+        started = time.perf_counter()
+        built = await rebuild(db, nc, out=io.StringIO())
+        rebuilt = Rate(sum(built.values()), time.perf_counter() - started)
+    finally:
+        await nc.close()
+    ratio = rebuilt.per_second / raw_rate.per_second
+    return {
+        "events": len(generated),
+        "raw_fetch": raw_rate.as_json(),
+        "rebuild_sqlite": rebuilt.as_json(),
+        "ratio": round(ratio, 3),
+        "target": {"at_least": REBUILD_RATIO_TARGET, "met": ratio >= REBUILD_RATIO_TARGET},
+    }
+
+
+def _start(name: str, url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "NATS_URL": url,
+        "STAFETT_HTTP_PORT": str(port),
+        "STAFETT_DATA_DIR": str(data_dir),
+        "STAFETT_LOG_LEVEL": "WARNING",
+    }
+    env.pop("STAFETT_PROJECTION_DATABASE_URL", None)
+    log = open(data_dir / f"{name}.log", "ab")  # noqa: SIM115 (the child process writes it)
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"stafett_{name}"], env=env, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{name} did not become ready")
+
+
+async def _latency(
+    case_url: str, projection_url: str, key: DevelopmentKey, seconds: float, rate: float = 100.0
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key.mint(EMPLOYEE)}"}
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(timeout=30, headers=headers, limits=limits) as http:
+        cases = []
+        for _ in range(50):
+            answer = await http.post(
+                f"{case_url}/cases",
+                json={"child_id": str(uuid4()), "concern": "Trekker seg unna i lek."},
+            )
+            answer.raise_for_status()
+            cases.append(answer.json()["id"])
+        samples: list[float] = []
+        commands: list[float] = []
+        after: list[float] = []
+        failures = 0
+
+        async def one(case_id: str) -> None:
+            nonlocal failures
+            started = time.perf_counter()
+            try:
+                await _command_then_query(started, case_id)
+            except httpx.HTTPError:
+                failures += 1
+
+        async def _command_then_query(started: float, case_id: str) -> None:
+            nonlocal failures
+            answer = await http.post(
+                f"{case_url}/cases/{case_id}/note-bright-spot", json={"note": "Lo i dag."}
+            )
+            if answer.status_code != 201:
+                failures += 1
+                return
+            version = answer.json()["version"]
+            answered = time.perf_counter()
+            seen = await http.get(
+                f"{projection_url}/cases/{case_id}/relay-log", params={"min_version": version}
+            )
+            entries = seen.json().get("entries", []) if seen.status_code == 200 else []
+            if not any(
+                e["stream"] == "CASE" and e["event"]["aggregate_version"] == version
+                for e in entries
+            ):
+                failures += 1
+                return
+            visible = time.perf_counter()
+            commands.append(answered - started)
+            after.append(visible - answered)
+            samples.append(visible - started)
+
+        tasks = []
+        total = int(seconds * rate)
+        begin = time.perf_counter()
+        for i in range(total):
+            # Each case gets one command at a time, so the case service never sees a conflict.
+            await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(cases[i % len(cases)])))
+            if len(tasks) >= len(cases):
+                await tasks[-len(cases)]
+        await asyncio.gather(*tasks)
+        achieved = total / (time.perf_counter() - begin)
+    latency = latency_of(samples)
+    return {
+        **latency.as_json(),
+        "commands_per_second": round(achieved, 1),
+        "command_alone": latency_of(commands).as_json(),
+        "answered_to_visible": latency_of(after).as_json(),
+        "failures": failures,
+        "target": {"p99_ms_at_most": P99_MS_TARGET, "met": latency.p99_ms <= P99_MS_TARGET},
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_projection(
+    quick: bool = False, events: int | None = None, rate: float = 100.0, skip_rebuild: bool = False
+) -> dict[str, Any]:
+    events = events or (5_000 if quick else 100_000)
+    with tempfile.TemporaryDirectory(prefix="stafett-bench-projection-") as name:
+        tmp = Path(name)
+        rebuild_figures: dict[str, Any] = {}
+        if not skip_rebuild:
+            server = NatsServer(tmp / "nats-rebuild")
+            server.start()
+            try:
+                rebuild_figures = asyncio.run(_rebuild_vs_raw(server.url, events, tmp))
+            finally:
+                server.stop()
+            print(f"rebuild: {rebuild_figures}", file=sys.stderr, flush=True)
+        server = NatsServer(tmp / "nats-latency")
+        server.start()
+        processes = []
+        try:
+            key = DevelopmentKey.load_or_create(tmp / "dev-signing-key.pem")
+            # The case service follows the consent stream, which the consent service makes.
+            processes.append(_start("consent", server.url, tmp)[0])
+            case, case_url = _start("case", server.url, tmp)
+            processes.append(case)
+            projection, projection_url = _start("projection", server.url, tmp)
+            processes.append(projection)
+            latency = asyncio.run(
+                _latency(case_url, projection_url, key, seconds=3 if quick else 20, rate=rate)
+            )
+        finally:
+            for process in processes:
+                cpu = _cpu_seconds(process.pid)
+                print(f"{process.args!r}: {cpu:.1f} s CPU", file=sys.stderr)
+                if process.poll() is not None:  # it died: say why
+                    print(f"{process.args!r} exited with {process.returncode}:", file=sys.stderr)
+                    for log in tmp.glob("*.log"):
+                        print(log.read_text()[-3000:], file=sys.stderr)
+                process.terminate()
+                process.wait(timeout=15)
+            server.stop()
+    return {
+        "rebuild": rebuild_figures,
+        "command_to_query_latency": latency,
+        # The machine is shared: how busy it was says how far to trust the latency.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def describe(figures: dict[str, Any]) -> str:
+    r, lat = figures["rebuild"], figures["command_to_query_latency"]
+    alone = lat["command_alone"]
+    return "\n".join(
+        [
+            f"projection rebuild (SQLite): {r['rebuild_sqlite']['per_second']:,.0f} events/s vs"
+            f" raw pull fetch {r['raw_fetch']['per_second']:,.0f}/s = {r['ratio']:.0%}"
+            f" (target >= {REBUILD_RATIO_TARGET:.0%}: {_met(r)}) over {r['events']:,} events",
+            f"command -> visible in query at {lat['commands_per_second']} commands/s:"
+            f" median {lat['median_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms"
+            f" (target p99 <= {P99_MS_TARGET:.0f} ms: {_met(lat)}), {lat['samples']} samples,"
+            f" {lat['failures']} failures; the command alone: median {alone['median_ms']:.1f} ms,"
+            f" p99 {alone['p99_ms']:.1f} ms; from its answer to visible: median"
+            f" {lat['answered_to_visible']['median_ms']:.1f} ms, p99"
+            f" {lat['answered_to_visible']['p99_ms']:.1f} ms;"
+            f" load average {figures['load_average']}",
+        ]
+    )
+
+
+def _met(figures: dict[str, Any]) -> str:
+    return "met" if figures["target"]["met"] else "MISSED"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.projection", description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--events", type=int)
+    parser.add_argument("--rate", type=float, default=100.0, help="commands per second")
+    parser.add_argument("--latency-only", action="store_true")
+    args = parser.parse_args(argv)
+    figures = bench_projection(args.quick, args.events, args.rate, args.latency_only)
+    print(describe(figures) if figures["rebuild"] else figures["command_to_query_latency"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
