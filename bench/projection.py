@@ -104,7 +104,7 @@ async def _latency(
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(timeout=30, headers=headers, limits=limits) as http:
         cases = []
-        for _ in range(50):
+        for _ in range(200):  # many cases, each with a modest history, as in a municipality
             answer = await http.post(
                 f"{case_url}/cases",
                 json={"child_id": str(uuid4()), "concern": "Trekker seg unna i lek."},
@@ -180,7 +180,11 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def bench_projection(
-    quick: bool = False, events: int | None = None, rate: float = 100.0, skip_rebuild: bool = False
+    quick: bool = False,
+    events: int | None = None,
+    rate: float = 100.0,
+    skip_rebuild: bool = False,
+    sync_always: bool = True,
 ) -> dict[str, Any]:
     events = events or (5_000 if quick else 100_000)
     with tempfile.TemporaryDirectory(prefix="stafett-bench-projection-") as name:
@@ -194,7 +198,7 @@ def bench_projection(
             finally:
                 server.stop()
             print(f"rebuild: {rebuild_figures}", file=sys.stderr, flush=True)
-        server = NatsServer(tmp / "nats-latency")
+        server = NatsServer(tmp / "nats-latency", sync_always=sync_always)
         server.start()
         processes = []
         try:
@@ -257,8 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int)
     parser.add_argument("--rate", type=float, default=100.0, help="commands per second")
     parser.add_argument("--latency-only", action="store_true")
+    parser.add_argument("--lazy", action="store_true", help="nats-server without fsync-always")
     args = parser.parse_args(argv)
-    figures = bench_projection(args.quick, args.events, args.rate, args.latency_only)
+    figures = bench_projection(
+        args.quick, args.events, args.rate, args.latency_only, sync_always=not args.lazy
+    )
     print(describe(figures) if figures["rebuild"] else figures["command_to_query_latency"])
     return 0
 
