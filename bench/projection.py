@@ -164,6 +164,10 @@ async def _latency(
     return {
         **latency.as_json(),
         "commands_per_second": round(achieved, 1),
+        # Samples in the order they completed: a drift from first to last quarter means the
+        # services fell behind the offered rate, not that single commands were slow.
+        "first_quarter": latency_of(samples[: len(samples) // 4]).as_json(),
+        "last_quarter": latency_of(samples[-len(samples) // 4 :]).as_json(),
         "command_alone": latency_of(commands).as_json(),
         "answered_to_visible": latency_of(after).as_json(),
         "failures": failures,
@@ -200,22 +204,22 @@ def bench_projection(
             print(f"rebuild: {rebuild_figures}", file=sys.stderr, flush=True)
         server = NatsServer(tmp / "nats-latency", sync_always=sync_always)
         server.start()
-        processes = []
+        processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        cpu: dict[str, float] = {}  # each service's CPU time over the run, start-up included
         try:
             key = DevelopmentKey.load_or_create(tmp / "dev-signing-key.pem")
             # The case service follows the consent stream, which the consent service makes.
-            processes.append(_start("consent", server.url, tmp)[0])
+            processes.append(("consent", _start("consent", server.url, tmp)[0]))
             case, case_url = _start("case", server.url, tmp)
-            processes.append(case)
+            processes.append(("case", case))
             projection, projection_url = _start("projection", server.url, tmp)
-            processes.append(projection)
+            processes.append(("projection", projection))
             latency = asyncio.run(
                 _latency(case_url, projection_url, key, seconds=3 if quick else 20, rate=rate)
             )
         finally:
-            for process in processes:
-                cpu = _cpu_seconds(process.pid)
-                print(f"{process.args!r}: {cpu:.1f} s CPU", file=sys.stderr)
+            for name, process in processes:
+                cpu[name] = round(_cpu_seconds(process.pid), 1)
                 if process.poll() is not None:  # it died: say why
                     print(f"{process.args!r} exited with {process.returncode}:", file=sys.stderr)
                     for log in tmp.glob("*.log"):
@@ -228,6 +232,7 @@ def bench_projection(
         "command_to_query_latency": latency,
         # The machine is shared: how busy it was says how far to trust the latency.
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpu_seconds": cpu,
     }
 
 
@@ -245,8 +250,11 @@ def describe(figures: dict[str, Any]) -> str:
             f" {lat['failures']} failures; the command alone: median {alone['median_ms']:.1f} ms,"
             f" p99 {alone['p99_ms']:.1f} ms; from its answer to visible: median"
             f" {lat['answered_to_visible']['median_ms']:.1f} ms, p99"
-            f" {lat['answered_to_visible']['p99_ms']:.1f} ms;"
-            f" load average {figures['load_average']}",
+            f" {lat['answered_to_visible']['p99_ms']:.1f} ms; first quarter of the run: median"
+            f" {lat['first_quarter']['median_ms']:.1f} ms, p99 {lat['first_quarter']['p99_ms']:.1f}"
+            f" ms; last quarter: median {lat['last_quarter']['median_ms']:.1f} ms, p99"
+            f" {lat['last_quarter']['p99_ms']:.1f} ms; load average {figures['load_average']};"
+            f" CPU seconds {figures['cpu_seconds']}",
         ]
     )
 
