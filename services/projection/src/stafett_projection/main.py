@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
 
 import nats
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from stafett_projection.api import Runtime, create_app
 from stafett_projection.projection import Projection, WriterBusyError, rebuild
@@ -35,10 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env("projection")
     if args.command == "openapi":
+        # The document needs no key; the verifier wants one, so it gets a throwaway one.
+        throwaway = ec.generate_private_key(ec.SECP256R1()).public_key()
         app = create_app(
-            Projection(Database("sqlite:///:memory:")),
-            TokenVerifier.from_env({**os.environ, "STAFETT_DATA_DIR": _scratch()}),
-            Runtime(settings),
+            Projection(Database("sqlite:///:memory:")), TokenVerifier(throwaway), Runtime(settings)
         )
         print(json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True))
         return 0
@@ -49,13 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = create_app(Projection(Database.from_env()), TokenVerifier.from_env(), Runtime(settings))
     serve(app, settings)
     return 0
-
-
-def _scratch() -> str:
-    # The OpenAPI document needs no key; a verifier still wants one, so give it a throwaway one.
-    import tempfile
-
-    return tempfile.mkdtemp(prefix="stafett-openapi-")
 
 
 async def _rebuild(settings: Settings) -> int:

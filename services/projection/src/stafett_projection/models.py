@@ -70,6 +70,7 @@ class Projector:
         self._case_of: dict[str, str | None] = {}
         # each case's newest version applied, so a query can wait for its own write cheaply
         self.case_versions: dict[str, int] = {}
+        self.touched: set[str] = set()  # cases whose version changed since the caller last looked
 
     def apply(self, tx: Tx, stream: str, messages: Sequence[Message]) -> int:
         """Apply what is new in `messages` (ordered by seq); return the new position."""
@@ -118,6 +119,7 @@ class Projector:
             handler(tx, event, case_id)
         if isinstance(event, case.CaseEvent):
             self.case_versions[str(event.aggregate_id)] = event.aggregate_version
+            self.touched.add(str(event.aggregate_id))
 
     def _case_id(self, tx: Tx, event: Event) -> str | None:
         if isinstance(event, case.CaseEvent):

@@ -50,6 +50,7 @@ class Projection:
         # The database blocks: its calls run here, apart from the default pool, so that
         # queries and the writer have room and stop() can wait for what is in flight.
         self._executor: ThreadPoolExecutor | None = None
+        self._version_waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking database call on the projection's own threads."""
@@ -97,15 +98,18 @@ class Projection:
             return {s: int(p) for s, p in tx.all("SELECT stream, seq FROM positions")}
 
     async def _apply(self, stream: str, batch: Sequence[Message]) -> int:
-        position = await self.run(self._write, stream, batch)
+        position, touched = await self.run(self._write, stream, batch)
+        self._wake(touched)
         assert self._changed is not None
         async with self._changed:
             self._changed.notify_all()
         return position
 
-    def _write(self, stream: str, batch: Sequence[Message]) -> int:
+    def _write(self, stream: str, batch: Sequence[Message]) -> tuple[int, set[str]]:
         with self.db.transaction() as tx:
-            return self.projector.apply(tx, stream, batch)
+            self.projector.touched = set()
+            position = self.projector.apply(tx, stream, batch)
+        return position, self.projector.touched
 
     async def wait_for(self, stream: str, seq: int, seconds: float = 5.0) -> bool:
         """Wait until `stream` is applied up to `seq`; False if that took longer than `seconds`."""
@@ -126,23 +130,41 @@ class Projection:
             return False
 
     async def wait_for_case_version(self, case_id: str, version: int, seconds: float) -> None:
-        """Wait until the case's own event `version` is applied (read your own writes)."""
-        assert self._changed is not None
+        """Wait until the case's own event `version` is applied (read your own writes).
+
+        Each waiter is woken only by a batch that touched its case: with many readers waiting,
+        waking them all on every batch would cost more than the reads themselves.
+        """
         versions = self.projector.case_versions
-        if versions.get(case_id, 0) >= version:
-            return
         if case_id not in versions:  # applied before this process started, or not yet
             newest = await self.run(self._newest_version, case_id)
             if newest is not None:
                 versions.setdefault(case_id, newest)
+        if versions.get(case_id, 0) >= version:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (version, waiter)
+        self._version_waiters.setdefault(case_id, []).append(entry)
+        try:
+            await asyncio.wait_for(waiter, seconds)
+        except TimeoutError:
+            pass
+        finally:
+            waiting = self._version_waiters.get(case_id, [])
+            if entry in waiting:
+                waiting.remove(entry)
+            if not waiting:
+                self._version_waiters.pop(case_id, None)
 
-        async def reached() -> None:
-            assert self._changed is not None
-            async with self._changed:
-                await self._changed.wait_for(lambda: versions.get(case_id, 0) >= version)
-
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reached(), seconds)
+    def _wake(self, cases: set[str]) -> None:
+        for case_id in cases:
+            waiting = self._version_waiters.get(case_id)
+            if not waiting:
+                continue
+            newest = self.projector.case_versions.get(case_id, 0)
+            for version, waiter in waiting:
+                if version <= newest and not waiter.done():
+                    waiter.set_result(None)
 
     def _newest_version(self, case_id: str) -> int | None:
         with self.db.reading() as tx:
