@@ -160,6 +160,11 @@ def test_up_with_the_demo_serves_restarts_a_crashed_service_stops_cleanly_and_co
     jonas = read_case(base, data, cases["jonas"], "rektor-fjell", "skole-fjell")
     assert jonas["level"] == 3
     assert set(jonas["services"]) == {"skole-fjell", "bup", "ppt"}
+    # And jonas's responsibility group has met, decided, and heard from his mother
+    (group,) = read_meetings(base, data, cases["jonas"], "koordinator-fjell", "skole-fjell")
+    assert group["held_at"] is not None
+    assert [d["kind"] for d in group["decisions"].values()] == ["continue"]
+    assert group["feedback_from"] == ["mor-jonas"]
 
     # When the case service crashes
     (case_pid,) = [pid for pid, command in first.items() if "stafett_case" in command]
@@ -207,6 +212,21 @@ def read_case(base: int, data: Path, case_id: str, leader: str, unit: str) -> di
     assert answer.status_code == 200, answer.text
     case: dict[str, Any] = answer.json()["case"]
     return case
+
+
+def read_meetings(
+    base: int, data: Path, case_id: str, person: str, unit: str
+) -> list[dict[str, Any]]:
+    key = DevelopmentKey.load_or_create(data / "dev-signing-key.pem")
+    token = key.mint(Actor(person=person, role=Role.EMPLOYEE, service=unit))
+    answer = httpx.get(
+        f"http://127.0.0.1:{base + 3}/cases/{case_id}/meetings",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    meetings: list[dict[str, Any]] = answer.json()
+    return meetings
 
 
 def test_up_refuses_a_taken_service_port_naming_the_setting(tmp_path: Path) -> None:

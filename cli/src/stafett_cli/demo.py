@@ -10,10 +10,11 @@ responsibility group at level 3, one closed, one reported to child welfare.
 The demo is loaded once per data folder: `<data>/demo-loaded` records that it was, so starting
 again with --demo continues on the same data instead of adding the cases twice.
 
-Steps are data (`STEPS`): who acts, on which service, which path, which body. In bodies and
-paths, `{case}` and `{child}` are the step's case and its child, `{measure:<name>}` a measure id
-of that case, `{date:+<days>}` a date relative to today, `{now}` the current time, `{sha256}` a
-document hash.
+Steps are data (`STEPS`, `meeting_steps()`): who acts, on which service, which path, which
+body. In bodies and paths, `{case}` and `{child}` are the step's case and its child,
+`{measure:<name>}` (or `{id:<name>}`) a stable id within that case, `{meeting:<name>}` the
+meeting a step scheduled, `{time:+<hours>}` a time and `{date:+<days>}` a date from now, `{now}`
+the current time, `{sha256}` a document hash.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class Step:
     path: str
     body: Mapping[str, Any] = field(default_factory=dict)
     wait_for_consents: int = 0  # then wait until the case service has noted this many consents
+    meeting: str | None = None  # the name later steps give the meeting this step schedules
 
 
 def _consent(case: str, guardian: str, services: list[str], purposes: list[str]) -> Step:
@@ -332,14 +334,122 @@ STEPS: list[Step] = [
 ]
 
 
-def meeting_steps() -> list[Step]:
-    """Meetings of the demo cases, through the meeting service's API.
+def _meeting(case: str, actor: str, name: str, body: Mapping[str, Any]) -> Step:
+    return Step(case, actor, "meeting", "/meetings", {"case_id": "{case}", **body}, meeting=name)
 
-    Empty until the meeting service is merged: the lead adds its steps here (a responsibility
-    group meeting for jonas with a decision, an interdisciplinary meeting for sara, feedback
-    from a guardian), so `--demo` also shows meetings, decisions and notifications.
-    """
-    return []
+
+def _in(case: str, actor: str, meeting: str, command: str, body: Mapping[str, Any]) -> Step:
+    return Step(case, actor, "meeting", f"/meetings/{{meeting:{meeting}}}/{command}", body)
+
+
+def meeting_steps() -> list[Step]:
+    """Meetings of the demo cases, through the meeting service's API: one held, with minutes,
+    a decision, an action item and the guardian's feedback; one still to come."""
+    jonas_group = ["koordinator-fjell", "mor-jonas", "jonas", "bup-psykolog", "ppt-radgiver"]
+    return [
+        # Jonas: the responsibility group meets, decides to go on, and PPT takes a task.
+        _meeting(
+            "jonas",
+            "koordinator-fjell",
+            "group",
+            {
+                "meeting_type": "responsibility_group",
+                "starts_at": "{time:+1}",
+                "ends_at": "{time:+2}",
+                "place": "Fjell skole, møterom 1",
+                "agenda": ["Hvordan er morgenene?", "Individuell plan", "Neste steg"],
+            },
+        ),
+        _in(
+            "jonas",
+            "koordinator-fjell",
+            "group",
+            "invite",
+            {"person": "mor-jonas", "kind": "guardian"},
+        ),
+        _in("jonas", "koordinator-fjell", "group", "invite", {"person": "jonas", "kind": "child"}),
+        _in(
+            "jonas",
+            "koordinator-fjell",
+            "group",
+            "invite",
+            {"person": "bup-psykolog", "kind": "service", "service": "bup"},
+        ),
+        _in(
+            "jonas",
+            "koordinator-fjell",
+            "group",
+            "invite",
+            {"person": "ppt-radgiver", "kind": "service", "service": "ppt"},
+        ),
+        _in("jonas", "koordinator-fjell", "group", "record-held", {"attended": jonas_group}),
+        _in(
+            "jonas",
+            "koordinator-fjell",
+            "group",
+            "record-minutes",
+            {"minutes": "Morgenene er lettere med fast oppmøtested. Planen skrives ferdig."},
+        ),
+        _in(
+            "jonas",
+            "koordinator-fjell",
+            "group",
+            "record-decision",
+            {
+                "decision_id": "{id:jonas-continue}",
+                "kind": "continue",
+                "reason": "Tiltakene virker; vi fortsetter på nivå 3.",
+                "participants": jonas_group,
+            },
+        ),
+        _in(
+            "jonas",
+            "koordinator-fjell",
+            "group",
+            "assign-action-item",
+            {
+                "item_id": "{id:jonas-plan}",
+                "description": "Utkast til individuell plan",
+                "owner": "ppt-radgiver",
+                "owner_service": "ppt",
+                "due_on": "{date:+14}",
+            },
+        ),
+        _in(
+            "jonas",
+            "mor-jonas",
+            "group",
+            "give-feedback",
+            {"rating": 4, "heard": 5, "comment": "Godt å bli hørt."},
+        ),
+        # Sara: PPT, now holding the baton, calls a meeting with the father and the clinic.
+        _meeting(
+            "sara",
+            "ppt-radgiver",
+            "cooperation",
+            {
+                "meeting_type": "interdisciplinary",
+                "starts_at": "{time:+120}",
+                "ends_at": "{time:+121}",
+                "video_link": "https://video.example/stafett/sara",
+                "agenda": ["Resultat av språkkartlegging", "Veien videre"],
+            },
+        ),
+        _in(
+            "sara",
+            "ppt-radgiver",
+            "cooperation",
+            "invite",
+            {"person": "far-sara", "kind": "guardian"},
+        ),
+        _in(
+            "sara",
+            "ppt-radgiver",
+            "cooperation",
+            "invite",
+            {"person": "helsesykepleier", "kind": "service", "service": "helsestasjon-sentrum"},
+        ),
+    ]
 
 
 class DemoError(RuntimeError):
@@ -352,6 +462,7 @@ class DemoCase:
     child: UUID
     id: UUID | None = None
     consents: int = 0
+    meetings: dict[str, UUID] = field(default_factory=dict)
 
 
 class Demo:
@@ -381,6 +492,8 @@ class Demo:
         body = json.loads(self._fill(json.dumps(step.body, ensure_ascii=False), case))
         url = f"{self.urls[step.service]}{path}"
         headers = {"Authorization": f"Bearer {self.token(step.actor)}"}
+        if step.meeting is not None:
+            self._wait_for_roster(case, headers)
         answer = self.http.post(url, json=body, headers=headers)
         if answer.status_code not in (200, 201):
             raise DemoError(
@@ -389,6 +502,8 @@ class Demo:
             )
         if step.path == "/cases":
             case.id = UUID(answer.json()["id"])
+        if step.meeting is not None:
+            case.meetings[step.meeting] = UUID(answer.json()["id"])
         if step.wait_for_consents:
             case.consents += step.wait_for_consents
             self._wait_for_consents(case, step)
@@ -414,6 +529,16 @@ class Demo:
             time.sleep(0.1)
         raise DemoError(f"{case.key}: the case service did not note the consent within 30 s")
 
+    def _wait_for_roster(self, case: DemoCase, headers: Mapping[str, str]) -> None:
+        """The meeting service learns a case from the CASE stream, a moment after its events."""
+        deadline = time.monotonic() + CONSENT_NOTED_WITHIN
+        while time.monotonic() < deadline:
+            url = f"{self.urls['meeting']}/cases/{case.id}/roster"
+            if self.http.get(url, headers=headers).status_code == 200:
+                return
+            time.sleep(0.1)
+        raise DemoError(f"{case.key}: the meeting service did not learn the case within 30 s")
+
     def _fill(self, text: str, case: DemoCase) -> str:
         today = datetime.now(UTC)
 
@@ -425,8 +550,16 @@ class Demo:
                 return str(case.id)
             if name == "child":
                 return str(case.child)
-            if name == "measure":
+            if name in ("measure", "id"):
                 return str(uuid5(NAMESPACE_URL, f"stafett-demo:{case.child}:{argument}"))
+            if name == "meeting":
+                if argument not in case.meetings:
+                    raise DemoError(
+                        f"{case.key}: a step for meeting {argument!r} before it is made"
+                    )
+                return str(case.meetings[argument])
+            if name == "time":  # whole hours from now
+                return (today + timedelta(hours=int(argument))).isoformat()
             if name == "date":
                 return (today + timedelta(days=int(argument))).date().isoformat()
             if name == "now":
