@@ -6,6 +6,8 @@ none is left, after Ctrl-C and after `stafett up` itself is killed.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import signal
@@ -165,6 +167,10 @@ def test_up_with_the_demo_serves_restarts_a_crashed_service_stops_cleanly_and_co
     assert group["held_at"] is not None
     assert [d["kind"] for d in group["decisions"].values()] == ["continue"]
     assert group["feedback_from"] == ["mor-jonas"]
+    # And the invitations to it arrive in the development outbox, with a calendar invitation
+    assert str(data / "mail") in screen
+    invitation = wait_for_invitation(data / "mail", "mor-jonas@", within=90)
+    assert "BEGIN:VEVENT" in invitation
 
     # When the case service crashes
     (case_pid,) = [pid for pid, command in first.items() if "stafett_case" in command]
@@ -212,6 +218,19 @@ def read_case(base: int, data: Path, case_id: str, leader: str, unit: str) -> di
     assert answer.status_code == 200, answer.text
     case: dict[str, Any] = answer.json()["case"]
     return case
+
+
+def wait_for_invitation(outbox: Path, to: str, within: float) -> str:
+    """The calendar part of the first invitation to `to` in the outbox, once notify sent it."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for mail in sorted(outbox.glob(f"*{to}*.eml")):
+            message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+            for part in message.walk():
+                if part.get_content_type() == "text/calendar":
+                    return str(part.get_content())
+        time.sleep(0.5)
+    raise AssertionError(f"no invitation to {to} in {outbox} within {within:g} s")
 
 
 def read_meetings(

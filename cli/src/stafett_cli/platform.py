@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from stafett_cli.outbox import Outbox
 from stafett_runtime.natsserver import NatsServer, NatsServerError, port_is_free
 
 # The services in start order; each listens on STAFETT_PORT_BASE + its position (8101, 8102, ...).
@@ -206,6 +207,12 @@ class Platform:
         )
         self.services: list[ServiceProcess] = []
         self._stopping = threading.Event()
+        # Mail stays on this machine unless a real SMTP server is configured for notify.
+        mail = {**os.environ, **config.service_env}
+        configured = any(
+            k in mail for k in ("STAFETT_NOTIFY_SMTP_HOST", "STAFETT_NOTIFY_SMTP_PORT")
+        )
+        self.outbox = None if configured else Outbox(config.data_dir / "mail")
 
     @property
     def runnable(self) -> list[str]:
@@ -226,6 +233,10 @@ class Platform:
             "NATS_URL": self.nats.url,
             "STAFETT_DATA_DIR": str(self.config.data_dir),
         }
+        if self.outbox is not None:
+            self.outbox.start()
+            env.update(STAFETT_NOTIFY_SMTP_HOST=self.outbox.host)
+            env.update(STAFETT_NOTIFY_SMTP_PORT=str(self.outbox.port))
         for name in self.runnable:
             service_env = {**env, "STAFETT_HTTP_PORT": str(self.config.service_port(name))}
             service = ServiceProcess(
@@ -292,6 +303,10 @@ class Platform:
             f"  query API       {query}",
             f"  logs            {self.logs}  (one file per service, JSON lines)",
         ]
+        if self.outbox is not None:
+            lines.append(
+                f"  mail            {self.outbox.folder}  (development outbox, .eml files)"
+            )
         if self.config.source is not None:
             lines.append(f"  configuration   {self.config.source}")
         lines += ["", "  services        API docs (OpenAPI)"]
@@ -353,6 +368,8 @@ class Platform:
         for service in reversed(self.services):
             service.stop()
         self.nats.stop()
+        if self.outbox is not None:
+            self.outbox.stop()
 
 
 def up(demo: bool = False) -> int:
