@@ -134,9 +134,10 @@ async def _durables_and_buckets(row: Access, url: str, credentials: Credentials)
             await js.delete_consumer(stream, info.name)
         for bucket in row.buckets:
             keys = await ChildKeys.bind(nc, bucket=bucket, replicas=1, environ={})
-            sealed = await keys.seal(PersonalData(name="Astrid Nilsen"), "child-1")
+            child = f"child-seen-by-{row.service}"  # the server is shared; each erases its own
+            sealed = await keys.seal(PersonalData(name="Astrid Nilsen"), child)
             assert await keys.open(sealed) == PersonalData(name="Astrid Nilsen")
-            await keys.erase("child-1", reason="test")
+            await keys.erase(child, reason="test")
             assert await keys.open(sealed) == Erased()
         await nc.flush()
     finally:
