@@ -70,7 +70,9 @@ class Projector:
         self._case_of: dict[str, str | None] = {}
         # each case's newest version applied, so a query can wait for its own write cheaply
         self.case_versions: dict[str, int] = {}
-        self.touched: set[str] = set()  # cases whose version changed since the caller last looked
+        # case versions applied in the transaction under way; the caller publishes them to
+        # case_versions once it has committed, so no reader is told of an uncommitted change
+        self.touched: dict[str, int] = {}
 
     def apply(self, tx: Tx, stream: str, messages: Sequence[Message]) -> int:
         """Apply what is new in `messages` (ordered by seq); return the new position."""
@@ -118,8 +120,7 @@ class Projector:
         if handler is not None and case_id is not None:
             handler(tx, event, case_id)
         if isinstance(event, case.CaseEvent):
-            self.case_versions[str(event.aggregate_id)] = event.aggregate_version
-            self.touched.add(str(event.aggregate_id))
+            self.touched[str(event.aggregate_id)] = event.aggregate_version
 
     def _case_id(self, tx: Tx, event: Event) -> str | None:
         if isinstance(event, case.CaseEvent):

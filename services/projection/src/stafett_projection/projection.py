@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,7 @@ class Projection:
         # queries and the writer have room and stop() can wait for what is in flight.
         self._executor: ThreadPoolExecutor | None = None
         self._version_waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._write_mutex = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking database call on the projection's own threads."""
@@ -106,10 +108,15 @@ class Projection:
         return position
 
     def _write(self, stream: str, batch: Sequence[Message]) -> tuple[int, set[str]]:
-        with self.db.transaction() as tx:
-            self.projector.touched = set()
-            position = self.projector.apply(tx, stream, batch)
-        return position, self.projector.touched
+        # One batch at a time, from the start of its transaction until its versions are
+        # published: feeds of several streams write on several threads.
+        with self._write_mutex:
+            self.projector.touched = {}
+            with self.db.transaction() as tx:
+                position = self.projector.apply(tx, stream, batch)
+            touched = self.projector.touched
+            self.projector.case_versions.update(touched)
+        return position, set(touched)
 
     async def wait_for(self, stream: str, seq: int, seconds: float = 5.0) -> bool:
         """Wait until `stream` is applied up to `seq`; False if that took longer than `seconds`."""
