@@ -20,7 +20,6 @@ An auditor who states no `purpose` gets 422 naming the field (and the refusal is
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -88,15 +87,11 @@ class Runtime:
 
     async def open(self) -> None:
         s = self.settings
-        options: dict[str, Any] = {"servers": [s.nats_url], "name": s.service}
-        if s.nats_user:
-            options.update(user=s.nats_user, password=s.nats_password)
-        if s.nats_creds:
-            options["user_credentials"] = s.nats_creds
-        if s.nats_tls_ca:
-            options["tls"] = ssl.create_default_context(cafile=s.nats_tls_ca)
-        self._nc = await nats.connect(**options)
-        self._keys = await ChildKeys.bind(self._nc, environ=self.environ)
+        # Credentials, TLS, cluster URLs and the service's own inbox, as every service connects.
+        self._nc = await nats.connect(**s.nats_options(s.service))
+        self._keys = await ChildKeys.bind(
+            self._nc, replicas=s.nats_stream_replicas, environ=self.environ
+        )
 
     async def close(self) -> None:
         if self._nc is not None:

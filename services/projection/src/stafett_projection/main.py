@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _rebuild(settings: Settings) -> int:
     db = Database.from_env()
     print(f"rebuilding the read models in {db.describe()} from {settings.nats_url}", flush=True)
-    nc = await nats.connect(settings.nats_url, name="projection-rebuild")
+    nc = await nats.connect(**settings.nats_options("projection-rebuild"))
     try:
         await rebuild(db, nc, out=sys.stdout)
     except WriterBusyError as busy:
