@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from uuid import UUID, uuid4
 
@@ -23,6 +24,7 @@ from eventsourcing.utils import Environment
 
 from example_apps import Order, Orders
 from stafett_runtime.jetstream import JetStreamFactory
+from stafett_runtime.jetstream.client import LoopThread
 from stafett_runtime.natsserver import free_port
 from stafett_runtime.testing import NatsTestServer
 
@@ -177,3 +179,27 @@ def test_a_store_without_a_server_fails_fast_with_a_clear_error() -> None:
     env = Environment("orders", {"NATS_URL": nowhere, "NATS_TIMEOUT": "1"})
     with pytest.raises(OperationalError, match="cannot connect to NATS"):
         JetStreamFactory(env)
+
+
+def test_a_call_in_flight_when_the_store_closes_is_told_instead_of_waiting_forever() -> None:
+    # Given a store's loop thread with a call waiting on it from another thread
+    loop_thread = LoopThread(name="closing-store")
+    answers: list[BaseException | str] = []
+
+    def call() -> None:
+        try:
+            answers.append(loop_thread.run(asyncio.sleep(3600, result="never")))
+        except ProgrammingError as error:
+            answers.append(error)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(0.2)  # the call is now on the loop
+    # When the store is closed
+    loop_thread.stop()
+    # Then the caller is told, and its thread ends
+    caller.join(timeout=10)
+    assert not caller.is_alive()
+    (answer,) = answers
+    assert isinstance(answer, ProgrammingError)
+    assert "closed while this call waited" in str(answer)

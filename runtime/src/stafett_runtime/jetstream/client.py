@@ -13,6 +13,7 @@ are spoken here with plain messages and headers, over one wildcard reply subscri
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import ssl
 import threading
@@ -111,7 +112,14 @@ class LoopThread:
                 "the event store blocks; call the application from a worker thread "
                 "(asyncio.to_thread), never on a running event loop"
             )
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        # A call in flight when the store is closed would otherwise wait forever: its loop no
+        # longer runs to finish it. So the caller looks up now and then and is told instead.
+        while not concurrent.futures.wait([future], timeout=1.0).done:
+            if not self._thread.is_alive():
+                future.cancel()
+                raise ProgrammingError("the event store was closed while this call waited")
+        return future.result()
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
