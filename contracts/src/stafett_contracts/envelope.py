@@ -12,6 +12,7 @@ still decode.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
@@ -61,12 +62,14 @@ def type_name(cls: type[Event]) -> str:
     return tag
 
 
+@functools.cache  # msgspec resolves every annotation of the class to list its fields: slow
 def version_of(cls: type[Event]) -> int:
     (field,) = (f for f in msgspec.structs.fields(cls) if f.name == "schema_version")
     assert isinstance(field.default, int)
     return field.default
 
 
+@functools.cache  # asked for every event stored, read or projected
 def topic_of(cls: type[Event]) -> str:
     """The stable name of an event type and version: `case.ConcernRaised@1`."""
     return f"{cls.CONTEXT}.{type_name(cls)}@{version_of(cls)}"
