@@ -38,11 +38,11 @@ from stafett_case.domain.commands import (
     Escalate,
     ProposeSystemMeasure,
 )
-from stafett_case.policies import Follower
 from stafett_contracts.envelope import topic_of
 from stafett_contracts.meeting import DecisionKind, DecisionRecorded
 from stafett_runtime.contracts import ContractProcessApplication
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation
+from stafett_runtime.follower import Follower
 
 log = structlog.get_logger(__name__)
 

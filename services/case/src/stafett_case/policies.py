@@ -21,7 +21,6 @@ stop the loop.
 
 from __future__ import annotations
 
-import threading
 from functools import singledispatchmethod
 from typing import Any
 from uuid import UUID
@@ -45,9 +44,8 @@ from stafett_contracts.consent import (
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.contracts import CONTRACT_ENV, ContractProcessApplication
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation
-from stafett_runtime.health import CheckResult
-from stafett_runtime.processing import ProcessingLoop, Upstream
-from stafett_runtime.service import call
+from stafett_runtime.follower import Follower
+from stafett_runtime.processing import Upstream
 
 POLICY_ACTOR = Actor(person="consent-policy", role=Role.SYSTEM, service="case")
 
@@ -154,65 +152,6 @@ class ConsentPolicy(ContractProcessApplication):
             log.warning("case refused a consent fact", case_id=case_id, reason=str(refusal))
             return
         processing_event.collect_events(*new)
-
-
-class Follower:
-    """Runs a policy's loop over another service's stream, once that stream exists.
-
-    The other service makes its stream; services start in any order, so until it exists the
-    follower tries again every `retry_seconds`. Meanwhile the service is not ready, unless the
-    upstream is not `required` (the case works without meetings, never without consents).
-    """
-
-    def __init__(
-        self,
-        policy: ContractProcessApplication,
-        upstream: str,
-        env: EnvType,
-        retry_seconds: float = 2.0,
-        required: bool = True,
-    ) -> None:
-        self.policy = policy
-        self.required = required
-        self.upstream = Upstream.named(upstream, {**env, **CONTRACT_ENV})
-        self.loop: ProcessingLoop | None = None
-        self._retry_seconds = retry_seconds
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._start_loop, name=f"{upstream}-follower")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-        if self.loop is not None:
-            self.loop.stop()
-        self.policy.close()
-        self.upstream.close()
-
-    async def check(self) -> CheckResult:
-        name = self.upstream.name
-        if self.loop is not None and self.loop.running:
-            lag = await call(self.loop.lag)  # reads the store: off the event loop
-            return CheckResult(ok=True, detail=f"{lag} {name} events behind")
-        if self.loop is None:
-            return CheckResult(ok=not self.required, detail=f"waiting for the {name} stream")
-        return CheckResult(ok=False, detail=f"{name} policy not running: {self.loop.error}")
-
-    def _start_loop(self) -> None:
-        while not self._stopping.is_set():
-            loop = ProcessingLoop(self.policy, self.upstream)
-            try:
-                loop.start()
-            except Exception as error:
-                log.warning(
-                    "policy waits for its upstream", upstream=self.upstream.name, reason=str(error)
-                )
-                self._stopping.wait(self._retry_seconds)
-                continue
-            self.loop = loop
-            return
 
 
 class ConsentFollower(Follower):

@@ -13,7 +13,6 @@ correlation, by the system actor of the meeting service.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import structlog
@@ -25,11 +24,9 @@ from stafett_contracts.case import CaseEvent
 from stafett_contracts.identity import Actor, Role
 from stafett_meeting.application import meeting_history
 from stafett_meeting.domain.roster import fold_roster, note
-from stafett_runtime.contracts import CONTRACT_ENV, ContractProcessApplication
+from stafett_runtime.contracts import ContractProcessApplication
 from stafett_runtime.domain import Context
-from stafett_runtime.health import CheckResult
-from stafett_runtime.processing import ProcessingLoop, Upstream
-from stafett_runtime.service import call
+from stafett_runtime.follower import Follower
 
 POLICY_ACTOR = Actor(person="roster-policy", role=Role.SYSTEM, service="meeting")
 
@@ -55,47 +52,8 @@ class RosterPolicy(ContractProcessApplication):
         processing_event.collect_events(*note(roster, domain_event, context))
 
 
-class CaseFollower:
-    """Runs the roster policy's loop, once the CASE stream exists.
-
-    The case service makes its stream; services start in any order, so until it exists the
-    follower tries again every `retry_seconds`, and the service is not ready meanwhile.
-    """
+class CaseFollower(Follower):
+    """Runs the roster policy's loop, once the CASE stream exists."""
 
     def __init__(self, env: EnvType, retry_seconds: float = 2.0) -> None:
-        self.policy = RosterPolicy(env)
-        self.upstream = Upstream.named("case", {**env, **CONTRACT_ENV})
-        self.loop: ProcessingLoop | None = None
-        self._retry_seconds = retry_seconds
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._start_loop, name="case-follower")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-        if self.loop is not None:
-            self.loop.stop()
-        self.policy.close()
-        self.upstream.close()
-
-    async def check(self) -> CheckResult:
-        if self.loop is not None and self.loop.running:
-            lag = await call(self.loop.lag)  # reads the store: off the event loop
-            return CheckResult(ok=True, detail=f"{lag} case events behind")
-        error = self.loop.error if self.loop is not None else "waiting for the CASE stream"
-        return CheckResult(ok=False, detail=f"roster policy not running: {error}")
-
-    def _start_loop(self) -> None:
-        while not self._stopping.is_set():
-            loop = ProcessingLoop(self.policy, self.upstream)
-            try:
-                loop.start()
-            except Exception as error:
-                log.warning("roster policy waits for its upstream", reason=str(error))
-                self._stopping.wait(self._retry_seconds)
-                continue
-            self.loop = loop
-            return
+        super().__init__(RosterPolicy(env), "case", env, retry_seconds)

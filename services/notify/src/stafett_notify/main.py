@@ -17,8 +17,9 @@ from stafett_notify.application import Notifications, utc_now
 from stafett_notify.channels import EmailSender, WebhookSender, senders
 from stafett_notify.config import NotifyConfig
 from stafett_notify.courier import Courier
-from stafett_notify.policies import UPSTREAMS, Follower, NotifyPolicy
+from stafett_notify.policies import UPSTREAMS, NotifyPolicy
 from stafett_runtime.auth import TokenVerifier
+from stafett_runtime.follower import Follower
 from stafett_runtime.health import Readiness
 from stafett_runtime.logging import configure_logging
 from stafett_runtime.service import call, serve
@@ -47,10 +48,10 @@ def main(argv: list[str] = sys.argv[1:]) -> None:
     webhook = WebhookSender(config.webhook_secret)
     channels = senders(EmailSender(config.smtp, utc_now), webhook)
     notifications = Notifications(env, config, channels)
-    followers = [Follower(name, lambda: NotifyPolicy(env, config), env) for name in UPSTREAMS]
+    followers = [Follower(NotifyPolicy(env, config), name, env) for name in UPSTREAMS]
     readiness = Readiness()
     for follower in followers:
-        readiness.add(f"{follower.name}-policy", follower.check)
+        readiness.add(f"{follower.upstream.name}-policy", follower.check)
     courier = Courier(notifications, config.interval)
 
     async def start() -> None:

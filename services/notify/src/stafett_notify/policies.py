@@ -13,8 +13,6 @@ folded up to its version, the guardians from the consents given for the case.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -41,9 +39,7 @@ from stafett_notify.domain.rules import (
     tell,
 )
 from stafett_runtime.contracts import CONTRACT_ENV, ContractProcessApplication
-from stafett_runtime.health import CheckResult
-from stafett_runtime.processing import ProcessingLoop, Upstream
-from stafett_runtime.service import call
+from stafett_runtime.processing import Upstream
 
 UPSTREAMS = ("case", "consent", "meeting")
 
@@ -157,56 +153,3 @@ class NotifyPolicy(ContractProcessApplication):
             due_at=reminder.due_at,
             recipient=reminder.recipient,
         )
-
-
-class Follower:
-    """Runs the policy's loop over one upstream stream, once that stream exists.
-
-    Services start in any order: until the upstream's service has made its stream, the follower
-    tries again every `retry_seconds`, and the service is not ready meanwhile.
-    """
-
-    def __init__(
-        self,
-        upstream: str,
-        make_policy: Callable[[], NotifyPolicy],
-        env: EnvType,
-        retry_seconds: float = 2.0,
-    ) -> None:
-        self.name = upstream
-        self.policy = make_policy()
-        self.upstream = Upstream.named(upstream, {**env, **CONTRACT_ENV})
-        self.loop: ProcessingLoop | None = None
-        self._retry_seconds = retry_seconds
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._start_loop, name=f"{upstream}-follower")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-        if self.loop is not None:
-            self.loop.stop()
-        self.policy.close()
-        self.upstream.close()
-
-    async def check(self) -> CheckResult:
-        if self.loop is not None and self.loop.running:
-            lag = await call(self.loop.lag)  # reads the store: off the event loop
-            return CheckResult(ok=True, detail=f"{lag} {self.name} events behind")
-        error = self.loop.error if self.loop is not None else f"waiting for the {self.name} stream"
-        return CheckResult(ok=False, detail=f"{self.name} policy not running: {error}")
-
-    def _start_loop(self) -> None:
-        while not self._stopping.is_set():
-            loop = ProcessingLoop(self.policy, self.upstream)
-            try:
-                loop.start()
-            except Exception as error:
-                log.warning("policy waits for its upstream", upstream=self.name, reason=str(error))
-                self._stopping.wait(self._retry_seconds)
-                continue
-            self.loop = loop
-            return
