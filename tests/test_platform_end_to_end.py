@@ -86,6 +86,8 @@ class Platform:
             "STAFETT_NOTIFY_SMTP_PORT": str(smtp_port),
             "STAFETT_NOTIFY_INTERVAL": "1",
             "STAFETT_NOTIFY_BACKOFF_SECONDS": "1",
+            # A send cut off by the kill below is settled (as failed, never repeated) this soon.
+            "STAFETT_NOTIFY_ATTEMPT_TIMEOUT_SECONDS": "5",
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "stafett_cli.main", "up"],

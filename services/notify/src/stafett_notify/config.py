@@ -14,6 +14,7 @@
 | STAFETT_NOTIFY_ESCALATION_DAYS | 7 | still nothing this many days later: the unit leader is told |
 | STAFETT_NOTIFY_MAX_ATTEMPTS | 5 | attempts per notification before NotificationFailed |
 | STAFETT_NOTIFY_BACKOFF_SECONDS | 30 | the wait before the second attempt; it doubles each time |
+| STAFETT_NOTIFY_ATTEMPT_TIMEOUT_SECONDS | 120 | an attempt with no outcome after this was cut off (a crash): it fails, never repeats |
 | STAFETT_NOTIFY_INTERVAL | 10 | seconds between two rounds of timers and deliveries |
 """  # noqa: E501 (a table reads best on one line per row)
 
@@ -144,7 +145,7 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True):
             delivery=DeliveryRules(
                 max_attempts=number("MAX_ATTEMPTS", 5),
                 backoff=timedelta(seconds=number("BACKOFF_SECONDS", 30)),
-                attempt_timeout=timedelta(minutes=2),
+                attempt_timeout=timedelta(seconds=number("ATTEMPT_TIMEOUT_SECONDS", 120)),
             ),
             interval=float(number("INTERVAL", 10)),
         )
