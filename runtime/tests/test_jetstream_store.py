@@ -203,3 +203,20 @@ def test_a_call_in_flight_when_the_store_closes_is_told_instead_of_waiting_forev
     (answer,) = answers
     assert isinstance(answer, ProgrammingError)
     assert "closed while this call waited" in str(answer)
+
+
+async def test_a_store_closed_on_an_event_loop_drains_without_blocking_it(
+    nats_server: NatsTestServer,
+) -> None:
+    # Given a store (as an application garbage-collected on a service's event loop would hold)
+    env = Environment("orders", {"NATS_URL": nats_server.url})
+    factory = await asyncio.to_thread(JetStreamFactory, env)
+    loop_thread = factory.client._thread
+    # When it is closed on this running event loop
+    factory.close()
+    # Then the close returns at once, and the store's own loop drains and stops by itself
+    for _ in range(100):
+        if not loop_thread._thread.is_alive():
+            break
+        await asyncio.sleep(0.05)
+    assert not loop_thread._thread.is_alive()

@@ -121,8 +121,12 @@ class LoopThread:
                 raise ProgrammingError("the event store was closed while this call waited")
         return future.result()
 
-    def stop(self) -> None:
+    def stop_soon(self) -> None:
+        """Stop the loop without waiting for it (safe from any thread, the loop's own too)."""
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def stop(self) -> None:
+        self.stop_soon()
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self.loop.close()
@@ -212,6 +216,12 @@ class JetStreamClient:
         if self._closed:
             return
         self._closed = True
+        if _running_loop() is not None:
+            # Closed on an event loop (an application garbage-collected there): that loop must
+            # not block, so the store's own loop drains the connection and then stops itself.
+            drained = asyncio.run_coroutine_threadsafe(self._drain(), self._thread.loop)
+            drained.add_done_callback(lambda _: self._thread.stop_soon())
+            return
         try:
             self.run(self._drain())
         finally:
