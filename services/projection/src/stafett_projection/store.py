@@ -218,6 +218,11 @@ class Database:
 
     def release(self) -> None:
         if self._held_lock is not None:
+            if self.postgres:
+                # Unlock first: a closed session frees its locks only when the server's backend
+                # has ended, a moment later, and a rebuild started at once would be refused.
+                with contextlib.suppress(Exception):
+                    self._held_lock.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
             self._held_lock.close()  # closing the file or the session frees the lock
             self._held_lock = None
 
