@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent
@@ -77,9 +77,9 @@ def factory(credentials: Credentials, user: str, url: str, stream: str) -> JetSt
     return JetStreamFactory(Environment(stream.lower(), env))
 
 
-def event(version: int = 1, aggregate: object = None) -> StoredEvent:
+def event(version: int = 1, aggregate: UUID | None = None) -> StoredEvent:
     return StoredEvent(
-        originator_id=aggregate or uuid4(),  # type: ignore[arg-type]
+        originator_id=aggregate or uuid4(),
         originator_version=version,
         topic="deploy.tests:Noted",
         state=b"{}",
