@@ -10,6 +10,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -65,6 +66,37 @@ def test_any_string_can_be_an_aggregate_id(factory: JetStreamFactory) -> None:
     for originator_id in odd_ids:
         (stored,) = recorder.select_events(originator_id)
         assert stored.originator_id == originator_id
+
+
+def test_reading_on_from_a_known_version_sees_what_another_process_wrote(
+    nats_server: NatsTestServer, factory: JetStreamFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an aggregate read whole by this process (which then knows where it ends)
+    here = factory.application_recorder()
+    aggregate = uuid4()
+    here.insert_events([event(aggregate, 1), event(aggregate, 2), event(aggregate, 3)])
+    assert [e.originator_version for e in here.select_events(aggregate)] == [1, 2, 3]
+    # When another process, with its own connection and memory, appends two more
+    elsewhere = JetStreamFactory(Environment("orders", {"NATS_URL": nats_server.url}))
+    try:
+        elsewhere.application_recorder().insert_events([event(aggregate, 4), event(aggregate, 5)])
+    finally:
+        elsewhere.close()
+    # Then reading on from the known version asks the server only for what lies beyond it,
+    # and finds exactly what follows, as a read from an earlier version does
+    starts: list[int] = []
+    read_all = here.client.read_all
+
+    async def spied(stream: str, subject: str, page: int = 1000, start: int = 1) -> Any:
+        starts.append(start)
+        return await read_all(stream, subject, page, start)
+
+    monkeypatch.setattr(here.client, "read_all", spied)
+    assert [e.originator_version for e in here.select_events(aggregate, gt=3)] == [4, 5]
+    assert starts == [4]  # the stream holds only this aggregate: version 3 is at sequence 3
+    assert [e.originator_version for e in here.select_events(aggregate, gt=5)] == []
+    assert [e.originator_version for e in here.select_events(aggregate, gt=1)] == [2, 3, 4, 5]
+    assert [e.state for e in here.select_events(aggregate, gt=4)] == [f"{aggregate}/5".encode()]
 
 
 def test_two_processes_saving_the_same_aggregate_never_both_win(

@@ -40,7 +40,7 @@ from stafett_case.domain.commands import (
 )
 from stafett_contracts.case import GroupMember, MeasureOutcome
 from stafett_contracts.identity import Actor, Role
-from stafett_runtime.domain import Context
+from stafett_runtime.domain import Context, StaleVersion
 from stafett_runtime.testing import NatsTestServer
 
 DAY_ONE = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
@@ -171,3 +171,28 @@ def consent_for_ppt(consent_id: UUID) -> NoteConsent:
         valid_from=DAY_ONE,
         valid_until=DAY_ONE + timedelta(days=365),
     )
+
+
+def test_two_instances_of_the_service_each_decide_on_the_whole_case(
+    cases: Cases, nats_server: NatsTestServer
+) -> None:
+    # Given a case that one instance has handled (and so holds in memory)
+    case_id = uuid4()
+    context = Context(actor=TEACHER, now=DAY_ONE, correlation_id="c-1")
+    cases.handle(case_id, RaiseConcern(case_id=case_id, child_id=uuid4(), concern="Uro."), context)
+    assert cases.get(case_id).version == 1
+    other = Cases({"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url})
+    try:
+        # When another instance records the next step
+        assert other.handle(case_id, ShareConcern(shared_with=LEADER.person), context) == 2
+    finally:
+        other.close()
+
+    # Then the first sees it: a command on the old version is stale, one on the new goes through
+    with pytest.raises(StaleVersion):
+        cases.handle(case_id, ShareConcern(shared_with="styrer-2"), context, expected_version=1)
+    assert cases.get(case_id).version == 2
+    version = cases.handle(
+        case_id, ShareConcern(shared_with="styrer-2"), context, expected_version=2
+    )
+    assert version == 3

@@ -373,10 +373,11 @@ class JetStreamClient:
                 found.append(_stored(msg))
         return found, pending
 
-    async def read_all(self, stream: str, subject: str, page: int = 1000) -> list[StoredMessage]:
-        """Every message on a subject, in stream order, page by page."""
+    async def read_all(
+        self, stream: str, subject: str, page: int = 1000, start: int = 1
+    ) -> list[StoredMessage]:
+        """Every message on a subject from sequence `start` on, in stream order, page by page."""
         messages: list[StoredMessage] = []
-        start = 1
         while True:
             found, pending = await self.get_range(stream, subject, start, page)
             messages.extend(found)

@@ -253,7 +253,7 @@ class JetStreamRecorder:
             last = self.client.run(self.client.get_last(self.layout.stream, subject))
             messages = [] if last is None else [last]
         else:
-            messages = self.client.run(self.client.read_all(self.layout.stream, subject))
+            messages = self.client.run(self._read(subject, gt))
         if messages:
             self._heads.put(subject, _head_of(messages[-1]))
         events = [_stored_event(m) for m in messages]
@@ -266,6 +266,21 @@ class JetStreamRecorder:
         if desc:
             events.reverse()
         return events if limit is None else events[:limit]
+
+    async def _read(self, subject: str, gt: int | None) -> list[StoredMessage]:
+        """The subject's messages; only those after version `gt` when its place is known.
+
+        A reader that holds an aggregate up to version `gt` (a cache) asks only for what came
+        after. When the remembered head is that very version, the rest lies beyond the head's
+        sequence: one small read instead of the whole history. Anything unexpected (the head
+        moved on, or the next version is not gt + 1) falls back to reading everything.
+        """
+        head = None if gt is None else self._heads.get(subject)
+        if head is not None and head.version == gt:
+            after = await self.client.read_all(self.layout.stream, subject, start=head.seq + 1)
+            if not after or int(after[0].headers[ORIGINATOR_VERSION]) == gt + 1:
+                return after
+        return await self.client.read_all(self.layout.stream, subject)
 
 
 def _head_of(message: StoredMessage) -> _Head:

@@ -7,15 +7,14 @@ write to the same case is refused (IntegrityError, 409) rather than interleaved.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 
 from stafett_case.domain import Case, decide, fold
 from stafett_case.domain.commands import Command, RaiseConcern
 from stafett_contracts.case import CaseEvent
-from stafett_runtime.contracts import ContractApplication
+from stafett_runtime.contracts import ContractApplication, ContractProcessApplication
 from stafett_runtime.domain import Context, StaleVersion
 
 
@@ -48,9 +47,11 @@ class Cases(ContractApplication):
         return state
 
 
-def case_history(app: Application[Any], case_id: UUID) -> list[CaseEvent]:
+def case_history(
+    app: ContractApplication | ContractProcessApplication, case_id: UUID
+) -> list[CaseEvent]:
     """The case's events in order, from the CASE stream of `app`."""
-    history = list(app.events.get(case_id))
+    history = app.history(case_id)
     strays = [type(e).__name__ for e in history if not isinstance(e, CaseEvent)]
     if strays:
         raise TypeError(f"case {case_id} holds events of no case contract: {strays}")

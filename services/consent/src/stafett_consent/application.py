@@ -153,7 +153,7 @@ class Consents(ContractApplication):
 
     def _history(self, aggregate_id: UUID) -> list[ConsentEvent]:
         # The contract mapper gives back exactly the contract events stored (consent ones here).
-        return cast(list[ConsentEvent], list(self.events.get(aggregate_id)))
+        return cast(list[ConsentEvent], self.history(aggregate_id))
 
     def _legal_basis(self, basis_id: UUID) -> LegalBasisRecorded:
         (event,) = self._history(basis_id)

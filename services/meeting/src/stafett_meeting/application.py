@@ -13,17 +13,17 @@ small in-memory index of `MeetingScheduled`, caught up from the stream before ea
 from __future__ import annotations
 
 import threading
-from typing import Any, cast
+from typing import cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.utils import EnvType
 
 from stafett_contracts.envelope import topic_of
 from stafett_contracts.meeting import MeetingEvent, MeetingScheduled
 from stafett_meeting.domain import Meeting, Roster, decide, fold, fold_roster
 from stafett_meeting.domain.commands import Command, ScheduleMeeting
-from stafett_runtime.contracts import ContractApplication
+from stafett_runtime.contracts import ContractApplication, ContractProcessApplication
 from stafett_runtime.domain import Context, StaleVersion
 
 _PAGE = 500  # notifications read at a time when catching up the index
@@ -111,7 +111,9 @@ class Meetings(ContractApplication):
                     return
 
 
-def meeting_history(app: Application[Any], aggregate_id: UUID) -> list[MeetingEvent]:
+def meeting_history(
+    app: ContractApplication | ContractProcessApplication, aggregate_id: UUID
+) -> list[MeetingEvent]:
     """The aggregate's events in order, from the MEETING stream of `app`."""
     # The contract mapper gives back exactly the contract events stored (meeting ones here).
-    return cast(list[MeetingEvent], list(app.events.get(aggregate_id)))
+    return cast(list[MeetingEvent], app.history(aggregate_id))
