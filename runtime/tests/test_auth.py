@@ -3,6 +3,7 @@ and a token that cannot be trusted is turned away with the reason."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -126,6 +127,21 @@ async def test_a_token_expired_within_the_clock_leeway_is_still_accepted(
     token = dev_key.mint(TEACHER, ttl=timedelta(seconds=-10))
 
     assert await verifier.verify(token) == TEACHER
+
+
+async def test_a_token_verified_before_is_refused_once_it_expires(
+    dev_key: DevelopmentKey, verifier: TokenVerifier
+) -> None:
+    # Given a token accepted (and remembered) one second before its leeway runs out
+    token = dev_key.mint(TEACHER, ttl=timedelta(seconds=-29))
+    assert await verifier.verify(token) == TEACHER
+
+    # When it is used again after that
+    await asyncio.sleep(1.5)
+
+    # Then it is refused as a fresh check would refuse it
+    with pytest.raises(TokenError, match=r"^token expired$"):
+        await verifier.verify(token)
 
 
 async def test_a_token_for_another_audience_is_refused(

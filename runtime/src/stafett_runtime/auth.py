@@ -16,6 +16,8 @@ import base64
 import hashlib
 import os
 import tempfile
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +45,8 @@ ALGORITHM = "ES256"
 DEFAULT_ISSUER = "stafett-dev"
 DEFAULT_AUDIENCE = "stafett"
 LEEWAY = timedelta(seconds=30)  # clocks across machines drift a little
+VERIFIED_FOR = 60.0  # seconds a verified token is trusted without checking its signature again
+VERIFIED_MAX = 10_000  # tokens remembered, the least recently used forgotten first
 OPEN_PATHS = [r"^/health(/|$)", r"^/schema(/|$)"]  # probes and the OpenAPI documents
 SECURITY_SCHEME = "BearerToken"
 _ACTS_FOR_A_SERVICE = {Role.EMPLOYEE, Role.UNIT_LEADER}
@@ -184,6 +188,9 @@ class TokenVerifier:
         )
         self._issuer = issuer
         self._audience = audience
+        # token -> (who, trusted until): a client sends one token with many requests, and
+        # checking its ES256 signature each time was a good part of a request's CPU.
+        self._verified: OrderedDict[str, tuple[Actor, float]] = OrderedDict()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> TokenVerifier:
@@ -192,7 +199,30 @@ class TokenVerifier:
         return cls(key, issuer=settings.issuer, audience=settings.audience)
 
     async def verify(self, token: str) -> Actor:
-        """The Actor the token names; TokenError or KeysUnavailableError if it cannot be trusted."""
+        """The Actor the token names; TokenError or KeysUnavailableError if it cannot be trusted.
+
+        A token once verified is trusted again without its signature being checked for up to
+        `VERIFIED_FOR` seconds, never past its expiry (with the leeway). That is well inside the
+        five minutes the identity provider's keys are cached anyway, so it trusts no token a
+        fresh check would refuse for longer than a key rotation already allows.
+        """
+        now = time.time()
+        known = self._verified.get(token)
+        if known is not None:
+            actor, until = known
+            if now < until:
+                self._verified.move_to_end(token)
+                return actor
+            del self._verified[token]
+        claims = await self._claims(token)
+        actor = identity(claims["sub"], claims.get("role"), claims.get("service"))
+        until = min(now + VERIFIED_FOR, float(claims["exp"]) + LEEWAY.total_seconds())
+        self._verified[token] = (actor, until)
+        if len(self._verified) > VERIFIED_MAX:
+            self._verified.popitem(last=False)
+        return actor
+
+    async def _claims(self, token: str) -> dict[str, Any]:
         try:
             claims = jwt.decode(
                 token,
@@ -207,7 +237,7 @@ class TokenVerifier:
             raise KeysUnavailableError("the identity provider's keys are unavailable") from error
         except jwt.PyJWTError as error:
             raise TokenError(_reason(error)) from None
-        return identity(claims["sub"], claims.get("role"), claims.get("service"))
+        return claims
 
     async def _signing_key(self, token: str) -> ec.EllipticCurvePublicKey | jwt.PyJWK:
         if isinstance(self._keys, jwt.PyJWKClient):
