@@ -36,7 +36,7 @@ from nats.aio.client import Client
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
 from stafett_projection import accesslog, views
-from stafett_projection.access import Decision, decide
+from stafett_projection.access import CaseFacts, Decision, decide
 from stafett_projection.models import ts
 from stafett_projection.projection import Projection
 from stafett_runtime.auth import TokenVerifier
@@ -132,10 +132,15 @@ def create_app(
         what: str,
         purpose: str | None,
         only: Sequence[Role] = (),
+        read: tuple[CaseFacts, str | None] | None = None,
     ) -> tuple[Decision, str | None]:
-        """Decide, record the decision as CaseAccessed, and refuse (403/422) or go on."""
+        """Decide, record the decision as CaseAccessed, and refuse (403/422) or go on.
+
+        `read`: the case's facts and sealed personal data, when the caller has read them already
+        (with the entries it will show, from the same snapshot).
+        """
         actor = request.user
-        found = await projection.read(views.facts, str(case_id))
+        found = read or await projection.read(views.facts, str(case_id))
         if found is None:
             raise NotFoundException(f"no case {case_id}")
         facts, sealed = found
@@ -192,14 +197,14 @@ def create_app(
     ) -> RelayLog:
         if min_version is not None:
             await projection.wait_for_case_version(str(case_id), min_version, 5.0)
-        decision, sealed = await admit(request, case_id, "relay-log", purpose)
         moment = None if as_of is None else ts(as_of)
-        visible = await projection.read(views.entries, str(case_id), decision, moment)
-        everything = (
-            visible
-            if decision.periods is None
-            else await projection.read(views.entries, str(case_id), Decision(granted=True), moment)
-        )
+        # One read for the decision and the entries: a consistent snapshot, one trip to the
+        # database. The state is folded from every entry; the caller sees those it may.
+        found = await projection.read(views.facts_and_entries, str(case_id), moment)
+        if found is None:
+            raise NotFoundException(f"no case {case_id}")
+        facts, sealed, everything = found
+        decision, _ = await admit(request, case_id, "relay-log", purpose, read=(facts, sealed))
         opened = await child(sealed)
         return RelayLog(
             case_id=case_id,
@@ -208,7 +213,7 @@ def create_app(
             state=views.state_of(everything),
             child=opened if isinstance(opened, PersonalData) else None,
             erased=opened if isinstance(opened, Erased) else None,
-            entries=visible,
+            entries=views.visible(everything, decision),
         )
 
     @get("/cases/{case_id:uuid}/consent-status", summary="Who may see the case, until when")
@@ -224,7 +229,7 @@ def create_app(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> dict[str, Any]:
         decision, sealed = await admit(request, case_id, "handover-packet", purpose)
-        visible = await projection.read(views.entries, str(case_id), decision, None)
+        visible = views.visible(await projection.read(views.entries, str(case_id)), decision)
         packet = views.handover_packet(visible)
         opened = await child(sealed)
         packet["child"] = None if opened is None else msgspec.to_builtins(opened)
@@ -265,7 +270,7 @@ def create_app(
         if status is not None and status != "closed":
             raise RuleViolation("archive-when-closed", "a case goes to the archive when it closes")
         decision, sealed = await admit(request, case_id, "archive", purpose)
-        visible = await projection.read(views.entries, str(case_id), decision, None)
+        visible = views.visible(await projection.read(views.entries, str(case_id)), decision)
         document = views.archive_document(
             str(case_id), await child(sealed), visible, views.state_of(visible)
         )

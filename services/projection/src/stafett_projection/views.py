@@ -75,7 +75,8 @@ def facts(tx: Tx, case_id: str) -> tuple[CaseFacts, str | None] | None:
     )
 
 
-def entries(tx: Tx, case_id: str, decision: Decision, as_of: str | None = None) -> list[Entry]:
+def entries(tx: Tx, case_id: str, as_of: str | None = None) -> list[Entry]:
+    """Every entry of the case in order (up to `as_of`), before authorisation."""
     sql = (
         "SELECT stream, seq, type, occurred_at, person, role, service, body FROM entries"
         " WHERE case_id = ?"
@@ -97,8 +98,22 @@ def entries(tx: Tx, case_id: str, decision: Decision, as_of: str | None = None) 
             event=_decode(r[7]),
         )
         for r in rows
-        if decision.shows(r[3])
     ]
+
+
+def facts_and_entries(
+    tx: Tx, case_id: str, as_of: str | None = None
+) -> tuple[CaseFacts, str | None, list[Entry]] | None:
+    """`facts` and `entries` from one snapshot, in one read: the relay log needs both."""
+    found = facts(tx, case_id)
+    return None if found is None else (*found, entries(tx, case_id, as_of))
+
+
+def visible(all_entries: list[Entry], decision: Decision) -> list[Entry]:
+    """The entries from the periods the decision lets the caller see."""
+    if decision.periods is None:
+        return all_entries
+    return [e for e in all_entries if decision.shows(e.occurred_at)]
 
 
 def state_of(all_entries: list[Entry]) -> CaseState:
