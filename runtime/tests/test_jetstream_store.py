@@ -26,6 +26,7 @@ from eventsourcing.utils import Environment
 from example_apps import Order, Orders
 from stafett_runtime.jetstream import JetStreamFactory
 from stafett_runtime.jetstream.client import LoopThread
+from stafett_runtime.jetstream.recorders import JetStreamApplicationRecorder
 from stafett_runtime.natsserver import free_port
 from stafett_runtime.testing import NatsTestServer
 
@@ -73,6 +74,7 @@ def test_reading_on_from_a_known_version_sees_what_another_process_wrote(
 ) -> None:
     # Given an aggregate read whole by this process (which then knows where it ends)
     here = factory.application_recorder()
+    assert isinstance(here, JetStreamApplicationRecorder)
     aggregate = uuid4()
     here.insert_events([event(aggregate, 1), event(aggregate, 2), event(aggregate, 3)])
     assert [e.originator_version for e in here.select_events(aggregate)] == [1, 2, 3]
