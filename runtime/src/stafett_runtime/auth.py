@@ -17,7 +17,6 @@ import hashlib
 import os
 import tempfile
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import jwt
 import msgspec
+from cachetools import TLRUCache
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar.connection import ASGIConnection
@@ -190,7 +190,9 @@ class TokenVerifier:
         self._audience = audience
         # token -> (who, trusted until): a client sends one token with many requests, and
         # checking its ES256 signature each time was a good part of a request's CPU.
-        self._verified: OrderedDict[str, tuple[Actor, float]] = OrderedDict()
+        self._verified: TLRUCache[str, tuple[Actor, float]] = TLRUCache(
+            maxsize=VERIFIED_MAX, ttu=lambda _token, known, _now: known[1], timer=time.time
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> TokenVerifier:
@@ -206,20 +208,14 @@ class TokenVerifier:
         five minutes the identity provider's keys are cached anyway, so it trusts no token a
         fresh check would refuse for longer than a key rotation already allows.
         """
-        now = time.time()
         known = self._verified.get(token)
         if known is not None:
-            actor, until = known
-            if now < until:
-                self._verified.move_to_end(token)
-                return actor
-            del self._verified[token]
+            return known[0]
+        now = time.time()
         claims = await self._claims(token)
         actor = identity(claims["sub"], claims.get("role"), claims.get("service"))
         until = min(now + VERIFIED_FOR, float(claims["exp"]) + LEEWAY.total_seconds())
         self._verified[token] = (actor, until)
-        if len(self._verified) > VERIFIED_MAX:
-            self._verified.popitem(last=False)
         return actor
 
     async def _claims(self, token: str) -> dict[str, Any]:

@@ -12,12 +12,12 @@ Events are frozen Structs, so remembered histories are shared, never copied.
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from threading import Lock
 from typing import Any, cast
 from uuid import UUID
 
+from cachetools import LRUCache
 from eventsourcing.persistence import EventStore
 
 from stafett_contracts.envelope import Event
@@ -32,7 +32,7 @@ class Histories:
     def __init__(self, events: EventStore[Any], size: int | None = None) -> None:
         self._events = events
         self._size = int(os.environ.get(SIZE_VARIABLE, DEFAULT_SIZE)) if size is None else size
-        self._known: OrderedDict[UUID | str, tuple[Event, ...]] = OrderedDict()
+        self._known: LRUCache[UUID | str, tuple[Event, ...]] = LRUCache(max(self._size, 1))
         self._lock = Lock()
 
     def get(self, aggregate_id: UUID | str) -> list[Event]:
@@ -70,6 +70,3 @@ class Histories:
             if len(history) < len(current):  # another thread already knows more
                 return
             self._known[aggregate_id] = tuple(history)
-            self._known.move_to_end(aggregate_id)
-            while len(self._known) > self._size:
-                self._known.popitem(last=False)

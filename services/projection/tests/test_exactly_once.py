@@ -68,6 +68,30 @@ def test_a_batch_that_fails_part_way_leaves_neither_changes_nor_position(db: Dat
     assert dump(db) == dump(reference)
 
 
+def test_a_projector_that_forgets_every_id_builds_the_same_read_models(
+    db: Database, tmp_path: Path
+) -> None:
+    # Given every stream of a generated history
+    streams: dict[str, list[Message]] = {}
+    for event in history(30):
+        name = event.CONTEXT.upper()
+        stream = streams.setdefault(name, [])
+        stream.append(Message(name, len(stream) + 1, subject_of(event), _encode.encode(event)))
+    reference = Database(f"sqlite:///{tmp_path / 'reference.sqlite3'}")
+    reference.open_writer()
+    # When one projection applies each event with a memory of one id, fresh each time (as if
+    # restarted, or with its bounded memory full), and another applies them all in one go
+    for name, messages in streams.items():
+        for message in messages:
+            with db.transaction() as tx:
+                Projector(remembered=1).apply(tx, name, [message])
+        with reference.transaction() as tx:
+            Projector().apply(tx, name, messages)
+    # Then what the first forgot it looked up: the read models are the same
+    assert {"CONSENT", "NOTIFY"} <= streams.keys()
+    assert dump(db) == dump(reference)
+
+
 async def test_a_restarted_projection_resumes_after_its_stored_position(
     nats_server: NatsTestServer, tmp_path: Path
 ) -> None:

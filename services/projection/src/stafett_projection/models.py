@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
+from cachetools import LRUCache
 
 from stafett_contracts import audit, case, consent, meeting, notify
 from stafett_contracts.catalogue import BY_SERVICE
@@ -62,16 +63,18 @@ class Message(msgspec.Struct, frozen=True):
     msg: Any = None
 
 
+REMEMBERED = 100_000  # ids kept in memory by the projection, the least recently used forgotten
+
+
 class Projector:
     """Applies batches of one stream's messages to the read models, with the stream position."""
 
-    def __init__(self) -> None:
-        # consent and notification ids seen, for the events that do not name their case
-        self._case_of: dict[str, str | None] = {}
-        # each case's newest version applied, so a query can wait for its own write cheaply
-        self.case_versions: dict[str, int] = {}
-        # case versions applied in the transaction under way; the caller publishes them to
-        # case_versions once it has committed, so no reader is told of an uncommitted change
+    def __init__(self, remembered: int = REMEMBERED) -> None:
+        # consent and notification ids seen recently, for the events that do not name their
+        # case (the rest are looked up in the read models)
+        self._case_of: LRUCache[str, str | None] = LRUCache(remembered)
+        # case versions applied in the transaction under way; the caller tells waiting readers
+        # once it has committed, so no reader is told of an uncommitted change
         self.touched: dict[str, int] = {}
 
     def apply(self, tx: Tx, stream: str, messages: Sequence[Message]) -> int:

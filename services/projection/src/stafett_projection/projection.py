@@ -22,11 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import structlog
+from cachetools import LRUCache
 from nats.aio.client import Client
 
 from stafett_projection import accesslog
 from stafett_projection.feed import StreamFeed, consumer_name, read_all
-from stafett_projection.models import STREAMS, Message, Projector
+from stafett_projection.models import REMEMBERED, STREAMS, Message, Projector
 from stafett_projection.store import SCHEMA, Database, Tx
 
 log = structlog.get_logger(__name__)
@@ -52,6 +53,10 @@ class Projection:
         self._executor: ThreadPoolExecutor | None = None
         self._version_waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
         self._write_mutex = threading.Lock()
+        # Each recent case's newest version applied, so a query can wait for its own write
+        # cheaply; a case forgotten here is looked up in the read models.
+        self._case_versions: LRUCache[str, int] = LRUCache(REMEMBERED)
+        self._case_versions_lock = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking database call on the projection's own threads."""
@@ -110,8 +115,13 @@ class Projection:
             with self.db.transaction() as tx:
                 position = self.projector.apply(tx, stream, batch)
             touched = self.projector.touched
-            self.projector.case_versions.update(touched)
+            with self._case_versions_lock:
+                self._case_versions.update(touched)
         return position, set(touched)
+
+    def _known_version(self, case_id: str) -> int | None:
+        with self._case_versions_lock:
+            return self._case_versions.get(case_id)
 
     async def wait_for(self, stream: str, seq: int, seconds: float = 5.0) -> bool:
         """Wait until `stream` is applied up to `seq`; False if that took longer than `seconds`."""
@@ -133,12 +143,12 @@ class Projection:
         Each waiter is woken only by a batch that touched its case: with many readers waiting,
         waking them all on every batch would cost more than the reads themselves.
         """
-        versions = self.projector.case_versions
-        if case_id not in versions:  # applied before this process started, or not yet
-            newest = await self.run(self._newest_version, case_id)
-            if newest is not None:
-                versions.setdefault(case_id, newest)
-        if versions.get(case_id, 0) >= version:
+        known = self._known_version(case_id)
+        if known is None:  # applied long ago, or not yet
+            stored = await self.run(self._newest_version, case_id)
+            # A batch may have been applied (and its waiters woken) during that read.
+            known = max(stored or 0, self._known_version(case_id) or 0)
+        if known >= version:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (version, waiter)
@@ -159,7 +169,7 @@ class Projection:
             waiting = self._version_waiters.get(case_id)
             if not waiting:
                 continue
-            newest = self.projector.case_versions.get(case_id, 0)
+            newest = self._known_version(case_id) or 0
             for version, waiter in waiting:
                 if version <= newest and not waiter.done():
                     waiter.set_result(None)
