@@ -25,7 +25,7 @@ from stafett_contracts import meeting as m
 from stafett_contracts.envelope import Event
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.personal import PersonalData
-from stafett_projection.api import Runtime, create_app
+from stafett_projection.api import Runtime, create_app, min_group
 from stafett_projection.generate import ensure_streams, publish
 from stafett_projection.projection import Projection
 from stafett_projection.store import Database
@@ -125,11 +125,11 @@ class Story:
             "correlation_id": "test",
         }
 
-    def raised(self, days_ago: float, **extra: Any) -> Event:
+    def raised(self, days_ago: float, unit: str = UNIT, **extra: Any) -> Event:
         return c.ConcernRaised(
             **self.env(self.case_id, TEACHER, days_ago),
             child_id=self.child_id,
-            unit=UNIT,
+            unit=unit,
             concern="Trekker seg unna i lek.",
             **extra,
         )
@@ -354,11 +354,37 @@ def test_consent_status_handover_packet_worklist_overview_and_figures(api: Api) 
     assert api.get(f"/units/{UNIT}/overview", AUDITOR).status_code == 422
 
     figures = api.get("/figures", LEADER).json()
-    assert figures["escalations"] >= 1
-    assert figures["consent_withdrawals"] >= 1
+    assert figures["min_group"] == 5
+    assert figures["escalations"] is None  # one escalation: too few to show
+    assert figures["consent_withdrawals"] is None
+    assert figures["system_measures"] == 0  # none is no one
     assert "Kari" not in str(figures)
     assert TEACHER.person not in str(figures)
     assert api.get("/figures", TEACHER).status_code == 403
+
+
+def test_figures_of_groups_smaller_than_five_are_not_given(api: Api) -> None:
+    # Given five concerns in one kindergarten this month, and one in a small school
+    stories = [Story() for _ in range(6)]
+    api.publish(
+        *(story.raised(0) for story in stories[:5]),
+        stories[5].raised(0, unit="skole-lille"),
+    )
+    # When a unit leader looks at the management figures
+    figures = api.get("/figures", LEADER).json()
+    # Then the kindergarten's month is counted, the school's single concern is not shown
+    month = NOW.strftime("%Y-%m")
+    assert figures["concerns_per_unit_and_month"][UNIT][month] == 5
+    assert figures["concerns_per_unit_and_month"]["skole-lille"][month] is None
+    assert figures["closed_cases"] == 0
+
+
+@pytest.mark.parametrize("setting", ["0", "-3", "fem", ""])
+def test_a_minimum_group_size_that_is_not_a_whole_number_above_zero_is_refused(
+    setting: str,
+) -> None:
+    with pytest.raises(ValueError, match="STAFETT_PROJECTION_FIGURES_MIN_GROUP"):
+        min_group({"STAFETT_PROJECTION_FIGURES_MIN_GROUP": setting})
 
 
 def test_a_service_naming_a_consent_purpose_is_covered_only_by_consents_given_for_it(

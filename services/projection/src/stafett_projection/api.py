@@ -66,6 +66,17 @@ class RelayLog(msgspec.Struct, frozen=True, kw_only=True):
     entries: list[views.Entry]
 
 
+FIGURES_MIN_GROUP = "STAFETT_PROJECTION_FIGURES_MIN_GROUP"
+
+
+def min_group(environ: Mapping[str, str]) -> int:
+    """The smallest group a figure is given for (default 5); smaller ones are null."""
+    text = environ.get(FIGURES_MIN_GROUP, "5")
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"{FIGURES_MIN_GROUP} must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 class Runtime:
     """The service's NATS connection and children's keys, opened with the app."""
 
@@ -108,6 +119,7 @@ def create_app(
     on_shutdown: Sequence[LifespanHook] = (),
 ) -> Litestar:
     readiness = readiness or Readiness()
+    figures_min_group = min_group(runtime.environ)
 
     async def start() -> None:
         await runtime.open()
@@ -302,7 +314,7 @@ def create_app(
     async def figures(request: Request[Actor, Any, Any]) -> dict[str, Any]:
         if request.user.role not in (Role.UNIT_LEADER, Role.ADMINISTRATOR, Role.AUDITOR):
             raise NotAllowed("figures are for unit leaders, administrators and auditors")
-        return await projection.read(views.figures, datetime.now(UTC))
+        return await projection.read(views.figures, datetime.now(UTC), figures_min_group)
 
     @get("/lag", summary="How far each read model is behind its stream")
     async def lag() -> dict[str, dict[str, Any]]:

@@ -428,14 +428,26 @@ def unit_overview(tx: Tx, unit: str, today: date) -> dict[str, Any]:
     }
 
 
-def figures(tx: Tx, now: datetime) -> dict[str, Any]:
-    """Management figures without personal data: counts, shares and durations only."""
-    per_unit_month: dict[str, dict[str, int]] = defaultdict(dict)
-    for unit, month, count in tx.all(
+def figures(tx: Tx, now: datetime, min_group: int = 1) -> dict[str, Any]:
+    """Management figures without personal data: counts, shares and durations only.
+
+    Small groups identify children (one concern in a small kindergarten in May is someone's
+    child), so a count of fewer than `min_group` (but more than none) is given as null, as is a
+    mean or share over fewer than `min_group` cases.
+    """
+
+    def count(n: int) -> int | None:
+        return n if n == 0 or n >= min_group else None
+
+    def mean(values: list[float]) -> float | None:
+        return round(sum(values) / len(values), 2) if values and len(values) >= min_group else None
+
+    per_unit_month: dict[str, dict[str, int | None]] = defaultdict(dict)
+    for unit, month, n in tx.all(
         "SELECT raised_unit, substr(raised_at, 1, 7), COUNT(*) FROM cases"
         " GROUP BY raised_unit, substr(raised_at, 1, 7)"
     ):
-        per_unit_month[unit][month] = count
+        per_unit_month[unit][month] = count(n)
     closed = tx.all("SELECT closed_level FROM cases WHERE status = 'closed'")
     low = sum(1 for (level,) in closed if level is not None and level <= 1)
     to_measure = [
@@ -459,29 +471,30 @@ def figures(tx: Tx, now: datetime) -> dict[str, Any]:
     )
     breaks = dict(tx.all("SELECT cause, COUNT(*) FROM breaks GROUP BY cause"))
     fb = tx.one("SELECT COUNT(*), AVG(rating), AVG(heard) FROM feedback")
+    feedback_count = fb[0] if fb else 0
+    shown = feedback_count >= min_group
     return {
+        "min_group": min_group,
         "concerns_per_unit_and_month": dict(per_unit_month),
-        "closed_cases": len(closed),
-        "share_resolved_at_levels_0_1": round(low / len(closed), 3) if closed else None,
-        "days_from_concern_to_first_measure": _mean(to_measure),
-        "days_at_each_level": {str(k): _mean(v) for k, v in sorted(at_level.items())},
-        "escalations": counts["Escalated"],
-        "de_escalations": counts["DeEscalated"],
-        "follow_up_breaks": breaks,
-        "consent_withdrawals": counts["ConsentWithdrawn"],
-        "system_measures": counts["SystemMeasureProposed"],
-        "child_welfare_reports": counts["ChildWelfareReportFiled"],
+        "closed_cases": count(len(closed)),
+        "share_resolved_at_levels_0_1": (
+            round(low / len(closed), 3) if closed and len(closed) >= min_group else None
+        ),
+        "days_from_concern_to_first_measure": mean(to_measure),
+        "days_at_each_level": {str(k): mean(v) for k, v in sorted(at_level.items())},
+        "escalations": count(counts["Escalated"]),
+        "de_escalations": count(counts["DeEscalated"]),
+        "follow_up_breaks": {cause: count(n) for cause, n in breaks.items()},
+        "consent_withdrawals": count(counts["ConsentWithdrawn"]),
+        "system_measures": count(counts["SystemMeasureProposed"]),
+        "child_welfare_reports": count(counts["ChildWelfareReportFiled"]),
         "feedback": {
-            "count": fb[0] if fb else 0,
-            "mean_rating": None if not fb or fb[1] is None else round(float(fb[1]), 2),
-            "mean_heard": None if not fb or fb[2] is None else round(float(fb[2]), 2),
+            "count": count(feedback_count),
+            "mean_rating": round(float(fb[1]), 2) if shown and fb and fb[1] is not None else None,
+            "mean_heard": round(float(fb[2]), 2) if shown and fb and fb[2] is not None else None,
         },
     }
 
 
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def _mean(values: list[float]) -> float | None:
-    return round(sum(values) / len(values), 2) if values else None
