@@ -82,7 +82,7 @@ class _RemembersHistories(Application[Any]):
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
-        self._histories = Histories(self.events)
+        self._histories = Histories.configured(self.events, self.env)
 
     def history(self, aggregate_id: UUID | str) -> list[Event]:
         """The aggregate's events in order, as the stream holds them now."""

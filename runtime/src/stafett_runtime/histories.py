@@ -11,8 +11,7 @@ Events are frozen Structs, so remembered histories are shared, never copied.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from threading import Lock
 from typing import Any, cast
 from uuid import UUID
@@ -29,11 +28,17 @@ SIZE_VARIABLE = "STAFETT_HISTORY_CACHE_SIZE"  # aggregates remembered per applic
 class Histories:
     """The events of up to `size` aggregates, the least recently used forgotten first."""
 
-    def __init__(self, events: EventStore[Any], size: int | None = None) -> None:
+    def __init__(self, events: EventStore[Any], size: int = DEFAULT_SIZE) -> None:
         self._events = events
-        self._size = int(os.environ.get(SIZE_VARIABLE, DEFAULT_SIZE)) if size is None else size
+        self._size = size
         self._known: LRUCache[UUID | str, tuple[Event, ...]] = LRUCache(max(self._size, 1))
         self._lock = Lock()
+
+    @classmethod
+    def configured(cls, events: EventStore[Any], env: Mapping[str, str]) -> Histories:
+        """Sized by `STAFETT_HISTORY_CACHE_SIZE` in an application's env (or the process's)."""
+        size = env.get(SIZE_VARIABLE)
+        return cls(events, int(size) if size else DEFAULT_SIZE)
 
     def get(self, aggregate_id: UUID | str) -> list[Event]:
         """Every event of the aggregate, in order, as the stream holds them now."""
