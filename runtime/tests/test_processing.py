@@ -7,13 +7,15 @@ has its effect exactly once: also with two replicas at once, and after a crash m
 from __future__ import annotations
 
 import os
-import selectors
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 from uuid import UUID
 
 import pytest
@@ -91,17 +93,28 @@ def start_worker(nats_url: str, delay: float) -> subprocess.Popen[str]:
         env={**os.environ, "PYTHONPATH": str(HERE), "TALLIES_DELAY": str(delay)},
     )
     assert worker.stdout is not None
-    ready = selectors.DefaultSelector()
-    ready.register(worker.stdout, selectors.EVENT_READ)
+    # A thread reads its output line by line. (Waiting on the pipe with select missed the marker
+    # when it came in one chunk with the logs before it: the reader had buffered it already.)
+    # It keeps reading afterwards, so that a full pipe never blocks the worker.
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read(stdout: IO[str]) -> None:
+        for line in stdout:
+            lines.put(line)
+        lines.put("")  # the end: the worker exited
+
+    threading.Thread(target=read, args=(worker.stdout,), daemon=True).start()
     deadline = time.monotonic() + 60
-    while ready.select(timeout=max(0.0, deadline - time.monotonic())):
-        line = worker.stdout.readline()  # its logs may come before the marker
-        if line.strip() == "started":
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            worker.kill()
+            raise AssertionError("the worker did not start within 60 s") from None
+        if line.strip() == "started":  # its logs may come before the marker
             return worker
         if not line:
             raise AssertionError(f"the worker exited with {worker.wait()} before it started")
-    worker.kill()
-    raise AssertionError("the worker did not start within 60 s")
 
 
 def test_a_worker_killed_mid_batch_resumes_without_counting_twice(
