@@ -115,11 +115,17 @@ class LoopThread:
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         # A call in flight when the store is closed would otherwise wait forever: its loop no
         # longer runs to finish it. So the caller looks up now and then and is told instead.
+        closed = ProgrammingError("the event store was closed while this call waited")
         while not concurrent.futures.wait([future], timeout=1.0).done:
             if not self._thread.is_alive():
                 future.cancel()
-                raise ProgrammingError("the event store was closed while this call waited")
-        return future.result()
+                raise closed
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            if self._thread.is_alive():
+                raise
+            raise closed from None  # cancelled by `stop`
 
     def stop_soon(self) -> None:
         """Stop the loop without waiting for it (safe from any thread, the loop's own too)."""
@@ -128,8 +134,16 @@ class LoopThread:
     def stop(self) -> None:
         self.stop_soon()
         self._thread.join(timeout=10)
-        if not self._thread.is_alive():
-            self.loop.close()
+        if self._thread.is_alive():
+            return
+        # Calls still in flight have been told (see `run`); end their coroutines too, so that
+        # none is left pending (and reported as destroyed, in some other test's log) later.
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending and not self.loop.is_running() and _running_loop() is None:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
