@@ -121,7 +121,10 @@ class StreamFeed:
     async def _next_batch(self) -> list[Message]:
         batch: list[Message] = []
         try:
-            first = await asyncio.wait_for(self._queue.get(), PULL_EXPIRES + 1)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as a message does, and the feed then ran on and `stop` waited forever.
+            async with asyncio.timeout(PULL_EXPIRES + 1):
+                first = await self._queue.get()
         except TimeoutError:
             self._outstanding = 0  # the request is gone: ask again
             return batch

@@ -90,6 +90,11 @@ class Projection:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
+            # On Python 3.11 a cancellation can be lost inside a library call (the feed then ran
+            # on and stop waited forever, about one stop in ten under load): ask until it ends.
+            while not task.done():
+                await asyncio.wait([task], timeout=1.0)
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
