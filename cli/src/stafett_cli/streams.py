@@ -16,7 +16,7 @@ from typing import Any
 from nats.js.api import ConsumerInfo, StreamInfo
 
 from stafett_runtime.jetstream.client import ConnectionSettings, JetStreamClient, StoredMessage
-from stafett_runtime.jetstream.recorders import (
+from stafett_runtime.jetstream.layout import (
     APPLICATION_NAME,
     NOTIFICATION_ID,
     ORIGINATOR_ID,

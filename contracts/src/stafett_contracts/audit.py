@@ -1,7 +1,8 @@
-"""The projection's audit stream: every read of case data, recorded (DOMAIN.md rules 7 and 9).
+"""The audit stream: every read of case data, in any service, recorded (DOMAIN.md rules 7, 9).
 
-The envelope's actor is who read (person, role, service); the event says what, why and whether
-it was granted. A refused read is recorded too, so guardians and auditors see attempts as well.
+The envelope's actor is who read (person, role, service); the event says what, why, whether it
+was granted, by which rule, and which service answered. A refused read is recorded too, so
+guardians and auditors see attempts as well.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from stafett_contracts.envelope import Event, Text
+from stafett_contracts.envelope import Event, ServiceRef, Text
 
 
 class AuditEvent(Event, frozen=True, kw_only=True):
@@ -23,3 +24,5 @@ class CaseAccessed(AuditEvent, frozen=True, kw_only=True):
     outcome: Literal["granted", "refused"]
     basis: Text | None = None  # what granted it (guardian, consent id, legal basis, audit)
     refusal: Text | None = None  # why it was refused
+    rule: Text | None = None  # the access rule that decided (stafett_contracts.access)
+    served_by: ServiceRef | None = None  # the service that answered the read

@@ -21,6 +21,10 @@ class Role(StrEnum):
     SYSTEM = "system"  # a service acting on its own, e.g. a policy or a timer
 
 
+# The roles of people who work in a unit: they act for the unit (service) their token names.
+STAFF = frozenset({Role.EMPLOYEE, Role.UNIT_LEADER})
+
+
 class Actor(msgspec.Struct, frozen=True, kw_only=True):
     """Who did something: every event names its actor (DOMAIN.md rule 9)."""
 

@@ -48,16 +48,21 @@ class ContractMapper(Mapper[Any]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Event:
-        decoder = _decoders.get(stored_event.topic)
-        if decoder is None:
-            raise UnknownEventTypeError(f"no contract for event type {stored_event.topic!r}")
         state = stored_event.state
         if self.cipher:
             state = self.cipher.decrypt(state)
         if self.compressor:
             state = self.compressor.decompress(state)
-        event: Event = decoder.decode(state)
-        return event
+        return decode_event(stored_event.topic, state)
+
+
+def decode_event(topic: str, data: bytes) -> Event:
+    """The contract event stored under `topic` (the `Es-Topic` header) as `data`."""
+    decoder = _decoders.get(topic)
+    if decoder is None:
+        raise UnknownEventTypeError(f"no contract for event type {topic!r}")
+    event: Event = decoder.decode(data)
+    return event
 
 
 class _NoTranscoder(Transcoder):

@@ -1,9 +1,10 @@
 """What every service's pure domain shares: the context of a command, and how it is refused.
 
 A domain never reads the clock, the network or the environment: a command arrives with a
-`Context` (who, when, in answer to what), and `decide` functions return contract events or raise
-`RuleViolation` / `NotAllowed`. `envelope` fills in an event's envelope from the context, with an
-event id derived from the aggregate and version, so deciding twice gives the same events.
+`Context` (who, when, in answer to what, and the directory), and `decide` functions return
+contract events or raise `RuleViolation` / `NotAllowed`. `envelope` fills in an event's envelope
+from the context, with an event id derived from the aggregate and version, so deciding twice
+gives the same events.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ from uuid import UUID, uuid5
 import msgspec
 
 from stafett_contracts.identity import Actor
+from stafett_contracts.people import Directory
 
 
 class Context(msgspec.Struct, frozen=True, kw_only=True):
-    """Who acts, when, and which request (or event) this work belongs to."""
+    """Who acts, when, and which request (or event) this work belongs to; and the municipality
+    directory as it stands, so a rule knows which units exist and who leads them."""
 
     actor: Actor
     now: datetime
     correlation_id: str
     causation_id: str | None = None
+    directory: Directory = msgspec.field(default_factory=Directory)
 
 
 class RuleViolation(Exception):  # noqa: N818 (a domain outcome, named as the domain says it)
@@ -36,7 +40,13 @@ class RuleViolation(Exception):  # noqa: N818 (a domain outcome, named as the do
 
 
 class NotAllowed(Exception):  # noqa: N818 (as RuleViolation: named as the domain says it)
-    """The actor may not do this here (a role or membership the events do not give them)."""
+    """The actor may not do this here (a role or membership the events do not give them).
+
+    `rule` names the rule that refuses, where one does (the access rule's, for a read)."""
+
+    def __init__(self, message: str, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 def envelope(context: Context, aggregate_id: UUID, version: int) -> dict[str, Any]:

@@ -6,15 +6,22 @@ way the server can be stopped, killed and started again on the same store and po
 tests. Nothing here touches a NATS the machine itself runs.
 
 Enable with `pytest_plugins = ["stafett_runtime.testing"]` in a conftest.py.
+
+Also here: a municipality for tests (`TEST_DIRECTORY`), children in a register file of the test's
+own (`a_child`, `FileRegister`), and `kernel_for_tests`, which puts a service's kernel together from
+them, so every service's tests meet the same facts about people.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
+from uuid import uuid4
 
 import pytest
 from opentelemetry import trace
@@ -22,7 +29,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from stafett_contracts.access import ReadRules
+from stafett_contracts.people import Directory, RegisteredChild, ServiceKind, Unit
+from stafett_runtime.auth import DevelopmentKey, TokenVerifier
+from stafett_runtime.directory import FixedDirectory
+from stafett_runtime.kernel import Kernel
 from stafett_runtime.natsserver import NatsServer, NatsServerError, free_port
+from stafett_runtime.register import FileRegister
+from stafett_runtime.settings import Settings
 
 NATS_IMAGE = "nats:2.12-alpine"  # atomic batch publish needs nats-server 2.12 or newer
 
@@ -143,3 +157,62 @@ def spans(_session_spans: InMemorySpanExporter) -> Iterator[InMemorySpanExporter
     _session_spans.clear()
     yield _session_spans
     _session_spans.clear()
+
+
+# A municipality for tests: every unit the tests act for, each with its leader.
+_UNITS = {
+    "barnehage-solsikke": ("Solsikken barnehage", ServiceKind.KINDERGARTEN, "styrer-1"),
+    "barnehage-lia": ("Lia barnehage", ServiceKind.KINDERGARTEN, "styrer-lia"),
+    "skole-lia": ("Lia skole", ServiceKind.SCHOOL, "rektor-1"),
+    "skole-fjell": ("Fjell skole", ServiceKind.SCHOOL, "rektor-fjell"),
+    "skole-berg": ("Berg skole", ServiceKind.SCHOOL, "rektor-9"),
+    "solbakken-skole": ("Solbakken skole", ServiceKind.SCHOOL, "p-1002"),
+    "helsestasjon": ("Helsestasjonen", ServiceKind.HEALTH_CLINIC, "leder-helsestasjon"),
+    "ppt": ("PPT", ServiceKind.PPT, "leder-ppt"),
+    "barnevern": ("Barneverntjenesten", ServiceKind.CHILD_WELFARE, "leder-barnevern"),
+    "bup": ("BUP", ServiceKind.CHILD_PSYCHIATRY, "leder-bup"),
+}
+TEST_DIRECTORY = Directory(
+    municipality="Testkommune",
+    units={
+        unit: Unit(name=name, kind=kind, leader=leader)
+        for unit, (name, kind, leader) in _UNITS.items()
+    },
+)
+
+
+def a_child(
+    *guardians: str, born: date = date(2018, 5, 17), person: str | None = None, name: str = ""
+) -> RegisteredChild:
+    """A child as the register would know them, with a fresh child id and national id."""
+    number = f"{born:%d%m%y}{random.randrange(10**5):05d}"
+    return RegisteredChild(
+        child_id=uuid4(),
+        national_id=number,
+        name=name or "Kari Nordmann",
+        birth_date=born,
+        person=person,
+        guardians=guardians,
+    )
+
+
+def kernel_for_tests(
+    service: str,
+    nats_url: str,
+    *,
+    key: DevelopmentKey,
+    register: FileRegister,
+    directory: Directory = TEST_DIRECTORY,
+    child_keys: bool = False,
+    read_rules: ReadRules | None = None,
+) -> Kernel:
+    """A service's kernel on the test's nats-server, its register file and directory."""
+    return Kernel(
+        Settings(service=service, nats_url=nats_url),
+        verifier=TokenVerifier(key.public_key),
+        register=register,
+        directory=FixedDirectory(directory),
+        read_rules=read_rules,
+        child_keys=child_keys,
+        environ={},
+    )

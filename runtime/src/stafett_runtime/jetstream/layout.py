@@ -1,4 +1,4 @@
-"""Where things live in JetStream: stream names and subjects.
+"""Where things live in JetStream: stream names, subjects and headers.
 
 One stream per application (and one more per extra purpose, e.g. snapshots). Inside the
 application's stream:
@@ -18,6 +18,17 @@ import base64
 import re
 from dataclasses import dataclass
 from uuid import UUID
+
+# The headers every stored event carries (and a tracking record, the last two).
+TOPIC = "Es-Topic"  # the event's type and version: case.ConcernRaised@1
+ORIGINATOR_ID = "Es-Originator-Id"  # a string aggregate id (a UUID is read from the subject)
+ORIGINATOR_VERSION = "Es-Originator-Version"
+APPLICATION_NAME = "Es-Application-Name"
+NOTIFICATION_ID = "Es-Notification-Id"
+# JetStream's own: optimistic concurrency per subject, and deduplication of a retried publish.
+EXPECTED_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
+EXPECTED_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+MESSAGE_ID = "Nats-Msg-Id"
 
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_-]")

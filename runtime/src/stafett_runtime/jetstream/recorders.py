@@ -56,15 +56,16 @@ from stafett_runtime.jetstream.client import (
     OutgoingMessage,
     StoredMessage,
 )
-from stafett_runtime.jetstream.layout import StreamLayout
-
-TOPIC = "Es-Topic"
-ORIGINATOR_ID = "Es-Originator-Id"
-ORIGINATOR_VERSION = "Es-Originator-Version"
-APPLICATION_NAME = "Es-Application-Name"
-NOTIFICATION_ID = "Es-Notification-Id"
-EXPECTED_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
-EXPECTED_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+from stafett_runtime.jetstream.layout import (
+    APPLICATION_NAME,
+    EXPECTED_SEQUENCE,
+    EXPECTED_SUBJECT,
+    NOTIFICATION_ID,
+    ORIGINATOR_ID,
+    ORIGINATOR_VERSION,
+    TOPIC,
+    StreamLayout,
+)
 
 WRITE_ATTEMPTS = 3
 

@@ -1,0 +1,133 @@
+"""Facts about people that no request may assert: who a child's guardians are, how old the child
+is, which units exist and who leads them.
+
+They come from two sources of record, never from a request or a token's say-so:
+
+- the population register (Folkeregisteret, CPR): a child, their birth date and the people with
+  parental responsibility. `RegisteredChild` is one answer of the register, as the runtime's
+  `Register` port gives it (`stafett_runtime.register`);
+- the municipality directory: each unit (kindergarten, school, PPT, child welfare ...), the
+  municipal service it belongs to, and its leader; and which legal provisions let a service take
+  part in a case without consent. `Directory` is that file, as the runtime loads it.
+
+A token says who someone is (person, role, service); these say what follows from that.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+from stafett_contracts.envelope import PersonRef, ServiceRef
+
+NationalId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}-?[0-9]{4,5}$", max_length=12)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Provision = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]  # "barnevernsloven § 2-1"
+
+
+class RegisteredChild(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A child as the population register knows them.
+
+    `child_id` is the child's pseudonym: the same in every case, and the only way events name the
+    child. `person` is the id the identity provider gives the child, when the child signs in
+    themselves. `guardians` are the person ids of those with parental responsibility.
+    """
+
+    child_id: UUID
+    national_id: NationalId
+    name: Name
+    birth_date: date
+    person: PersonRef | None = None
+    guardians: tuple[PersonRef, ...] = ()
+
+    def age_on(self, day: date) -> int:
+        return age_on(self.birth_date, day)
+
+    def is_guardian(self, person: str) -> bool:
+        return person in self.guardians
+
+    def is_the_child(self, person: str) -> bool:
+        return self.person is not None and self.person == person
+
+
+def age_on(birth_date: date, day: date) -> int:
+    """Whole years of age on `day` (a child born on 29 February turns a year older on 1 March)."""
+    before_birthday = (day.month, day.day) < (birth_date.month, birth_date.day)
+    return day.year - birth_date.year - before_birthday
+
+
+class ServiceKind(StrEnum):
+    """Which municipal service a unit belongs to (DOMAIN.md, "Why it exists")."""
+
+    KINDERGARTEN = "kindergarten"
+    SCHOOL = "school"
+    HEALTH_CLINIC = "health_clinic"
+    AFTER_SCHOOL = "after_school"
+    PPT = "ppt"  # educational-psychological service
+    CHILD_WELFARE = "child_welfare"  # barnevern
+    CHILD_PSYCHIATRY = "child_psychiatry"  # BUP / ABUP
+    FAMILY_CENTRE = "family_centre"
+    NAV = "nav"
+    POLICE = "police"
+
+
+class Unit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One unit of the municipality: a kindergarten, a school, the PPT office ..."""
+
+    name: Name
+    kind: ServiceKind
+    leader: PersonRef  # the person id of the unit's leader (styrer, rektor, enhetsleder)
+
+
+# Provisions that let a service take part in a case without consent, and the kinds of service
+# each empowers. The municipality's directory may add to them; these are the national ones.
+DEFAULT_LEGAL_BASES: dict[str, tuple[ServiceKind, ...]] = {
+    "barnevernsloven § 2-1": (ServiceKind.CHILD_WELFARE,),  # child welfare's investigation
+    "barnevernsloven § 2-2": (ServiceKind.CHILD_WELFARE,),  # examining a report of concern
+    "helsepersonelloven § 33": (ServiceKind.HEALTH_CLINIC,),  # health staff's duty to report
+    "opplæringslova § 5-4": (ServiceKind.PPT,),  # PPT's expert assessment
+}
+
+
+class Directory(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The municipality directory: its units by id (the `service` a token names), and the legal
+    provisions that let a kind of service take part in a case without consent."""
+
+    municipality: Name = "Stafett"
+    units: dict[ServiceRef, Unit] = {}
+    legal_bases: dict[Provision, tuple[ServiceKind, ...]] = {}
+
+    def unit(self, service: str | None) -> Unit | None:
+        return None if service is None else self.units.get(service)
+
+    def leads(self, person: str, service: str | None) -> bool:
+        """Whether `person` leads the unit `service`, as the directory says."""
+        unit = self.unit(service)
+        return unit is not None and unit.leader == person
+
+    def leader_of(self, service: str | None) -> str | None:
+        unit = self.unit(service)
+        return None if unit is None else unit.leader
+
+    def kind_of(self, service: str | None) -> ServiceKind | None:
+        unit = self.unit(service)
+        return None if unit is None else unit.kind
+
+    def empowers(self, provision: str, service: str) -> bool:
+        """Whether the provision lets `service` take part in a case without consent."""
+        kind = self.kind_of(service)
+        kinds = {**DEFAULT_LEGAL_BASES, **self.legal_bases}.get(provision, ())
+        return kind is not None and kind in kinds
+
+    def provisions_for(self, service: str) -> list[str]:
+        """The provisions `service` may name, in order (for a refusal that says what would do)."""
+        kind = self.kind_of(service)
+        table = {**DEFAULT_LEGAL_BASES, **self.legal_bases}
+        return sorted(p for p, kinds in table.items() if kind in kinds)
+
+    def of_kind(self, kind: ServiceKind) -> list[str]:
+        return sorted(s for s, unit in self.units.items() if unit.kind == kind)

@@ -1,0 +1,165 @@
+"""What every service process shares on its event loop: one NATS connection and the facts every
+rule needs.
+
+- the NATS connection, with the JetStream core over it (`jetstream.core`), opened when the
+  service's HTTP app starts and closed when it stops (nats-py binds a connection to the loop that
+  made it);
+- who is calling (`auth.TokenVerifier`), and the sources of record for facts about people: the
+  population register (`register`) and the municipality directory (`directory`);
+- the access rule's settings, the access log, and, for the services that seal or open a child's
+  personal data, the children's keys (`keystore`);
+- `reads(...)`: the gate every read of case data goes through (`reads.CaseReads`).
+
+    kernel = Kernel.from_env("meeting")
+    app = http_app(service="meeting", kernel=kernel, route_handlers=[...], ...)
+
+| variable | default | meaning |
+|---|---|---|
+| STAFETT_CHILD_READS_FROM_AGE | 15 | from this age a child reads their own case like a guardian |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import nats
+from nats.aio.client import Client
+
+from stafett_contracts.access import ReadRules
+from stafett_contracts.identity import Actor
+from stafett_runtime.accesslog import AccessLog
+from stafett_runtime.auth import TokenVerifier
+from stafett_runtime.directory import DirectorySource, directory_from_env
+from stafett_runtime.domain import Context
+from stafett_runtime.health import CheckResult
+from stafett_runtime.jetstream.core import JetStreamCore
+from stafett_runtime.keystore import ChildKeys
+from stafett_runtime.logging import current_correlation_id
+from stafett_runtime.reads import CaseReads, CaseSource, StreamCases
+from stafett_runtime.register import Register, register_from_env
+from stafett_runtime.settings import Settings, SettingsError
+
+READS_FROM_AGE_VARIABLE = "STAFETT_CHILD_READS_FROM_AGE"
+
+
+class NotOpenError(RuntimeError):
+    """Used before the service's app started (or after it stopped)."""
+
+
+class Kernel:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        verifier: TokenVerifier,
+        register: Register,
+        directory: DirectorySource,
+        read_rules: ReadRules | None = None,
+        child_keys: bool = False,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.settings = settings
+        self.verifier = verifier
+        self.register = register
+        self.directory = directory
+        self.read_rules = read_rules or ReadRules()
+        self.access_log = AccessLog(self, settings.service, settings.nats_stream_replicas)
+        self._wants_keys = child_keys
+        self._environ = environ
+        self._nc: Client | None = None
+        self._core: JetStreamCore | None = None
+        self._keys: ChildKeys | None = None
+
+    @classmethod
+    def from_env(
+        cls,
+        service: str,
+        *,
+        child_keys: bool = False,
+        environ: Mapping[str, str] = os.environ,
+    ) -> Kernel:
+        return cls(
+            Settings.from_env(service, environ),
+            verifier=TokenVerifier.from_env(environ),
+            register=register_from_env(environ),
+            directory=directory_from_env(environ),
+            read_rules=read_rules_from_env(environ),
+            child_keys=child_keys,
+            environ=environ,
+        )
+
+    # Opened with the app, on its loop.
+
+    async def open(self) -> None:
+        s = self.settings
+        self._nc = await nats.connect(
+            **s.nats_options(s.service),
+            max_reconnect_attempts=-1,  # a service waits for its server to come back
+            reconnect_time_wait=0.25,
+        )
+        self._core = await JetStreamCore.attach(self._nc)
+        await self.access_log.open()
+        if self._wants_keys:
+            self._keys = await ChildKeys.bind(
+                self._nc, replicas=s.nats_stream_replicas, environ=self._environ
+            )
+
+    async def close(self) -> None:
+        nc, self._nc, self._core, self._keys = self._nc, None, None, None
+        if nc is not None and not nc.is_closed:
+            await nc.close()
+
+    async def check(self) -> CheckResult:
+        """Ready while the NATS connection is up."""
+        if self._nc is not None and self._nc.is_connected:
+            return CheckResult(ok=True, detail="connected")
+        reconnecting = self._nc is not None and self._nc.is_reconnecting
+        return CheckResult(ok=False, detail="reconnecting" if reconnecting else "not connected")
+
+    @property
+    def nc(self) -> Client:
+        if self._nc is None:
+            raise NotOpenError("the service's NATS connection is not open")
+        return self._nc
+
+    @property
+    def core(self) -> JetStreamCore:
+        if self._core is None:
+            raise NotOpenError("the service's NATS connection is not open")
+        return self._core
+
+    @property
+    def keys(self) -> ChildKeys:
+        if self._keys is None:
+            raise NotOpenError("the children's keys are not open in this service")
+        return self._keys
+
+    def context(self, actor: Actor, causation_id: str | None = None) -> Context:
+        """The context of a command `actor` gives now, in the current request's correlation."""
+        return Context(
+            actor=actor,
+            now=datetime.now(UTC),
+            correlation_id=current_correlation_id() or uuid4().hex,
+            causation_id=causation_id,
+            directory=self.directory.current(),
+        )
+
+    def reads(self, cases: CaseSource | None = None) -> CaseReads:
+        """The gate for reads of case data; cases come from the CASE stream unless given."""
+        return CaseReads(
+            cases=cases or StreamCases(self),
+            register=self.register,
+            directory=self.directory,
+            access_log=self.access_log,
+            rules=self.read_rules,
+        )
+
+
+def read_rules_from_env(environ: Mapping[str, str] = os.environ) -> ReadRules:
+    value = environ.get(READS_FROM_AGE_VARIABLE) or "15"
+    if not value.isdigit() or not 0 < int(value) <= 18:
+        raise SettingsError(f"{READS_FROM_AGE_VARIABLE}={value!r}: expected an age from 1 to 18")
+    return ReadRules(child_reads_from_age=int(value))
