@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import uuid4
 
 import nats
@@ -30,16 +31,17 @@ from nats.aio.client import Client
 
 from stafett_contracts.access import ReadRules
 from stafett_contracts.identity import Actor
+from stafett_contracts.people import Directory
 from stafett_runtime.accesslog import AccessLog
 from stafett_runtime.auth import TokenVerifier
-from stafett_runtime.directory import DirectorySource, directory_from_env
+from stafett_runtime.directory import DirectorySource, FixedDirectory, directory_from_env
 from stafett_runtime.domain import Context
 from stafett_runtime.health import CheckResult
 from stafett_runtime.jetstream.core import JetStreamCore
 from stafett_runtime.keystore import ChildKeys
 from stafett_runtime.logging import current_correlation_id
 from stafett_runtime.reads import CaseReads, CaseSource, StreamCases
-from stafett_runtime.register import Register, register_from_env
+from stafett_runtime.register import FileRegister, Register, register_from_env
 from stafett_runtime.settings import Settings, SettingsError
 
 READS_FROM_AGE_VARIABLE = "STAFETT_CHILD_READS_FROM_AGE"
@@ -89,6 +91,17 @@ class Kernel:
             read_rules=read_rules_from_env(environ),
             child_keys=child_keys,
             environ=environ,
+        )
+
+    @classmethod
+    def offline(cls, service: str) -> Kernel:
+        """A kernel that is never opened: enough to make a service's OpenAPI document."""
+        return cls(
+            Settings(service=service),
+            verifier=TokenVerifier("https://identity.invalid/jwks.json"),
+            register=FileRegister(Path("/nonexistent/register.json")),
+            directory=FixedDirectory(Directory()),
+            environ={},
         )
 
     # Opened with the app, on its loop.
