@@ -33,9 +33,10 @@ from stafett_contracts.consent import (
 )
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.contracts import CONTRACT_ENV, ContractApplication
+from stafett_runtime.directory import FixedDirectory
 from stafett_runtime.domain import Context
 from stafett_runtime.processing import ProcessingLoop, Upstream
-from stafett_runtime.testing import NatsTestServer
+from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 UNIT = "skole-lia"
@@ -99,7 +100,8 @@ def case_events(cases: Cases, case_id: UUID) -> list[CaseEvent]:
 
 def run_policy(env: dict[str, str]) -> None:
     """Run the loop until it has processed every consent event, then stop it."""
-    loop = ProcessingLoop(ConsentPolicy(env), Upstream.named("consent", {**env, **CONTRACT_ENV}))
+    policy = ConsentPolicy(env, FixedDirectory(TEST_DIRECTORY))
+    loop = ProcessingLoop(policy, Upstream.named("consent", {**env, **CONTRACT_ENV}))
     loop.start()
     try:
         deadline = time.monotonic() + 10
@@ -120,7 +122,8 @@ def test_consent_events_become_case_events_exactly_once(
     case_id, consent_id = uuid4(), uuid4()
 
     def act(actor: Actor, command: Any, at: datetime) -> None:
-        cases.handle(case_id, command, Context(actor=actor, now=at, correlation_id="req"))
+        context = Context(actor=actor, now=at, correlation_id="req", directory=TEST_DIRECTORY)
+        cases.handle(case_id, command, context)
 
     act(TEACHER, RaiseConcern(case_id=case_id, child_id=uuid4(), concern="Uro"), T0)
     act(LEADER, AppointBatonHolder(holder=TEACHER.person, service=UNIT), T0)

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 import msgspec
 import pytest
 
-from stafett_case.domain import Case, decide, fold
+from stafett_case.domain import decide
 from stafett_case.domain.commands import (
     AppointBatonHolder,
     CloseCase,
@@ -27,9 +27,11 @@ from stafett_case.domain.commands import (
 )
 from stafett_case.meeting_policy import command_for
 from stafett_contracts.case import CaseEvent, Escalated
+from stafett_contracts.casefile import CaseFile, fold
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.meeting import DecisionKind, DecisionRecorded
 from stafett_runtime.domain import Context, RuleViolation
+from stafett_runtime.testing import TEST_DIRECTORY
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 UNIT = "skole-lia"
@@ -57,7 +59,8 @@ def a_case_at_level_1() -> list[CaseEvent]:
         (TEACHER, Escalate(to_level=1, reason="Tiltak")),
     ]
     for actor, command in steps:
-        events += decide(fold(events), command, Context(actor=actor, now=NOW, correlation_id="t"))
+        context = Context(actor=actor, now=NOW, correlation_id="t", directory=TEST_DIRECTORY)
+        events += decide(fold(events), command, context)
     return events
 
 
@@ -78,7 +81,7 @@ def recorded(kind: DecisionKind, to_level: int | None = None) -> DecisionRecorde
     )
 
 
-def case() -> Case:
+def case() -> CaseFile:
     state = fold(a_case_at_level_1())
     assert state is not None
     return state
@@ -109,7 +112,9 @@ def test_given_a_case_at_level_3_when_a_meeting_moves_it_to_1_then_it_de_escalat
 
 def test_given_a_case_when_a_meeting_moves_it_up_then_escalated_as_the_decider() -> None:
     event = recorded(DecisionKind.MOVE_TO_LEVEL, 2)
-    context = Context(actor=event.actor, now=NOW, correlation_id="meeting-request")
+    context = Context(
+        actor=event.actor, now=NOW, correlation_id="meeting-request", directory=TEST_DIRECTORY
+    )
     (escalated,) = decide(case(), command_for(event, case()), context)
     assert isinstance(escalated, Escalated)
     assert (escalated.from_level, escalated.to_level, escalated.actor) == (1, 2, TEACHER)
@@ -119,7 +124,9 @@ def test_given_no_coordinator_when_a_meeting_moves_the_case_to_level_3_then_the_
     None
 ):
     event = recorded(DecisionKind.MOVE_TO_LEVEL, 3)
-    context = Context(actor=event.actor, now=NOW, correlation_id="meeting-request")
+    context = Context(
+        actor=event.actor, now=NOW, correlation_id="meeting-request", directory=TEST_DIRECTORY
+    )
     with pytest.raises(RuleViolation) as refused:
         decide(case(), command_for(event, case()), context)
     assert refused.value.rule == "level-3-needs-coordinator"

@@ -1,6 +1,7 @@
 """The relay log's rules, each as given (a case's history) / when (a command) / then (events).
 
-Pure: no NATS, no clock. Each test is named after the rule it shows (rules.py, access.py).
+Pure: no NATS, no clock. Each test is named after the rule it shows (rules.py, access.py). The
+municipality is the runtime's test directory: skole-lia led by rektor-1, PPT, BUP, barnevern ...
 """
 
 from __future__ import annotations
@@ -8,9 +9,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID, uuid4
 
+import msgspec
 import pytest
 
-from stafett_case.domain import Case, decide, fold
+from stafett_case.domain import decide
 from stafett_case.domain.commands import (
     AcceptBaton,
     AppointBatonHolder,
@@ -43,8 +45,10 @@ from stafett_contracts.case import (
     ReferralSent,
 )
 from stafett_contracts.case import MeasureOutcome as Outcome
+from stafett_contracts.casefile import CaseFile, fold
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation
+from stafett_runtime.testing import TEST_DIRECTORY
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -66,7 +70,7 @@ class Relay:
         self.events: list[CaseEvent] = []
 
     @property
-    def state(self) -> Case | None:
+    def state(self) -> CaseFile | None:
         return fold(self.events)
 
     def given(self, actor: Actor, command: Command, now: datetime = NOW) -> Relay:
@@ -74,10 +78,10 @@ class Relay:
         return self
 
     def when(self, actor: Actor, command: Command, now: datetime = NOW) -> list[CaseEvent]:
-        context = Context(actor=actor, now=now, correlation_id="test")
+        context = Context(actor=actor, now=now, correlation_id="test", directory=TEST_DIRECTORY)
         return decide(self.state, command, context)
 
-    def case(self) -> Case:
+    def case(self) -> CaseFile:
         state = self.state
         assert state is not None
         return state
@@ -377,6 +381,68 @@ def test_who_decides_a_concern_is_raised_by_someone_acting_for_their_unit() -> N
         Relay().when(GUARDIAN, raise_it)
     (raised,) = Relay().when(TEACHER, raise_it)
     assert raised.aggregate_id == raise_it.case_id
+
+
+def test_unit_in_directory_a_concern_from_a_unit_that_exists_nowhere_is_not_allowed() -> None:
+    # Given an employee whose token names a unit the municipality's directory does not list
+    outsider = Actor(person="laerer-x", role=Role.EMPLOYEE, service="skole-finnes-ikke")
+    # When they raise a concern
+    with pytest.raises(NotAllowed) as refusal:
+        Relay().when(outsider, RaiseConcern(case_id=uuid4(), child_id=uuid4(), concern="Uro"))
+    # Then it is refused by the rule, and no case begins
+    assert refusal.value.rule == "unit-in-directory"
+
+
+def test_unit_leader_is_who_the_directory_names_so_they_appoint_the_baton_holder() -> None:
+    # Given a concern at skole-lia, whose leader the directory says is rektor-1
+    relay = Relay()
+    relay.given(
+        TEACHER, RaiseConcern(case_id=relay.case_id, child_id=uuid4(), concern="Trekker seg unna.")
+    )
+    appoint = AppointBatonHolder(holder=TEACHER.person, service=UNIT)
+    # When tokens claim unit_leader for skole-lia for people the directory does not name
+    pretenders = [
+        Actor(person="laerer-1", role=Role.UNIT_LEADER, service=UNIT),
+        Actor(person="rektor-fjell", role=Role.UNIT_LEADER, service=UNIT),  # leads another school
+        Actor(person="rektor-1", role=Role.UNIT_LEADER, service="skole-fjell"),  # acts elsewhere
+    ]
+    # Then none of them may appoint the baton holder
+    for pretender in pretenders:
+        with pytest.raises(NotAllowed):
+            relay.when(pretender, appoint)
+    # And the leader the directory names may
+    assert names(relay.when(LEADER, appoint)) == ["BatonHolderAppointed"]
+
+
+def test_report_to_child_welfare_refuses_a_unit_that_is_not_child_welfare() -> None:
+    # Given a case
+    relay = concern()
+    # When the teacher files a report to PPT
+    report = FileChildWelfareReport(
+        legal_basis="barnevernsloven § 13-2", grounds="Merker.", reported_to="ppt"
+    )
+    with pytest.raises(RuleViolation) as refusal:
+        relay.when(TEACHER, report)
+    # Then it is refused, naming the units that would do
+    assert refusal.value.rule == "report-to-child-welfare"
+    assert "barnevern" in refusal.value.message
+    # And a report to the directory's child welfare unit is filed
+    filed = msgspec.structs.replace(report, reported_to="barnevern")
+    assert names(relay.when(TEACHER, filed)) == ["ChildWelfareReportFiled"]
+
+
+def test_refuse_first_a_stranger_asking_to_escalate_a_closed_case_is_not_told_it_is_closed() -> (
+    None
+):
+    # Given a closed case
+    relay = at_level_1().given(LEADER, CloseCase(reason="Bedring"))
+    # When someone of a service not on the case asks to escalate it
+    with pytest.raises(NotAllowed):
+        relay.when(BUP_WORKER, Escalate(to_level=2, reason="r"))
+    # Then they are not allowed, and only the leader is told the case is closed
+    assert refused(relay, LEADER, Escalate(to_level=2, reason="r")) == (
+        "closed-case-accepts-only-reopen"
+    )
 
 
 def test_who_decides_consent_facts_come_only_from_the_consent_policy() -> None:

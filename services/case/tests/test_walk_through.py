@@ -41,7 +41,7 @@ from stafett_case.domain.commands import (
 from stafett_contracts.case import GroupMember, MeasureOutcome
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.domain import Context, StaleVersion
-from stafett_runtime.testing import NatsTestServer
+from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer
 
 DAY_ONE = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 UNIT = "barnehage-solsikke"
@@ -83,7 +83,8 @@ def test_a_case_goes_up_the_staircase_and_down_again(
         nonlocal week
         week += 1  # one step a week
         now = DAY_ONE + timedelta(weeks=week)
-        cases.handle(case_id, command, Context(actor=actor, now=now, correlation_id=f"w{week}"))
+        context = Context(actor=actor, now=now, correlation_id=f"w{week}", directory=TEST_DIRECTORY)
+        cases.handle(case_id, command, context)
 
     def in_weeks(weeks: int) -> date:
         return (DAY_ONE + timedelta(weeks=week + weeks)).date()
@@ -178,7 +179,7 @@ def test_two_instances_of_the_service_each_decide_on_the_whole_case(
 ) -> None:
     # Given a case that one instance has handled (and so holds in memory)
     case_id = uuid4()
-    context = Context(actor=TEACHER, now=DAY_ONE, correlation_id="c-1")
+    context = Context(actor=TEACHER, now=DAY_ONE, correlation_id="c-1", directory=TEST_DIRECTORY)
     cases.handle(case_id, RaiseConcern(case_id=case_id, child_id=uuid4(), concern="Uro."), context)
     assert cases.get(case_id).version == 1
     other = Cases({"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url})

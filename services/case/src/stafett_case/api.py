@@ -2,32 +2,44 @@
 
 | method and path | what |
 |---|---|
-| POST /cases | raise a concern (the child's personal data is sealed here, before the domain sees it) |
+| POST /cases | raise a concern about a child the population register knows, named by `child_id` or `national_id` (exactly one); the register's record of the child is sealed into the case, never data from the request |
 | POST /cases/{case_id}/<command> | one route per command, named in kebab case: /escalate, /plan-measure, ... |
-| GET /cases/{case_id} | the case; the child's personal data opened only for its unit, baton holder and coordinator |
+| GET /cases/{case_id}?purpose= | the case, as the one access rule lets the caller see it; every read and refusal recorded |
 
 Every POST answers `{"id", "version"}`; refusals are mapped by `stafett_runtime.service`.
 The consent facts (NoteConsent, LapseConsent, NoteLegalBasis) have no route: only the consent
 policy gives them.
+
+Raising a concern refuses before anything is stored or sealed: a body naming the child both ways
+or neither (422 naming both fields), someone who may not raise one (403; `unit-in-directory` for
+a unit the municipality's directory does not list), a child the register does not know (422
+naming the field). Only then is a child's key made, if it has none yet.
+
+Reading a case goes through the read gate (`stafett_runtime.reads`): who may read it is decided
+by `stafett_contracts.access.read_access` (guardians and the child as the register says, auditors
+who state a purpose, the case's unit, services a consent, legal basis or report covers) and
+recorded as `CaseAccessed` before anything about the case is said. `case` is folded only from
+the entries the reader may see, without the sealed personal data; `personal_data` is the child's
+identity opened, when the rule lets the reader know who the child is (`erased` instead once the
+child's key is gone).
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import msgspec
 from litestar import Litestar, Request, get, post
+from litestar.exceptions import ValidationException
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.types import LifespanHook
 
-from stafett_case.application import Cases
-from stafett_case.domain import Case
-from stafett_case.domain.access import acts_for_case_service, holds, is_decider
+from stafett_case.application import Cases, case_history
+from stafett_case.domain.access import unit_raising_concern
 from stafett_case.domain.commands import (
     AcceptBaton,
     AppointBatonHolder,
@@ -56,15 +68,16 @@ from stafett_case.domain.commands import (
     SendReferral,
     ShareConcern,
 )
-from stafett_case.keys import KeyStore
+from stafett_contracts.access import visible
+from stafett_contracts.casefile import CaseFile, fold
 from stafett_contracts.envelope import Text
 from stafett_contracts.identity import Actor
-from stafett_contracts.personal import Erased, PersonalData
-from stafett_runtime.auth import TokenVerifier
-from stafett_runtime.domain import Context, NotAllowed, RuleViolation
+from stafett_contracts.people import NationalId, RegisteredChild
+from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
+from stafett_runtime.domain import RuleViolation
 from stafett_runtime.health import Readiness
+from stafett_runtime.kernel import Kernel
 from stafett_runtime.keystore import ChildErasedError
-from stafett_runtime.logging import current_correlation_id
 from stafett_runtime.service import call, http_app
 
 ROUTED_COMMANDS: tuple[type[Command], ...] = (
@@ -93,14 +106,23 @@ ROUTED_COMMANDS: tuple[type[Command], ...] = (
     CloseCase,
     ReopenCase,
 )
+UNKNOWN_CHILD = "the population register knows no such child"
+
+Purpose = Annotated[
+    str | None,
+    Parameter(
+        description="why you read: required of auditors, recorded for everyone", max_length=500
+    ),
+]
 
 
 class RaiseConcernBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A concern as a client sends it: the child's personal data in clear, over TLS."""
+    """A concern about a child, named as the population register knows them: by the register's
+    `child_id` or by `national_id`, exactly one. Who the child is comes from the register."""
 
-    child_id: UUID
+    child_id: UUID | None = None
+    national_id: NationalId | None = None
     concern: Text
-    personal_data: PersonalData | None = None
 
 
 class Answer(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,92 +131,129 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CaseView(msgspec.Struct, frozen=True, kw_only=True):
-    """The case as its events leave it. `case.personal_data` (sealed) is never sent; the opened
-    `personal_data` is, to the case's unit, baton holder and coordinator, or `erased` instead
-    once the child's key is gone."""
+    """The case folded from the entries the reader may see; its sealed `personal_data` is never
+    sent. The child's identity, opened, is in `personal_data` when the reader may know who the
+    child is, or `erased` instead once the child's key is gone."""
 
-    case: Case
+    case: CaseFile
     personal_data: PersonalData | None = None
     erased: Erased | None = None
+
+
+class CaseFiles:
+    """The application's cases as the read gate asks for them (a `CaseSource`)."""
+
+    def __init__(self, cases: Cases) -> None:
+        self._cases = cases
+
+    async def case(self, case_id: UUID) -> CaseFile | None:
+        return fold(await call(case_history, self._cases, case_id))
 
 
 def kebab(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
 
-def context_of(request: Request[Actor, Any, Any]) -> Context:
-    return Context(
-        actor=request.user,
-        now=datetime.now(UTC),
-        correlation_id=current_correlation_id() or uuid4().hex,
-    )
-
-
 def create_app(
     cases: Cases,
-    verifier: TokenVerifier,
-    key_store: KeyStore,
+    kernel: Kernel,
     readiness: Readiness | None = None,
     on_startup: Sequence[LifespanHook] = (),
     on_shutdown: Sequence[LifespanHook] = (),
 ) -> Litestar:
     """The HTTP app in front of `cases`; main.py wires it, tests give it their own parts."""
-    readiness = readiness or Readiness()
-    readiness.add("child-keys", key_store.check)
+    reads = kernel.reads(cases=CaseFiles(cases))
+
+    async def registered_child(body: RaiseConcernBody) -> RegisteredChild:
+        """The register's record of the child the body names; 422 naming the field if none."""
+        if body.child_id is not None:
+            child = await call(kernel.register.child, body.child_id)
+            field = "child_id"
+        else:
+            child = await call(kernel.register.by_national_id, str(body.national_id))
+            field = "national_id"
+        if child is None:
+            raise _invalid(UNKNOWN_CHILD, field)
+        return child
+
+    async def sealed(child: RegisteredChild) -> SealedPersonalData:
+        identity = PersonalData(
+            name=child.name, birth_date=child.birth_date, national_id=child.national_id
+        )
+        try:
+            return await kernel.keys.seal(identity, str(child.child_id))
+        except ChildErasedError as erased:
+            raise RuleViolation("erased-child-stays-erased", str(erased)) from None
 
     @post("/cases", summary="Raise a concern: the case begins at level 0")
     async def raise_concern(
         data: JSONBody[RaiseConcernBody], request: Request[Actor, Any, Any]
     ) -> Answer:
+        context = kernel.context(request.user)
+        if (data.child_id is None) == (data.national_id is None):
+            raise _invalid(
+                "name the child by exactly one of child_id and national_id",
+                "child_id",
+                "national_id",
+            )
+        # Who may raise it is asked before the register, so a stranger learns nothing of it.
+        unit_raising_concern(context.actor, context.directory)
+        child = await registered_child(data)
+        # Nothing is left to refuse it: only now may a child's key be made.
+        identity = await sealed(child)
         case_id = uuid4()
-        sealed = None
-        if data.personal_data is not None:
-            try:
-                sealed = await key_store.keys.seal(data.personal_data, str(data.child_id))
-            except ChildErasedError as erased:
-                raise RuleViolation("erased-child-stays-erased", str(erased)) from None
         command = RaiseConcern(
-            case_id=case_id, child_id=data.child_id, concern=data.concern, personal_data=sealed
+            case_id=case_id, child_id=child.child_id, concern=data.concern, personal_data=identity
         )
-        version = await call(cases.handle, case_id, command, context_of(request))
+        version = await call(cases.handle, case_id, command, context)
         return Answer(id=case_id, version=version)
 
     @get("/cases/{case_id:uuid}", summary="The case, as the caller may see it")
-    async def read_case(case_id: FromPath[UUID], request: Request[Actor, Any, Any]) -> CaseView:
-        case = await call(cases.get, case_id)
-        actor = request.user
-        if not (acts_for_case_service(case, actor) or is_decider(case, actor)):
-            raise NotAllowed("only those taking part in the case may read it")
-        sees_the_child = actor.service == case.unit or any(
-            holds(post, actor) for post in (case.holder, case.coordinator)
-        )
-        view = CaseView(case=msgspec.structs.replace(case, personal_data=None))
-        if not sees_the_child or case.personal_data is None:
+    async def read_case(
+        case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
+    ) -> CaseView:
+        history = await call(case_history, cases, case_id)  # read once: for the gate and the view
+        admitted = await reads.admit(request.user, case_id, "case", purpose, case=fold(history))
+        unknown = CaseFile.unknown(case_id)
+        shown = fold(visible(admitted.access, history), start=unknown) or unknown
+        view = CaseView(case=msgspec.structs.replace(shown, personal_data=None))
+        identity = admitted.case.personal_data
+        if not admitted.access.identity or identity is None:
             return view
-        opened = await key_store.keys.open(case.personal_data)
+        opened = await kernel.keys.open(identity)
         if isinstance(opened, Erased):
             return msgspec.structs.replace(view, erased=opened)
         return msgspec.structs.replace(view, personal_data=opened)
 
     return http_app(
         service="case",
-        route_handlers=[raise_concern, read_case, *map(command_route(cases), ROUTED_COMMANDS)],
-        readiness=readiness,
-        verifier=verifier,
+        kernel=kernel,
+        route_handlers=[
+            raise_concern,
+            read_case,
+            *map(command_route(cases, kernel), ROUTED_COMMANDS),
+        ],
+        readiness=readiness or Readiness(),
         description=__doc__ or "",
-        on_startup=[key_store.open, *on_startup],
-        on_shutdown=[*on_shutdown, key_store.close],
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
     )
 
 
-def command_route(cases: Cases) -> Callable[[type[Command]], HTTPRouteHandler]:
+def _invalid(message: str, *fields: str) -> ValidationException:
+    """422 naming the body's `fields`, as Litestar names a field it cannot read."""
+    extra = [{"key": field, "message": message, "source": "body"} for field in fields]
+    return ValidationException(detail=message, extra=extra)
+
+
+def command_route(cases: Cases, kernel: Kernel) -> Callable[[type[Command]], HTTPRouteHandler]:
     """One POST route per command type, each with its own body schema."""
 
     def route(command_type: type[Command]) -> HTTPRouteHandler:
         async def handle(
             case_id: FromPath[UUID], data: Command, request: Request[Actor, Any, Any]
         ) -> Answer:
-            context = context_of(request)
+            context = kernel.context(request.user)
             version = await call(cases.handle, case_id, data, context, data.expected_version)
             return Answer(id=case_id, version=version)
 

@@ -2,7 +2,8 @@
 
 Synchronous, on the store's worker threads; handlers call it through
 `stafett_runtime.service.call`. One command's events are one atomic append, so a concurrent
-write to the same case is refused (IntegrityError, 409) rather than interleaved.
+write to the same case is refused (IntegrityError, 409) rather than interleaved. The case is
+`stafett_contracts.casefile.CaseFile`, the one fold of a case's events.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from stafett_case.domain import Case, decide, fold
+from stafett_case.domain import decide
 from stafett_case.domain.commands import Command, RaiseConcern
+from stafett_case.domain.rules import refuse_strangers
 from stafett_contracts.case import CaseEvent
+from stafett_contracts.casefile import CaseFile, fold
 from stafett_runtime.contracts import ContractApplication, ContractProcessApplication
 from stafett_runtime.domain import Context, StaleVersion
 
@@ -34,12 +37,13 @@ class Cases(ContractApplication):
             raise AggregateNotFoundError(f"case {case_id}")
         state, version = fold(history), len(history)
         if expected_version is not None and expected_version != version:
+            refuse_strangers(state, command, context)  # the version is news to a stranger
             raise StaleVersion(expected_version, version)
         new = decide(state, command, context)
         self.save(*new)
         return version + len(new)
 
-    def get(self, case_id: UUID) -> Case:
+    def get(self, case_id: UUID) -> CaseFile:
         """The case as its events leave it (its `version` says after how many)."""
         state = fold(case_history(self, case_id))
         if state is None:

@@ -1,10 +1,12 @@
-"""Wiring: settings, logging, tracing, the application, the consent and meeting policies' loops,
+"""Wiring: the kernel, logging, tracing, the application, the consent and meeting policies' loops,
 HTTP.
 
-NATS_URL and STAFETT_HTTP_PORT (8102 for this service) come from the environment, as every
-setting in `stafett_runtime.settings`. The loops start with the HTTP app and stop
-before the application closes; a loop stopped mid-event leaves nothing half-written (its events
-and its position are one atomic write), so it resumes where it left off.
+The kernel (`stafett_runtime.kernel`) holds what the service shares on its event loop: the NATS
+connection, the token verifier, the population register, the municipality directory, the access
+log and the children's keys. NATS_URL, STAFETT_HTTP_PORT (8102 for this service) and the rest
+come from the environment, as every setting in `stafett_runtime.settings`. The loops start with
+the HTTP app and stop before the application closes; a loop stopped mid-event leaves nothing
+half-written (its events and its position are one atomic write), so it resumes where it left off.
 """
 
 from __future__ import annotations
@@ -14,25 +16,24 @@ from typing import cast
 
 from stafett_case.api import create_app
 from stafett_case.application import Cases
-from stafett_case.keys import KeyStore
 from stafett_case.meeting_policy import MeetingFollower
 from stafett_case.policies import ConsentFollower
-from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.health import Readiness
+from stafett_runtime.kernel import Kernel
 from stafett_runtime.logging import configure_logging
 from stafett_runtime.service import call, serve
-from stafett_runtime.settings import Settings
 from stafett_runtime.tracing import configure_tracing
 
 
 def main() -> None:
-    settings = Settings.from_env("case")
+    kernel = Kernel.from_env("case", child_keys=True)
+    settings = kernel.settings
     configure_logging(settings.service, settings.log_level, settings.log_format)
     configure_tracing(settings.service)
     env = settings.eventsourcing_env()
     cases = Cases(env)
-    consent = ConsentFollower(env)
-    meeting = MeetingFollower(env)
+    consent = ConsentFollower(env, kernel.directory)
+    meeting = MeetingFollower(env, kernel.directory)
     readiness = Readiness()
     readiness.add("consent-policy", consent.check)
     readiness.add("meeting-policy", meeting.check)
@@ -45,8 +46,7 @@ def main() -> None:
 
     app = create_app(
         cases,
-        TokenVerifier.from_env(),
-        KeyStore(settings),
+        kernel,
         readiness,
         on_startup=[consent.start, meeting.start],
         on_shutdown=[stop],
@@ -57,12 +57,8 @@ def main() -> None:
 def openapi() -> str:
     """The OpenAPI document, made without connecting to anything (`python -m stafett_case openapi`).
 
-    The handlers are never called, so the application and key store are stand-ins; the verifier
-    names a JWKS URL that is never fetched.
+    The handlers are never called, so the application is a stand-in and the kernel is never
+    opened.
     """
-    app = create_app(
-        cast(Cases, None),
-        TokenVerifier("https://identity.invalid/jwks.json"),
-        KeyStore(Settings(service="case")),
-    )
+    app = create_app(cast(Cases, None), Kernel.offline("case"))
     return json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True) + "\n"

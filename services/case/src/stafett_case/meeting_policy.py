@@ -12,9 +12,9 @@ case's own decision, without anyone entering it again:
 | system_measure | ProposeSystemMeasure, described by the decision's reason |
 
 The command is decided by the person who recorded the decision (the event's actor), as of the
-decision's `occurred_at`, caused by it and in its correlation, so the case's rules (who may
-decide, the staircase, consent for level 1, a coordinator for level 3) hold as if that person
-had entered it. A decision the case refuses, or for a case it does not know, is logged and
+decision's `occurred_at`, caused by it and in its correlation, with the municipality directory as
+it stands (who leads the case's unit), so the case's rules (who may decide, the staircase,
+consent for level 1, a coordinator for level 3) hold as if that person had entered it. A decision the case refuses, or for a case it does not know, is logged and
 skipped: one bad event must not stop the loop. Every other meeting event is not the case's.
 """  # noqa: E501 (a table reads best on one line per row)
 
@@ -28,8 +28,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import EnvType
 
 from stafett_case.application import case_history
-from stafett_case.domain import decide, fold
-from stafett_case.domain.case import Case
+from stafett_case.domain import decide
 from stafett_case.domain.commands import (
     CloseCase,
     Command,
@@ -38,9 +37,11 @@ from stafett_case.domain.commands import (
     Escalate,
     ProposeSystemMeasure,
 )
+from stafett_contracts.casefile import CaseFile, fold
 from stafett_contracts.envelope import topic_of
 from stafett_contracts.meeting import DecisionKind, DecisionRecorded
 from stafett_runtime.contracts import ContractProcessApplication
+from stafett_runtime.directory import DirectorySource
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation
 from stafett_runtime.follower import Follower
 
@@ -50,6 +51,10 @@ log = structlog.get_logger(__name__)
 class MeetingPolicy(ContractProcessApplication):
     name = "case"  # writes to the CASE stream, beside Cases
     topics = (topic_of(DecisionRecorded),)  # the rest is the meeting's own
+
+    def __init__(self, env: EnvType | None, directory: DirectorySource) -> None:
+        super().__init__(env)
+        self._directory = directory
 
     def policy(
         self, domain_event: DomainEventProtocol[Any], processing_event: ProcessingEvent[Any]
@@ -67,6 +72,7 @@ class MeetingPolicy(ContractProcessApplication):
             now=event.occurred_at,
             correlation_id=event.correlation_id,
             causation_id=str(event.event_id),
+            directory=self._directory.current(),
         )
         try:
             new = decide(state, command_for(event, state), context)
@@ -81,7 +87,7 @@ class MeetingPolicy(ContractProcessApplication):
         processing_event.collect_events(*new)
 
 
-def command_for(event: DecisionRecorded, state: Case) -> Command:
+def command_for(event: DecisionRecorded, state: CaseFile) -> Command:
     """The case command that carries out the meeting's decision on the case as it is now."""
     reason, participants = event.reason, event.participants
     match event.kind:
@@ -100,5 +106,8 @@ def command_for(event: DecisionRecorded, state: Case) -> Command:
 class MeetingFollower(Follower):
     """Runs the meeting policy's loop, once the MEETING stream exists (the case is ready before)."""
 
-    def __init__(self, env: EnvType, retry_seconds: float = 2.0) -> None:
-        super().__init__(MeetingPolicy(env), "meeting", env, retry_seconds, required=False)
+    def __init__(
+        self, env: EnvType, directory: DirectorySource, retry_seconds: float = 2.0
+    ) -> None:
+        policy = MeetingPolicy(env, directory)
+        super().__init__(policy, "meeting", env, retry_seconds, required=False)

@@ -14,7 +14,8 @@ the same case are ordered by the store's optimistic concurrency.
 
 Only ConsentGiven and LegalBasisRecorded name their case; for the other three the case is the
 one the consent's ConsentGiven named, read from the CONSENT stream. Each command is decided as
-of the consent event's `occurred_at`, caused by it and in its correlation. A consent for a case
+of the consent event's `occurred_at`, caused by it and in its correlation, with the municipality
+directory as it stands (the service's `DirectorySource`). A consent for a case
 that does not exist, or that the case refuses, is logged and skipped: one bad event must not
 stop the loop.
 """  # noqa: E501 (a table reads best on one line per row)
@@ -31,8 +32,9 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import EnvType
 
 from stafett_case.application import case_history
-from stafett_case.domain import decide, fold
+from stafett_case.domain import decide
 from stafett_case.domain.commands import Command, LapseConsent, NoteConsent, NoteLegalBasis
+from stafett_contracts.casefile import fold
 from stafett_contracts.consent import (
     ConsentEvent,
     ConsentExpired,
@@ -43,6 +45,7 @@ from stafett_contracts.consent import (
 )
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.contracts import CONTRACT_ENV, ContractProcessApplication
+from stafett_runtime.directory import DirectorySource
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation
 from stafett_runtime.follower import Follower
 from stafett_runtime.processing import Upstream
@@ -55,9 +58,10 @@ log = structlog.get_logger(__name__)
 class ConsentPolicy(ContractProcessApplication):
     name = "case"  # writes to the CASE stream, beside Cases
 
-    def __init__(self, env: EnvType | None = None) -> None:
+    def __init__(self, env: EnvType | None, directory: DirectorySource) -> None:
         super().__init__(env)
         self._consents = Upstream.named("consent", {**(env or {}), **CONTRACT_ENV})
+        self._directory = directory
 
     def close(self) -> None:
         self._consents.close()
@@ -145,6 +149,7 @@ class ConsentPolicy(ContractProcessApplication):
             now=event.occurred_at,
             correlation_id=event.correlation_id,
             causation_id=str(event.event_id),
+            directory=self._directory.current(),
         )
         try:
             new = decide(fold(history), command, context)
@@ -157,5 +162,7 @@ class ConsentPolicy(ContractProcessApplication):
 class ConsentFollower(Follower):
     """Runs the consent policy's loop, once the CONSENT stream exists."""
 
-    def __init__(self, env: EnvType, retry_seconds: float = 2.0) -> None:
-        super().__init__(ConsentPolicy(env), "consent", env, retry_seconds)
+    def __init__(
+        self, env: EnvType, directory: DirectorySource, retry_seconds: float = 2.0
+    ) -> None:
+        super().__init__(ConsentPolicy(env, directory), "consent", env, retry_seconds)

@@ -1,7 +1,7 @@
-"""The pure relay log: state and events (case.py), commands, who may act (access.py), and the
-rules (rules.py, handing each command to progress.py or sharing.py)."""
+"""The pure relay log: commands, who may act (access.py), and the rules (rules.py, handing each
+command to progress.py or sharing.py). The case's state and how its events change it are the one
+fold every service reads, `stafett_contracts.casefile` (`CaseFile`, `fold`)."""
 
-from stafett_case.domain.case import Case, fold
 from stafett_case.domain.rules import decide
 
-__all__ = ["Case", "decide", "fold"]
+__all__ = ["decide"]

@@ -1,20 +1,24 @@
 """Who may do what on a case (DOMAIN.md, "People and roles").
 
-A token gives an organisational role and the service acted for; the case roles (baton holder,
-coordinator) follow from the case's events. Anyone else, such as an employee of a service that
-is not on the case, a guardian or an auditor, gets `NotAllowed`.
+A token gives an organisational role and the service acted for; the municipality directory says
+which units exist and who leads each; the case roles (baton holder, coordinator) follow from the
+case's events. Anyone else, such as an employee of a service that is not on the case, a guardian
+or an auditor, gets `NotAllowed`.
 
 | command | who may |
 |---|---|
-| RaiseConcern | an employee or unit leader, for the unit they act for |
+| RaiseConcern | an employee or unit leader, for the unit they act for, which is in the directory (`unit-in-directory`) |
 | ShareConcern, RecordWonderingConversation, RecordChildView, NoteBrightSpot, FileChildWelfareReport | anyone acting for a service on the case (the unit is always on it) |
-| DecideLevel, Escalate, DeEscalate, DefineProblem, PlanMeasure, EvaluateMeasure, EndMeasure, SendReferral, AssignCoordinator, FormResponsibilityGroup, RequestIndividualPlan, ProposeSystemMeasure, CloseCase, ReopenCase | a decider: the baton holder, the unit leader (role unit_leader of the case's unit) or the coordinator |
+| DecideLevel, Escalate, DeEscalate, DefineProblem, PlanMeasure, EvaluateMeasure, EndMeasure, SendReferral, AssignCoordinator, FormResponsibilityGroup, RequestIndividualPlan, ProposeSystemMeasure, CloseCase, ReopenCase | a decider: the baton holder, the unit leader or the coordinator |
 | JoinAgency | a decider, or someone of the joining service once the case was referred to it |
 | LeaveAgency | a decider, or someone of the leaving service |
 | AppointBatonHolder | the unit leader |
 | OfferBaton | the baton holder |
 | AcceptBaton | the person offered the baton (or its holder already, which changes nothing) |
 | NoteConsent, LapseConsent, NoteLegalBasis | the system: the consent policy |
+
+The unit leader is the person the directory names as leader of the case's unit, acting for that
+unit: a token's role `unit_leader` alone makes nobody the leader of a unit.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stafett_case.domain.case import Case, Post
 from stafett_case.domain.commands import (
     AcceptBaton,
     AppointBatonHolder,
@@ -53,69 +56,91 @@ from stafett_case.domain.commands import (
     SendReferral,
     ShareConcern,
 )
-from stafett_contracts.identity import Actor, Role
-from stafett_runtime.domain import NotAllowed
-
-WORKS_IN_A_SERVICE = (Role.EMPLOYEE, Role.UNIT_LEADER)
-
-
-def acts_for_case_service(case: Case, actor: Actor) -> bool:
-    return actor.role in WORKS_IN_A_SERVICE and actor.service in case.services
+from stafett_contracts.access import UNIT_IN_DIRECTORY
+from stafett_contracts.casefile import CaseFile, Post
+from stafett_contracts.identity import STAFF, Actor, Role
+from stafett_contracts.people import Directory
+from stafett_runtime.domain import Context, NotAllowed
 
 
-def is_unit_leader(case: Case, actor: Actor) -> bool:
-    return actor.role == Role.UNIT_LEADER and actor.service == case.unit
+def unit_raising_concern(actor: Actor, directory: Directory) -> str:
+    """The unit `actor` raises a concern for: their own, which must be in the directory."""
+    if actor.role not in STAFF or actor.service is None:
+        raise NotAllowed("only an employee or unit leader raises a concern, for their own unit")
+    if directory.unit(actor.service) is None:
+        raise NotAllowed(
+            f"the unit {actor.service} is not in the municipality's directory",
+            rule=UNIT_IN_DIRECTORY,
+        )
+    return actor.service
+
+
+def acts_for_case_service(case: CaseFile, actor: Actor) -> bool:
+    return actor.role in STAFF and actor.service in case.services
+
+
+def is_unit_leader(case: CaseFile, actor: Actor, directory: Directory) -> bool:
+    """The directory names the actor's person leader of the case's unit, which they act for."""
+    return (
+        actor.role in STAFF
+        and actor.service == case.unit
+        and directory.leads(actor.person, case.unit)
+    )
 
 
 def holds(post: Post | None, actor: Actor) -> bool:
     return (
         post is not None
-        and actor.role in WORKS_IN_A_SERVICE
+        and actor.role in STAFF
         and (actor.person, actor.service) == (post.person, post.service)
     )
 
 
-def is_decider(case: Case, actor: Actor) -> bool:
+def is_decider(case: CaseFile, actor: Actor, directory: Directory) -> bool:
     return (
-        holds(case.holder, actor) or is_unit_leader(case, actor) or holds(case.coordinator, actor)
+        holds(case.holder, actor)
+        or is_unit_leader(case, actor, directory)
+        or holds(case.coordinator, actor)
     )
 
 
-Permit = Callable[[Case, Any, Actor], bool]
+Permit = Callable[[CaseFile, Any, Context], bool]
 
 
-def _participant(case: Case, _: Command, actor: Actor) -> bool:
-    return acts_for_case_service(case, actor)
+def _participant(case: CaseFile, _: Command, context: Context) -> bool:
+    return acts_for_case_service(case, context.actor)
 
 
-def _decider(case: Case, _: Command, actor: Actor) -> bool:
-    return is_decider(case, actor)
+def _decider(case: CaseFile, _: Command, context: Context) -> bool:
+    return is_decider(case, context.actor, context.directory)
 
 
-def _joiner(case: Case, command: JoinAgency, actor: Actor) -> bool:
+def _joiner(case: CaseFile, command: JoinAgency, context: Context) -> bool:
+    actor = context.actor
     referred = command.service in case.referrals and actor.service == command.service
-    return is_decider(case, actor) or (actor.role in WORKS_IN_A_SERVICE and referred)
+    return is_decider(case, actor, context.directory) or (actor.role in STAFF and referred)
 
 
-def _leaver(case: Case, command: LeaveAgency, actor: Actor) -> bool:
+def _leaver(case: CaseFile, command: LeaveAgency, context: Context) -> bool:
+    actor = context.actor
     own = actor.service == command.service and acts_for_case_service(case, actor)
-    return is_decider(case, actor) or own
+    return is_decider(case, actor, context.directory) or own
 
 
-def _unit_leader(case: Case, _: Command, actor: Actor) -> bool:
-    return is_unit_leader(case, actor)
+def _unit_leader(case: CaseFile, _: Command, context: Context) -> bool:
+    return is_unit_leader(case, context.actor, context.directory)
 
 
-def _holder(case: Case, _: Command, actor: Actor) -> bool:
-    return holds(case.holder, actor)
+def _holder(case: CaseFile, _: Command, context: Context) -> bool:
+    return holds(case.holder, context.actor)
 
 
-def _offered(case: Case, _: Command, actor: Actor) -> bool:
-    return holds(case.offer, actor) or holds(case.holder, actor)
+def _offered(case: CaseFile, _: Command, context: Context) -> bool:
+    return holds(case.offer, context.actor) or holds(case.holder, context.actor)
 
 
-def _system(_: Case, __: Command, actor: Actor) -> bool:
-    return actor.role == Role.SYSTEM
+def _system(_: CaseFile, __: Command, context: Context) -> bool:
+    return context.actor.role == Role.SYSTEM
 
 
 _DECIDERS = "the baton holder, the unit leader or the coordinator"
@@ -158,8 +183,8 @@ _PERMITS: dict[type[Command], tuple[Permit, str]] = {
 }
 
 
-def check_allowed(case: Case, command: Command, actor: Actor) -> None:
-    """Raise NotAllowed unless `actor` may give `command` on `case`."""
+def check_allowed(case: CaseFile, command: Command, context: Context) -> None:
+    """Raise NotAllowed unless the context's actor may give `command` on `case`."""
     permit, who = _PERMITS[type(command)]
-    if not permit(case, command, actor):
+    if not permit(case, command, context):
         raise NotAllowed(f"only {who} may {type(command).__name__} on this case")

@@ -29,9 +29,9 @@ class RaiseConcern(Command, frozen=True, kw_only=True):
     """Opens the case at level 0, for the unit the actor works in."""
 
     case_id: UUID
-    child_id: UUID
+    child_id: UUID  # the register's pseudonym of the child
     concern: Text
-    personal_data: SealedPersonalData | None = None
+    personal_data: SealedPersonalData | None = None  # the register's record, sealed by the API
 
 
 class ShareConcern(Command, frozen=True, kw_only=True):
@@ -152,7 +152,7 @@ class ProposeSystemMeasure(Command, frozen=True, kw_only=True):
 class FileChildWelfareReport(Command, frozen=True, kw_only=True):
     legal_basis: Text  # e.g. "barnevernsloven § 13-2"
     grounds: Text
-    reported_to: ServiceRef = "barnevern"
+    reported_to: ServiceRef = "barnevern"  # a child welfare unit of the directory
 
 
 class CloseCase(Command, frozen=True, kw_only=True):

@@ -9,18 +9,18 @@ from __future__ import annotations
 from functools import singledispatch
 from typing import Any
 
-from stafett_case.domain.case import Case, evolve
 from stafett_case.domain.commands import Command
 from stafett_contracts.case import CaseEvent
+from stafett_contracts.casefile import CaseFile, evolve
 from stafett_runtime.domain import Context, RuleViolation, envelope
 
 
 @singledispatch
-def decision(command: Command, state: Case, context: Context) -> list[CaseEvent]:
+def decision(command: Command, state: CaseFile, context: Context) -> list[CaseEvent]:
     raise TypeError(f"no rules for {type(command).__name__}")
 
 
-def next_envelope(state: Case, context: Context) -> dict[str, Any]:
+def next_envelope(state: CaseFile, context: Context) -> dict[str, Any]:
     """The envelope of the event that follows `state`."""
     return envelope(context, state.id, state.version + 1)
 
@@ -28,7 +28,7 @@ def next_envelope(state: Case, context: Context) -> dict[str, Any]:
 class Draft:
     """The events decided so far and the state they lead to, when one decision has several."""
 
-    def __init__(self, state: Case, context: Context) -> None:
+    def __init__(self, state: CaseFile, context: Context) -> None:
         self.state = state
         self.context = context
         self.events: list[CaseEvent] = []
@@ -41,6 +41,6 @@ class Draft:
         self.state = evolve(self.state, event)
 
 
-def require_on_the_case(state: Case, service: str) -> None:
+def require_on_the_case(state: CaseFile, service: str) -> None:
     if service not in state.services:
         raise RuleViolation("service-on-the-case", f"{service} is not on the case: it joins first")

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from stafett_case.domain.case import Case
 from stafett_case.domain.commands import (
     CloseCase,
     DecideLevel,
@@ -49,6 +48,8 @@ from stafett_contracts.case import (
     SystemMeasureProposed,
     WonderingConversationHeld,
 )
+from stafett_contracts.casefile import CaseFile
+from stafett_contracts.people import ServiceKind
 from stafett_runtime.domain import Context, RuleViolation
 
 LEVELS_UP = {0: (1,), 1: (2, 3), 2: (3,), 3: ()}
@@ -59,7 +60,7 @@ LEVELS_DOWN = {0: (), 1: (), 2: (1,), 3: (1, 2)}
 
 
 @decision.register
-def _share_concern(command: ShareConcern, state: Case, context: Context) -> list[CaseEvent]:
+def _share_concern(command: ShareConcern, state: CaseFile, context: Context) -> list[CaseEvent]:
     return [
         ConcernShared(
             **next_envelope(state, context), shared_with=command.shared_with, note=command.note
@@ -69,7 +70,7 @@ def _share_concern(command: ShareConcern, state: Case, context: Context) -> list
 
 @decision.register
 def _record_wondering_conversation(
-    command: RecordWonderingConversation, state: Case, context: Context
+    command: RecordWonderingConversation, state: CaseFile, context: Context
 ) -> list[CaseEvent]:
     return [
         WonderingConversationHeld(
@@ -83,23 +84,35 @@ def _record_wondering_conversation(
 
 
 @decision.register
-def _record_child_view(command: RecordChildView, state: Case, context: Context) -> list[CaseEvent]:
+def _record_child_view(
+    command: RecordChildView, state: CaseFile, context: Context
+) -> list[CaseEvent]:
     return [ChildViewRecorded(**next_envelope(state, context), view=command.view, how=command.how)]
 
 
 @decision.register
-def _note_bright_spot(command: NoteBrightSpot, state: Case, context: Context) -> list[CaseEvent]:
+def _note_bright_spot(
+    command: NoteBrightSpot, state: CaseFile, context: Context
+) -> list[CaseEvent]:
     return [BrightSpotNoted(**next_envelope(state, context), note=command.note)]
 
 
 @decision.register
 def _file_child_welfare_report(
-    command: FileChildWelfareReport, state: Case, context: Context
+    command: FileChildWelfareReport, state: CaseFile, context: Context
 ) -> list[CaseEvent]:
-    """The duty to report overrides consent (rule 4): no consent is asked, a legal basis is."""
+    """The duty to report overrides consent (rule 4): no consent is asked, a legal basis is;
+    and it goes to child welfare, as the directory knows it."""
     if not command.legal_basis.strip():
         raise RuleViolation(
             "report-names-legal-basis", "a child-welfare report must name its legal basis"
+        )
+    child_welfare = context.directory.of_kind(ServiceKind.CHILD_WELFARE)
+    if command.reported_to not in child_welfare:
+        would_do = " or ".join(child_welfare) or "none: the directory lists no child welfare unit"
+        raise RuleViolation(
+            "report-to-child-welfare",
+            f"{command.reported_to} is not child welfare; a report goes to {would_do}",
         )
     return [
         ChildWelfareReportFiled(
@@ -115,7 +128,7 @@ def _file_child_welfare_report(
 
 
 @decision.register
-def _decide_level(command: DecideLevel, state: Case, context: Context) -> list[CaseEvent]:
+def _decide_level(command: DecideLevel, state: CaseFile, context: Context) -> list[CaseEvent]:
     if state.level == 0:
         raise RuleViolation(
             "level-exits", "at level 0 the case goes to level 1 or closes: it does not continue"
@@ -131,7 +144,7 @@ def _decide_level(command: DecideLevel, state: Case, context: Context) -> list[C
 
 
 @decision.register
-def _escalate(command: Escalate, state: Case, context: Context) -> list[CaseEvent]:
+def _escalate(command: Escalate, state: CaseFile, context: Context) -> list[CaseEvent]:
     if command.to_level == state.level:
         return []
     if command.to_level not in LEVELS_UP[state.level]:
@@ -159,7 +172,7 @@ def _escalate(command: Escalate, state: Case, context: Context) -> list[CaseEven
 
 
 @decision.register
-def _de_escalate(command: DeEscalate, state: Case, context: Context) -> list[CaseEvent]:
+def _de_escalate(command: DeEscalate, state: CaseFile, context: Context) -> list[CaseEvent]:
     if command.to_level == state.level:
         return []
     if command.to_level not in LEVELS_DOWN[state.level]:
@@ -183,7 +196,7 @@ def _levels(levels: Iterable[int]) -> str:
 
 
 @decision.register
-def _close_case(command: CloseCase, state: Case, context: Context) -> list[CaseEvent]:
+def _close_case(command: CloseCase, state: CaseFile, context: Context) -> list[CaseEvent]:
     if state.closed:
         return []
     return [
@@ -197,7 +210,7 @@ def _close_case(command: CloseCase, state: Case, context: Context) -> list[CaseE
 
 
 @decision.register
-def _reopen_case(command: ReopenCase, state: Case, context: Context) -> list[CaseEvent]:
+def _reopen_case(command: ReopenCase, state: CaseFile, context: Context) -> list[CaseEvent]:
     if not state.closed:
         return []
     return [CaseReopened(**next_envelope(state, context), reason=command.reason)]
@@ -207,7 +220,7 @@ def _reopen_case(command: ReopenCase, state: Case, context: Context) -> list[Cas
 
 
 @decision.register
-def _define_problem(command: DefineProblem, state: Case, context: Context) -> list[CaseEvent]:
+def _define_problem(command: DefineProblem, state: CaseFile, context: Context) -> list[CaseEvent]:
     return [
         ProblemDefined(
             **next_envelope(state, context),
@@ -218,7 +231,7 @@ def _define_problem(command: DefineProblem, state: Case, context: Context) -> li
 
 
 @decision.register
-def _plan_measure(command: PlanMeasure, state: Case, context: Context) -> list[CaseEvent]:
+def _plan_measure(command: PlanMeasure, state: CaseFile, context: Context) -> list[CaseEvent]:
     planned = state.measures.get(command.measure_id)
     if planned is not None:
         if (planned.description, planned.responsible, planned.service) == (
@@ -245,7 +258,9 @@ def _plan_measure(command: PlanMeasure, state: Case, context: Context) -> list[C
 
 
 @decision.register
-def _evaluate_measure(command: EvaluateMeasure, state: Case, context: Context) -> list[CaseEvent]:
+def _evaluate_measure(
+    command: EvaluateMeasure, state: CaseFile, context: Context
+) -> list[CaseEvent]:
     _open_measure(state, command)
     if command.next_evaluation_date is not None:
         _evaluation_not_past(command.next_evaluation_date, context)
@@ -261,7 +276,7 @@ def _evaluate_measure(command: EvaluateMeasure, state: Case, context: Context) -
 
 
 @decision.register
-def _end_measure(command: EndMeasure, state: Case, context: Context) -> list[CaseEvent]:
+def _end_measure(command: EndMeasure, state: CaseFile, context: Context) -> list[CaseEvent]:
     _open_measure(state, command)
     return [
         MeasureEnded(
@@ -270,7 +285,7 @@ def _end_measure(command: EndMeasure, state: Case, context: Context) -> list[Cas
     ]
 
 
-def _open_measure(state: Case, command: EvaluateMeasure | EndMeasure) -> None:
+def _open_measure(state: CaseFile, command: EvaluateMeasure | EndMeasure) -> None:
     measure = state.measures.get(command.measure_id)
     if measure is None or measure.ended:
         state_of = "has ended" if measure else "was never planned"
@@ -287,14 +302,14 @@ def _evaluation_not_past(evaluation_date: date, context: Context) -> None:
 
 @decision.register
 def _form_responsibility_group(
-    command: FormResponsibilityGroup, state: Case, context: Context
+    command: FormResponsibilityGroup, state: CaseFile, context: Context
 ) -> list[CaseEvent]:
     return [ResponsibilityGroupFormed(**next_envelope(state, context), members=command.members)]
 
 
 @decision.register
 def _request_individual_plan(
-    command: RequestIndividualPlan, state: Case, context: Context
+    command: RequestIndividualPlan, state: CaseFile, context: Context
 ) -> list[CaseEvent]:
     return [
         IndividualPlanRequested(
@@ -307,7 +322,7 @@ def _request_individual_plan(
 
 @decision.register
 def _propose_system_measure(
-    command: ProposeSystemMeasure, state: Case, context: Context
+    command: ProposeSystemMeasure, state: CaseFile, context: Context
 ) -> list[CaseEvent]:
     return [
         SystemMeasureProposed(

@@ -1,16 +1,21 @@
 """decide(state, command, context): the rules of the relay log, as DOMAIN.md states them.
 
-`decide` checks what holds for every command (the case exists and is open, the actor may act,
-a baton holder is there when one is needed), then hands the command to the rules of its kind:
-`progress.py` (entries, levels, measures) or `sharing.py` (services, baton, consent). Each
-refusal names its rule; a command already satisfied returns no events.
+`decide` checks what holds for every command, in this order: the case exists, the actor may
+give the command (access.py), the case is open, a baton holder is there when one is needed. Then
+it hands the command to the rules of its kind: `progress.py` (entries, levels, measures) or
+`sharing.py` (services, baton, consent). Who may act is checked before anything that tells the
+state of the case, so a stranger learns nothing of it (not even that it is closed). Each refusal
+names its rule; a command already satisfied returns no events.
 
 | rule | holds |
 |---|---|
-| consent-covers-the-service | a service joins, is referred to, or takes the baton only under a consent covering it now (in scope, purpose, validity, not lapsed) or a legal basis |
+| case-exists | every command but RaiseConcern is for a case that exists (the application answers 404 before) |
+| unit-in-directory | a concern is raised only by staff of a unit in the municipality's directory, for that unit (403) |
+| consent-covers-the-service | a service joins, is referred to, or takes the baton only under a consent covering it now (in scope, purpose, validity, not lapsed), a legal basis, or a report to it |
 | consent-lapse-removes-the-service | (not a refusal) a lapsed consent takes its services off the case at once; a holder among them leaves the baton vacant |
 | baton-holder-required | from level 1, decisions wait while nobody holds the baton; the unit leader appoints one |
 | report-names-legal-basis | a child-welfare report needs no consent, but always its legal basis |
+| report-to-child-welfare | a report goes to a unit the directory lists as child welfare |
 | level-exits | 0 -> 1 or close; 1 -> continue, 2, 3, close; 2 -> continue, 1, 3, close; 3 -> continue, 1, 2, close |
 | level-1-needs-consent | consent is obtained at level 0: the case reaches level 1 only with a consent in force |
 | level-3-needs-coordinator | a coordinator is assigned before the case goes to level 3 |
@@ -25,8 +30,7 @@ refusal names its rule; a command already satisfied returns no events.
 from __future__ import annotations
 
 from stafett_case.domain import progress, sharing  # noqa: F401 (their rules register with decision)
-from stafett_case.domain.access import WORKS_IN_A_SERVICE, check_allowed
-from stafett_case.domain.case import Case
+from stafett_case.domain.access import check_allowed, unit_raising_concern
 from stafett_case.domain.commands import (
     CONSENT_FACTS,
     CloseCase,
@@ -46,7 +50,8 @@ from stafett_case.domain.commands import (
 )
 from stafett_case.domain.deciding import decision
 from stafett_contracts.case import CaseEvent, ConcernRaised
-from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope
+from stafett_contracts.casefile import CaseFile
+from stafett_runtime.domain import Context, RuleViolation, envelope
 
 NEEDS_BATON_HOLDER = (
     DecideLevel,
@@ -62,41 +67,51 @@ NEEDS_BATON_HOLDER = (
 ACCEPTED_WHEN_CLOSED = (ReopenCase, CloseCase, FileChildWelfareReport, *CONSENT_FACTS)
 
 
-def decide(state: Case | None, command: Command, context: Context) -> list[CaseEvent]:
+def decide(state: CaseFile | None, command: Command, context: Context) -> list[CaseEvent]:
     if isinstance(command, RaiseConcern):
         return _raise_concern(state, command, context)
-    if state is None:
-        raise RuleViolation("case-exists", "there is no such case: raise a concern first")
-    if state.closed and not isinstance(command, ACCEPTED_WHEN_CLOSED):
+    case = _existing(state)
+    check_allowed(case, command, context)
+    if case.closed and not isinstance(command, ACCEPTED_WHEN_CLOSED):
         raise RuleViolation(
             "closed-case-accepts-only-reopen", "the case is closed: reopen it first"
         )
-    check_allowed(state, command, context.actor)
-    if isinstance(command, NEEDS_BATON_HOLDER) and state.level >= 1 and state.holder is None:
+    if isinstance(command, NEEDS_BATON_HOLDER) and case.level >= 1 and case.holder is None:
         raise RuleViolation(
             "baton-holder-required",
             "nobody holds the baton: the unit leader must appoint a baton holder first",
         )
-    return decision(command, state, context)
+    return decision(command, case, context)
 
 
-def _raise_concern(state: Case | None, command: RaiseConcern, context: Context) -> list[CaseEvent]:
-    actor = context.actor
-    if actor.role not in WORKS_IN_A_SERVICE or actor.service is None:
-        raise NotAllowed("only an employee or unit leader raises a concern, for their own unit")
+def refuse_strangers(state: CaseFile | None, command: Command, context: Context) -> None:
+    """Refuse, as `decide` does first, an actor who may not give `command` at all: for what is
+    checked before deciding (a stale version), so that a stranger learns nothing of the case."""
+    if isinstance(command, RaiseConcern):
+        unit_raising_concern(context.actor, context.directory)
+    else:
+        check_allowed(_existing(state), command, context)
+
+
+def _existing(state: CaseFile | None) -> CaseFile:
+    if state is None:
+        raise RuleViolation("case-exists", "there is no such case: raise a concern first")
+    return state
+
+
+def _raise_concern(
+    state: CaseFile | None, command: RaiseConcern, context: Context
+) -> list[CaseEvent]:
+    unit = unit_raising_concern(context.actor, context.directory)
     if state is not None:
-        if (state.child_id, state.unit, state.concern) == (
-            command.child_id,
-            actor.service,
-            command.concern,
-        ):
+        if (state.child_id, state.unit, state.concern) == (command.child_id, unit, command.concern):
             return []
         raise RuleViolation("case-already-raised", "this case was raised with another concern")
     return [
         ConcernRaised(
             **envelope(context, command.case_id, 1),
             child_id=command.child_id,
-            unit=actor.service,
+            unit=unit,
             concern=command.concern,
             personal_data=command.personal_data,
         )

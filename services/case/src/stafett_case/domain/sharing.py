@@ -11,7 +11,6 @@ from typing import Literal
 
 import msgspec
 
-from stafett_case.domain.case import Case, Coverage, NotedConsent, Post
 from stafett_case.domain.commands import (
     AcceptBaton,
     AppointBatonHolder,
@@ -39,6 +38,7 @@ from stafett_contracts.case import (
     LegalBasisNoted,
     ReferralSent,
 )
+from stafett_contracts.casefile import CaseFile, Coverage, NotedConsent, Post
 from stafett_contracts.consent import Purpose
 from stafett_runtime.domain import Context, RuleViolation
 
@@ -55,7 +55,7 @@ _LEFT_FOR: dict[str, Literal["consent_withdrawn", "consent_expired"]] = {
 
 
 @decision.register
-def _send_referral(command: SendReferral, state: Case, context: Context) -> list[CaseEvent]:
+def _send_referral(command: SendReferral, state: CaseFile, context: Context) -> list[CaseEvent]:
     if command.to_service in state.referrals:
         return []
     if command.to_service == state.unit:
@@ -73,7 +73,7 @@ def _send_referral(command: SendReferral, state: Case, context: Context) -> list
 
 
 @decision.register
-def _join_agency(command: JoinAgency, state: Case, context: Context) -> list[CaseEvent]:
+def _join_agency(command: JoinAgency, state: CaseFile, context: Context) -> list[CaseEvent]:
     if command.service in state.services:
         return []
     coverage = _covered(state, command.service, TAKE_PART, context, "join")
@@ -88,7 +88,7 @@ def _join_agency(command: JoinAgency, state: Case, context: Context) -> list[Cas
 
 
 @decision.register
-def _leave_agency(command: LeaveAgency, state: Case, context: Context) -> list[CaseEvent]:
+def _leave_agency(command: LeaveAgency, state: CaseFile, context: Context) -> list[CaseEvent]:
     if command.service not in state.services:
         return []
     if command.service == state.unit:
@@ -108,7 +108,7 @@ def _leave_agency(command: LeaveAgency, state: Case, context: Context) -> list[C
 
 
 def _covered(
-    state: Case, service: str, purposes: Iterable[str], context: Context, doing: str
+    state: CaseFile, service: str, purposes: Iterable[str], context: Context, doing: str
 ) -> Coverage:
     coverage = state.coverage(service, purposes, context.now)
     if coverage is None:
@@ -124,7 +124,7 @@ def _covered(
 
 @decision.register
 def _appoint_baton_holder(
-    command: AppointBatonHolder, state: Case, context: Context
+    command: AppointBatonHolder, state: CaseFile, context: Context
 ) -> list[CaseEvent]:
     appointed = Post(person=command.holder, service=command.service)
     if state.holder == appointed:
@@ -144,7 +144,7 @@ def _appoint_baton_holder(
 
 
 @decision.register
-def _offer_baton(command: OfferBaton, state: Case, context: Context) -> list[CaseEvent]:
+def _offer_baton(command: OfferBaton, state: CaseFile, context: Context) -> list[CaseEvent]:
     offered = Post(person=command.to_person, service=command.to_service)
     if offered in (state.holder, state.offer):
         return []
@@ -161,7 +161,7 @@ def _offer_baton(command: OfferBaton, state: Case, context: Context) -> list[Cas
 
 
 @decision.register
-def _accept_baton(command: AcceptBaton, state: Case, context: Context) -> list[CaseEvent]:
+def _accept_baton(command: AcceptBaton, state: CaseFile, context: Context) -> list[CaseEvent]:
     holder, offer = state.holder, state.offer
     if offer is None or holder is None:
         return []  # access.py let only the holder through: it is accepted already
@@ -179,7 +179,7 @@ def _accept_baton(command: AcceptBaton, state: Case, context: Context) -> list[C
 
 @decision.register
 def _assign_coordinator(
-    command: AssignCoordinator, state: Case, context: Context
+    command: AssignCoordinator, state: CaseFile, context: Context
 ) -> list[CaseEvent]:
     if state.coordinator == Post(person=command.coordinator, service=command.service):
         return []
@@ -197,7 +197,7 @@ def _assign_coordinator(
 
 
 @decision.register
-def _note_consent(command: NoteConsent, state: Case, context: Context) -> list[CaseEvent]:
+def _note_consent(command: NoteConsent, state: CaseFile, context: Context) -> list[CaseEvent]:
     """A consent noted anew with another scope is a scope change: services it no longer
     covers lapse (as withdrawn) and leave, before the new scope is noted."""
     noted = state.consents.get(command.consent_id)
@@ -237,7 +237,7 @@ def _note_consent(command: NoteConsent, state: Case, context: Context) -> list[C
 
 
 @decision.register
-def _lapse_consent(command: LapseConsent, state: Case, context: Context) -> list[CaseEvent]:
+def _lapse_consent(command: LapseConsent, state: CaseFile, context: Context) -> list[CaseEvent]:
     noted = state.consents.get(command.consent_id)
     if noted is None:
         raise RuleViolation("consent-known", f"consent {command.consent_id} was never noted")
@@ -287,7 +287,9 @@ def _leave_when_uncovered(
 
 
 @decision.register
-def _note_legal_basis(command: NoteLegalBasis, state: Case, context: Context) -> list[CaseEvent]:
+def _note_legal_basis(
+    command: NoteLegalBasis, state: CaseFile, context: Context
+) -> list[CaseEvent]:
     if command.legal_basis in state.legal_bases.get(command.service, ()):
         return []
     return [
