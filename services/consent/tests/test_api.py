@@ -1,212 +1,470 @@
-"""The consent API over HTTP, against a real nats-server: one happy path per endpoint, and each
-way a command is refused, leaving nothing behind."""
+"""The consent API over HTTP, against a real nats-server: one happy path per endpoint, each way a
+command is refused (leaving nothing behind), and every read through the gate and in the access log.
+
+The CASE stream is written here by a stand-in application named "case", with the case
+contract's events, so the test needs nothing of the case service but its contract. The child and
+their guardians are in a register file of the test's own, the units in the test municipality's
+directory (`stafett_runtime.testing`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
+from litestar.testing import TestClient
 
 from stafett_consent.api import create_app
 from stafett_consent.application import Consents
+from stafett_contracts.access import AUDITOR_STATES_PURPOSE, COVERED_NOW, GUARDIAN_OF_THE_CHILD
+from stafett_contracts.audit import CaseAccessed
+from stafett_contracts.case import AgencyJoined, ConcernRaised
+from stafett_contracts.envelope import topic_of
 from stafett_contracts.identity import Actor, Role
-from stafett_runtime.auth import DevelopmentKey, TokenVerifier
-from stafett_runtime.service import call
+from stafett_runtime.accesslog import AUDIT
+from stafett_runtime.auth import DevelopmentKey
+from stafett_runtime.contracts import ContractApplication, decode_event
+from stafett_runtime.jetstream.layout import TOPIC
+from stafett_runtime.kernel import Kernel
+from stafett_runtime.register import FileRegister
 from stafett_runtime.settings import Settings
-from stafett_runtime.testing import NatsTestServer
+from stafett_runtime.testing import NatsTestServer, a_child, kernel_for_tests
 
-Client = AsyncTestClient[Litestar]
-EMPLOYEE = Actor(person="teacher-1", role=Role.EMPLOYEE, service="skole-lia")
+UNIT = "skole-lia"
+TEACHER = Actor(person="teacher-1", role=Role.EMPLOYEE, service=UNIT)
+PPT_WORKER = Actor(person="ppt-1", role=Role.EMPLOYEE, service="ppt")
+BUP_WORKER = Actor(person="bup-1", role=Role.EMPLOYEE, service="bup")  # never on the case
+CHILD_WELFARE = Actor(person="bv-1", role=Role.EMPLOYEE, service="barnevern")
+NOWHERE = Actor(person="x-1", role=Role.EMPLOYEE, service="skole-nowhere")  # in no directory
 MOTHER = Actor(person="guardian-mother", role=Role.GUARDIAN)
+FATHER = Actor(person="guardian-father", role=Role.GUARDIAN)
+OTHER_MOTHER = Actor(person="guardian-of-another-child", role=Role.GUARDIAN)
+THE_CHILD = Actor(person="kid-1", role=Role.CHILD)
 AUDITOR = Actor(person="tilsyn-1", role=Role.AUDITOR)
+
+# The register: the case's child (eleven years old in 2026) with both parents, and another child.
+CHILD = a_child(MOTHER.person, FATHER.person, born=date(2014, 9, 1), person=THE_CHILD.person)
+OTHER_CHILD = a_child(OTHER_MOTHER.person)
+
+
+class CaseStandIn(ContractApplication):
+    name = "case"  # writes the CASE stream, as the case service does
 
 
 class Api:
-    """The client, a token per actor, and the application behind it (to look at the stream)."""
+    """The client, a token per actor, the application (to look at the CONSENT stream), the
+    kernel (to read the AUDIT stream) and the CASE stream's stand-in."""
 
-    def __init__(self, http: Client, key: DevelopmentKey, consents: Consents) -> None:
+    def __init__(
+        self,
+        http: TestClient[Litestar],
+        key: DevelopmentKey,
+        consents: Consents,
+        kernel: Kernel,
+        cases: CaseStandIn,
+    ) -> None:
         self.http = http
-        self.key = key
         self.consents = consents
+        self.kernel = kernel
+        self._key = key
+        self._cases = cases
 
-    def auth(self, actor: Actor) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key.mint(actor)}"}
+    def post(self, path: str, body: dict[str, Any], actor: Actor = TEACHER) -> Any:
+        return self.http.post(path, json=body, headers=self._auth(actor))
 
-    async def post(self, path: str, body: dict[str, Any], actor: Actor = EMPLOYEE) -> Any:
-        return await self.http.post(path, json=body, headers=self.auth(actor))
+    def get(self, path: str, actor: Actor = TEACHER, **params: str) -> Any:
+        return self.http.get(path, params=params, headers=self._auth(actor))
 
-    async def get(self, path: str, actor: Actor = EMPLOYEE, **params: str) -> Any:
-        return await self.http.get(path, params=params, headers=self.auth(actor))
+    def events_stored(self) -> int:
+        """How many events the CONSENT stream holds."""
+        return self.consents.recorder.max_notification_id() or 0
 
-    async def events_stored(self) -> int:
-        return await call(self.consents.recorder.max_notification_id) or 0
+    def a_case(self) -> str:
+        """The child's case as the case service writes it: raised at Lia school yesterday, and
+        PPT has joined it."""
+        case_id = uuid4()
+        raised = ConcernRaised(
+            **self._envelope(case_id, 1),
+            child_id=CHILD.child_id,
+            unit=UNIT,
+            concern="often tired and hungry",
+        )
+        joined = AgencyJoined(**self._envelope(case_id, 2), service="ppt", basis="consent")
+        self._cases.save(raised, joined)
+        return str(case_id)
+
+    def access_log(self) -> list[CaseAccessed]:
+        """Every CaseAccessed on the AUDIT stream, in order."""
+        subject = AUDIT.type_filter(topic_of(CaseAccessed))
+        found = self.http.blocking_portal.call(self.kernel.core.read_all, AUDIT.stream, subject)
+        records = [decode_event(m.headers[TOPIC], m.data) for m in found]
+        return [r for r in records if isinstance(r, CaseAccessed)]
+
+    def _envelope(self, case_id: UUID, version: int) -> dict[str, Any]:
+        return {
+            "event_id": uuid4(),
+            "aggregate_id": case_id,
+            "aggregate_version": version,
+            "occurred_at": datetime.now(UTC) - timedelta(days=1),
+            "actor": TEACHER,
+            "correlation_id": "case",
+        }
+
+    def _auth(self, actor: Actor) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key.mint(actor)}"}
 
 
 @pytest.fixture
-async def api(nats_server: NatsTestServer, tmp_path: Path) -> AsyncIterator[Api]:
+def api(nats_server: NatsTestServer, tmp_path: Path) -> Iterator[Api]:
     env = Settings(service="consent", nats_url=nats_server.url).eventsourcing_env()
-    consents = await call(Consents, env)
+    cases = CaseStandIn(env)
+    consents = Consents(env)
+    register = FileRegister(tmp_path / "register.json")
+    register.add(CHILD, OTHER_CHILD)
     key = DevelopmentKey.load_or_create(tmp_path / "signing-key.pem")
-    app = create_app(consents, TokenVerifier(key.public_key))
+    kernel = kernel_for_tests("consent", nats_server.url, key=key, register=register)
     try:
-        async with AsyncTestClient(app) as http:
-            yield Api(http, key, consents)
+        with TestClient(create_app(consents, kernel)) as http:
+            yield Api(http, key, consents, kernel, cases)
     finally:
-        await call(consents.close)
-
-
-NOW = datetime.now(UTC)
-VALID_FROM = NOW - timedelta(days=30)
+        consents.close()
+        cases.close()
 
 
 def mothers_consent(case_id: str, **changes: Any) -> dict[str, Any]:
+    """The mother's written consent to PPT and the health clinic, from now for 90 days."""
+    now = datetime.now(UTC)
     return {
         "case_id": case_id,
-        "child_id": str(uuid4()),
         "given_by": {"kind": "guardian", "person": MOTHER.person},
         "services": ["ppt", "helsestasjon"],
         "purposes": ["cooperation"],
-        "valid_from": VALID_FROM.isoformat(),
-        "valid_until": (NOW + timedelta(days=90)).isoformat(),
+        "valid_from": now.isoformat(),
+        "valid_until": (now + timedelta(days=90)).isoformat(),
         "evidence": {"form": "written", "document_ref": "doc-17", "document_sha256": "ab" * 32},
         **changes,
     }
 
 
-async def give(api: Api, case_id: str, actor: Actor = EMPLOYEE) -> str:
-    answer = await api.post("/consents", mothers_consent(case_id), actor)
+def give(api: Api, case_id: str, actor: Actor = TEACHER) -> str:
+    answer = api.post("/consents", mothers_consent(case_id), actor)
     assert answer.status_code == 201, answer.text
     consent_id: str = answer.json()["id"]
     return consent_id
 
 
-async def test_giving_consent_answers_id_and_version_and_the_consent_reads_back(api: Api) -> None:
-    case_id = str(uuid4())
-    answer = await api.post("/consents", mothers_consent(case_id), MOTHER)
-    assert answer.status_code == 201
+def refused(answer: Any, status: int, rule: str) -> None:
+    assert answer.status_code == status, answer.text
+    assert answer.json()["extra"] == {"rule": rule}
+
+
+# The happy paths
+
+
+def test_a_guardian_gives_consent_and_reads_it_back(api: Api) -> None:
+    case_id = api.a_case()
+    answer = api.post("/consents", mothers_consent(case_id), MOTHER)
+    assert answer.status_code == 201, answer.text
     assert answer.json()["version"] == 1
-    consent = (await api.get(f"/consents/{answer.json()['id']}")).json()
-    assert consent["case_id"] == case_id
+    read = api.get(f"/consents/{answer.json()['id']}", MOTHER)
+    assert read.status_code == 200, read.text
+    consent = read.json()
+    assert (consent["case_id"], consent["child_id"]) == (case_id, str(CHILD.child_id))
     assert consent["given_by"]["person"] == MOTHER.person
     assert consent["scopes"][0]["services"] == ["ppt", "helsestasjon"]
+    (record,) = api.access_log()
+    assert (record.what, record.outcome, record.rule) == (
+        "consent",
+        "granted",
+        "guardian-of-the-child",
+    )
 
 
-async def test_scope_changes_and_withdrawals_answer_the_new_version(api: Api) -> None:
-    consent_id = await give(api, str(uuid4()))
-    changed = await api.post(
+def test_scope_changes_and_withdrawals_answer_the_new_version(api: Api) -> None:
+    consent_id = give(api, api.a_case())
+    changed = api.post(
         f"/consents/{consent_id}/scope",
         {"services": ["ppt", "bup"], "purposes": ["cooperation", "tvist"], "expected_version": 1},
     )
     assert (changed.status_code, changed.json()) == (201, {"id": consent_id, "version": 2})
-    withdrawn = await api.post(f"/consents/{consent_id}/withdraw", {"services": ["bup"]}, MOTHER)
+    withdrawn = api.post(f"/consents/{consent_id}/withdraw", {"services": ["bup"]}, MOTHER)
     assert withdrawn.json() == {"id": consent_id, "version": 3}
-    again = await api.post(f"/consents/{consent_id}/withdraw", {"services": ["bup"]}, MOTHER)
+    again = api.post(f"/consents/{consent_id}/withdraw", {"services": ["bup"]}, MOTHER)
     assert again.json() == {"id": consent_id, "version": 3}  # already in effect: nothing new
 
 
-async def test_a_case_lists_its_consents_and_answers_who_may_see_it(api: Api) -> None:
-    case_id = str(uuid4())
-    consent_id = await give(api, case_id)
-    await give(api, str(uuid4()))  # another case's
-    listed = (await api.get(f"/cases/{case_id}/consents")).json()
+def test_a_case_lists_its_consents_and_answers_who_may_see_it(api: Api) -> None:
+    case_id = api.a_case()
+    consent_id = give(api, case_id)
+    give(api, api.a_case())  # another case's
+    listed = api.get(f"/cases/{case_id}/consents").json()
     assert [c["id"] for c in listed["consents"]] == [consent_id]
-    now = await api.get(f"/cases/{case_id}/access", service="ppt", purpose="cooperation")
+    now = api.get(f"/cases/{case_id}/access", service="ppt", for_purpose="cooperation")
     assert now.json()["allowed"] is True
     assert now.json()["basis"]["id"] == consent_id
     assert now.json()["until"] is not None
-    before = await api.get(
+    before = api.get(
         f"/cases/{case_id}/access",
         service="ppt",
-        purpose="cooperation",
-        at=(VALID_FROM - timedelta(days=1)).isoformat(),
+        for_purpose="cooperation",
+        at=(datetime.now(UTC) - timedelta(days=1)).isoformat(),
     )
     assert before.json()["allowed"] is False
 
 
-async def test_sharing_under_a_legal_basis_gives_access_without_consent(api: Api) -> None:
-    case_id = str(uuid4())
-    recorded = await api.post(
+def test_a_unit_records_its_legal_basis_and_is_covered_without_consent(api: Api) -> None:
+    case_id = api.a_case()
+    recorded = api.post(
         "/legal-bases",
         {
             "case_id": case_id,
-            "child_id": str(uuid4()),
             "service": "barnevern",
-            "legal_basis": "barnevernsloven § 13-2",
-            "justification": "reason to believe the child is subject to violence",
+            "legal_basis": "barnevernsloven § 2-1",
+            "justification": "a report of concern is being investigated",
         },
+        CHILD_WELFARE,
     )
-    assert recorded.status_code == 201
-    answer = await api.get(f"/cases/{case_id}/access", service="barnevern", purpose="referral")
+    assert recorded.status_code == 201, recorded.text
+    answer = api.get(f"/cases/{case_id}/access", service="barnevern", for_purpose="referral")
     assert answer.json()["allowed"] is True
     assert answer.json()["basis"]["kind"] == "legal_basis"
-    listed = (await api.get(f"/cases/{case_id}/consents")).json()
-    assert listed["legal_bases"][0]["shared_by"] == EMPLOYEE.person
+    (basis,) = api.get(f"/cases/{case_id}/consents").json()["legal_bases"]
+    assert (basis["shared_by"], basis["child_id"]) == (CHILD_WELFARE.person, str(CHILD.child_id))
 
 
-async def test_a_broken_rule_is_409_naming_the_rule_and_leaves_no_event(api: Api) -> None:
+def test_guardian_of_the_child_a_guardian_reads_the_consents_of_their_childs_case(
+    api: Api,
+) -> None:
+    case_id = api.a_case()
+    consent_id = give(api, case_id)
+    answer = api.get(f"/cases/{case_id}/consents", FATHER)
+    assert answer.status_code == 200, answer.text
+    assert [c["id"] for c in answer.json()["consents"]] == [consent_id]
+    (record,) = api.access_log()
+    assert (record.actor, record.outcome, record.rule) == (FATHER, "granted", GUARDIAN_OF_THE_CHILD)
+
+
+# What worked before, and is refused now, leaving no event
+
+
+def test_guardian_of_the_child_a_guardian_of_another_child_neither_consents_nor_reads(
+    api: Api,
+) -> None:
+    case_id = api.a_case()
+    herself = {"kind": "guardian", "person": OTHER_MOTHER.person}
+    answer = api.post("/consents", mothers_consent(case_id, given_by=herself), OTHER_MOTHER)
+    refused(answer, 403, GUARDIAN_OF_THE_CHILD)
+    assert api.events_stored() == 0
+    read = api.get(f"/cases/{case_id}/consents", OTHER_MOTHER)
+    refused(read, 403, GUARDIAN_OF_THE_CHILD)
+    (record,) = api.access_log()
+    assert (record.actor, record.outcome) == (OTHER_MOTHER, "refused")
+
+
+def test_child_consents_alone_from_age_threshold_by_the_register_not_a_claimed_age(
+    api: Api,
+) -> None:
+    case_id = api.a_case()
+    own = mothers_consent(case_id, given_by={"kind": "child", "person": THE_CHILD.person})
+    claimed = api.post("/consents", {**own, "child_age": 16}, THE_CHILD)
+    assert claimed.status_code == 422
+    assert "child_age" in claimed.text
+    eleven = api.post("/consents", own, THE_CHILD)
+    refused(eleven, 403, "child-consents-alone-from-age-threshold")
+    assert api.events_stored() == 0
+
+
+def test_service_takes_part_an_employee_of_a_unit_not_on_the_case_records_no_consent(
+    api: Api,
+) -> None:
+    case_id = api.a_case()
+    invented = {"kind": "guardian", "person": "an-invented-parent"}
+    back_dated = datetime(2000, 1, 1, tzinfo=UTC).isoformat()
+    answer = api.post(
+        "/consents",
+        mothers_consent(case_id, given_by=invented, valid_from=back_dated),
+        BUP_WORKER,
+    )
+    refused(answer, 403, "service-takes-part")
+    assert api.events_stored() == 0
+
+
+def test_guardian_in_the_register_and_consent_not_backdated_for_a_unit_on_the_case(
+    api: Api,
+) -> None:
+    case_id = api.a_case()
+    invented = {"kind": "guardian", "person": "an-invented-parent"}
+    refused(
+        api.post("/consents", mothers_consent(case_id, given_by=invented), TEACHER),
+        403,
+        "guardian-in-the-register",
+    )
+    back_dated = datetime(2000, 1, 1, tzinfo=UTC).isoformat()
+    refused(
+        api.post("/consents", mothers_consent(case_id, valid_from=back_dated), TEACHER),
+        409,
+        "consent-not-backdated",
+    )
+    assert api.events_stored() == 0
+
+
+def test_law_empowers_the_service_a_unit_that_exists_nowhere_records_no_legal_basis(
+    api: Api,
+) -> None:
+    case_id = api.a_case()
+    own = {
+        "case_id": case_id,
+        "service": "skole-nowhere",
+        "legal_basis": "barnevernsloven § 2-1",
+        "justification": "we say so",
+    }
+    refused(api.post("/legal-bases", own, NOWHERE), 403, "law-empowers-the-service")
+    for_another = {**own, "service": "barnevern"}
+    refused(api.post("/legal-bases", for_another, TEACHER), 403, "legal-basis-for-own-service")
+    assert api.events_stored() == 0
+
+
+def test_service_takes_part_an_unrelated_employee_withdraws_no_guardians_consent(
+    api: Api,
+) -> None:
+    case_id = api.a_case()
+    consent_id = give(api, case_id, MOTHER)
+    stored = api.events_stored()
+    answer = api.post(f"/consents/{consent_id}/withdraw", {}, BUP_WORKER)
+    refused(answer, 403, "service-takes-part")
+    assert api.events_stored() == stored
+    assert api.get(f"/consents/{consent_id}", MOTHER).json()["withdrawn_at"] is None
+    on_her_behalf = api.post(f"/consents/{consent_id}/withdraw", {}, PPT_WORKER)  # taking part
+    assert on_her_behalf.json() == {"id": consent_id, "version": 2}
+
+
+def test_a_case_that_does_not_exist_takes_no_consent_and_no_legal_basis(api: Api) -> None:
+    no_case = str(uuid4())
+    assert api.post("/consents", mothers_consent(no_case)).status_code == 404
+    basis = {
+        "case_id": no_case,
+        "service": "barnevern",
+        "legal_basis": "barnevernsloven § 2-1",
+        "justification": "a report of concern is being investigated",
+    }
+    assert api.post("/legal-bases", basis, CHILD_WELFARE).status_code == 404
+    assert api.events_stored() == 0
+
+
+def test_covered_now_every_read_by_a_stranger_is_refused_and_recorded(api: Api) -> None:
+    case_id = api.a_case()
+    consent_id = give(api, case_id)
+    reads = [
+        ("consent", api.get(f"/consents/{consent_id}", BUP_WORKER)),
+        ("consents", api.get(f"/cases/{case_id}/consents", BUP_WORKER)),
+        (
+            "access",
+            api.get(
+                f"/cases/{case_id}/access", BUP_WORKER, service="bup", for_purpose="cooperation"
+            ),
+        ),
+    ]
+    for _, answer in reads:
+        refused(answer, 403, COVERED_NOW)
+        assert consent_id not in answer.text
+    log = api.access_log()
+    assert [(r.what, r.outcome, r.rule) for r in log] == [
+        (what, "refused", COVERED_NOW) for what, _ in reads
+    ]
+    assert {r.actor for r in log} == {BUP_WORKER}
+
+
+def test_auditor_states_purpose_before_reading_and_the_purpose_is_recorded(api: Api) -> None:
+    case_id = api.a_case()
+    unstated = api.get(f"/cases/{case_id}/consents", AUDITOR)
+    assert unstated.status_code == 422
+    assert "purpose" in unstated.text
+    stated = api.get(f"/cases/{case_id}/consents", AUDITOR, purpose="annual internal control")
+    assert stated.status_code == 200, stated.text
+    refusal, grant = api.access_log()
+    assert (refusal.outcome, refusal.rule) == ("refused", AUDITOR_STATES_PURPOSE)
+    assert (grant.outcome, grant.purpose) == ("granted", "annual internal control")
+
+
+# Other refusals
+
+
+def test_a_broken_rule_is_409_naming_the_rule_and_leaves_no_event(api: Api) -> None:
     unsigned = {"form": "written", "document_ref": "doc-17"}
-    answer = await api.post("/consents", mothers_consent(str(uuid4()), evidence=unsigned))
-    assert answer.status_code == 409
-    assert answer.json()["extra"] == {"rule": "written-consent-needs-document-and-hash"}
-    assert await api.events_stored() == 0
+    answer = api.post("/consents", mothers_consent(api.a_case(), evidence=unsigned))
+    refused(answer, 409, "written-consent-needs-document-and-hash")
+    assert api.events_stored() == 0
 
 
-async def test_an_auditor_is_403_and_leaves_no_event(api: Api) -> None:
-    answer = await api.post("/consents", mothers_consent(str(uuid4())), AUDITOR)
-    assert answer.status_code == 403
-    assert await api.events_stored() == 0
+def test_role_gives_no_consent_an_auditor_is_403_and_leaves_no_event(api: Api) -> None:
+    answer = api.post("/consents", mothers_consent(api.a_case()), AUDITOR)
+    refused(answer, 403, "role-gives-no-consent")
+    assert api.events_stored() == 0
 
 
-async def test_a_guardian_may_not_give_consent_for_another_party(api: Api) -> None:
-    father = Actor(person="guardian-father", role=Role.GUARDIAN)
-    answer = await api.post("/consents", mothers_consent(str(uuid4())), father)
-    assert answer.status_code == 403
+def test_party_acts_for_themselves_a_guardian_gives_no_consent_for_another_party(
+    api: Api,
+) -> None:
+    answer = api.post("/consents", mothers_consent(api.a_case()), FATHER)
+    refused(answer, 403, "party-acts-for-themselves")
+    assert api.events_stored() == 0
 
 
-async def test_a_stale_expected_version_is_409_and_leaves_no_event(api: Api) -> None:
-    consent_id = await give(api, str(uuid4()))
-    stored = await api.events_stored()
-    answer = await api.post(f"/consents/{consent_id}/withdraw", {"expected_version": 0})
+def test_a_stale_expected_version_is_409_and_leaves_no_event(api: Api) -> None:
+    consent_id = give(api, api.a_case())
+    stored = api.events_stored()
+    answer = api.post(f"/consents/{consent_id}/withdraw", {"expected_version": 0})
     assert answer.status_code == 409
     assert "expected version 0" in answer.json()["detail"]
-    assert await api.events_stored() == stored
+    assert api.events_stored() == stored
 
 
-async def test_invalid_input_is_422_naming_the_field(api: Api) -> None:
-    no_case = mothers_consent(str(uuid4()))
+def test_invalid_input_is_422_naming_the_field(api: Api) -> None:
+    case_id = api.a_case()
+    no_case = mothers_consent(case_id)
     del no_case["case_id"]
-    missing = await api.post("/consents", no_case)
-    unknown = await api.post("/consents", mothers_consent(str(uuid4()), colour="red"))
-    no_services = await api.post("/consents", mothers_consent(str(uuid4()), services=[]))
-    naive = await api.get(
-        f"/cases/{uuid4()}/access", service="ppt", purpose="cooperation", at="2026-01-01T00:00"
-    )
-    for answer, field in [
-        (missing, "case_id"),
-        (unknown, "colour"),
-        (no_services, "services"),
-        (naive, "at"),
-    ]:
+    basis = {
+        "case_id": case_id,
+        "service": "barnevern",
+        "legal_basis": "barnevernsloven § 2-1",
+        "justification": "a report of concern is being investigated",
+    }
+    answers = [
+        (api.post("/consents", no_case), "case_id"),
+        (api.post("/consents", mothers_consent(case_id, colour="red")), "colour"),
+        (api.post("/consents", mothers_consent(case_id, child_id=str(uuid4()))), "child_id"),
+        (api.post("/consents", mothers_consent(case_id, services=[])), "services"),
+        (api.post("/legal-bases", {**basis, "child_id": str(uuid4())}, CHILD_WELFARE), "child_id"),
+        (
+            api.get(
+                f"/cases/{case_id}/access",
+                service="ppt",
+                for_purpose="cooperation",
+                at="2026-01-01T00:00",
+            ),
+            "at",
+        ),
+        (api.get(f"/cases/{case_id}/consents", AUDITOR, purpose="x" * 501), "purpose"),
+    ]
+    for answer, field in answers:
         assert answer.status_code == 422, answer.text
         assert field in answer.text
-    assert await api.events_stored() == 0
+    assert api.events_stored() == 0
 
 
-async def test_an_unknown_consent_is_404(api: Api) -> None:
+def test_an_unknown_consent_is_404(api: Api) -> None:
     unknown = uuid4()
-    assert (await api.get(f"/consents/{unknown}")).status_code == 404
-    withdrawn = await api.post(f"/consents/{unknown}/withdraw", {})
-    assert withdrawn.status_code == 404
-    assert await api.events_stored() == 0
+    assert api.get(f"/consents/{unknown}").status_code == 404
+    assert api.post(f"/consents/{unknown}/withdraw", {}).status_code == 404
+    assert api.events_stored() == 0
 
 
-async def test_the_service_is_ready_when_its_stream_answers(api: Api) -> None:
-    answer = await api.http.get("/health/ready")
+def test_the_service_is_ready_when_its_stream_and_nats_answer(api: Api) -> None:
+    answer = api.http.get("/health/ready")
     assert answer.status_code == 200
     assert answer.json()["status"] == "ready"

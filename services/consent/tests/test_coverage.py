@@ -16,7 +16,9 @@ from stafett_consent.domain.consent import (
     fold,
 )
 from stafett_consent.domain.coverage import may_see
+from stafett_consent.domain.facts import Facts
 from stafett_consent.domain.legal_basis import RecordLegalBasis, record_legal_basis
+from stafett_contracts.casefile import CaseFile
 from stafett_contracts.consent import (
     ConsentEvent,
     Evidence,
@@ -26,20 +28,36 @@ from stafett_contracts.consent import (
 )
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.domain import Context
+from stafett_runtime.testing import TEST_DIRECTORY, a_child
 
 DAY = timedelta(days=1)
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 END = START + 100 * DAY
-CASE, CHILD = uuid4(), uuid4()
+CASE = uuid4()
 MOTHER = Party(kind="guardian", person="guardian-mother")
 FATHER = Party(kind="guardian", person="guardian-father")
 EMPLOYEE = Actor(person="teacher-1", role=Role.EMPLOYEE, service="skole-lia")
+CHILD_WELFARE = Actor(person="bv-1", role=Role.EMPLOYEE, service="barnevern")
 TIMER = Actor(person="consent-expiry-timer", role=Role.SYSTEM, service="consent")
 COOPERATION, TVIST = Purpose.COOPERATION, Purpose.TVIST
+# A case raised at Lia school before START, about a child whose guardians are both parents.
+CHILD = a_child(MOTHER.person, FATHER.person)
+FACTS = Facts(
+    case=CaseFile(
+        id=CASE,
+        version=1,
+        child_id=CHILD.child_id,
+        unit="skole-lia",
+        raised_at=START - DAY,
+        concern="often tired",
+        services=("skole-lia",),
+    ),
+    child=CHILD,
+)
 
 
 def at(moment: datetime, actor: Actor = EMPLOYEE) -> Context:
-    return Context(actor=actor, now=moment, correlation_id="test")
+    return Context(actor=actor, now=moment, correlation_id="test", directory=TEST_DIRECTORY)
 
 
 def consent_of(
@@ -48,7 +66,6 @@ def consent_of(
     """A written consent given at START until END, then the steps, folded."""
     give = GiveConsent(
         case_id=CASE,
-        child_id=CHILD,
         given_by=party,
         services=services,
         purposes=(COOPERATION,),
@@ -59,7 +76,7 @@ def consent_of(
     consent_id = uuid4()
     history: list[ConsentEvent] = []
     for command, context in [(give, at(START)), *steps]:
-        history += decide(fold(history), command, context, consent_id)
+        history += decide(fold(history), command, context, consent_id, facts=FACTS)
     consent = fold(history)
     assert consent is not None
     return consent
@@ -68,12 +85,11 @@ def consent_of(
 def report_to_child_welfare(moment: datetime) -> LegalBasisRecorded:
     command = RecordLegalBasis(
         case_id=CASE,
-        child_id=CHILD,
         service="barnevern",
-        legal_basis="barnevernsloven § 13-2",
-        justification="reason to believe the child is neglected",
+        legal_basis="barnevernsloven § 2-2",
+        justification="examining a report that the child is neglected",
     )
-    (event,) = record_legal_basis(command, at(moment), uuid4())
+    (event,) = record_legal_basis(command, at(moment, CHILD_WELFARE), uuid4(), FACTS)
     return event
 
 

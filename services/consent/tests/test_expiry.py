@@ -11,15 +11,19 @@ import pytest
 
 from stafett_consent.application import Consents
 from stafett_consent.domain.consent import GiveConsent
+from stafett_consent.domain.facts import Facts
 from stafett_consent.expiry import ExpiryTimer
+from stafett_contracts.casefile import CaseFile
 from stafett_contracts.consent import ConsentExpired, Evidence, Party, Purpose
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.domain import Context
 from stafett_runtime.service import call
 from stafett_runtime.settings import Settings
-from stafett_runtime.testing import NatsTestServer
+from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer, a_child
 
-EMPLOYEE = Actor(person="teacher-1", role=Role.EMPLOYEE, service="skole-lia")
+UNIT = "skole-lia"
+EMPLOYEE = Actor(person="teacher-1", role=Role.EMPLOYEE, service=UNIT)
+GUARDIAN = Party(kind="guardian", person="guardian-1")
 
 
 @pytest.fixture
@@ -35,18 +39,29 @@ async def consents(env: dict[str, str]) -> AsyncIterator[Consents]:
 
 
 def give_until(consents: Consents, valid_until: datetime) -> UUID:
+    """The guardian's oral consent from now until `valid_until`, recorded by the case's unit."""
     now = datetime.now(UTC)
+    child = a_child(GUARDIAN.person)
+    case = CaseFile(
+        id=uuid4(),
+        version=1,
+        child_id=child.child_id,
+        unit=UNIT,
+        raised_at=now - timedelta(days=1),
+        concern="often tired",
+        services=(UNIT,),
+    )
     command = GiveConsent(
-        case_id=uuid4(),
-        child_id=uuid4(),
-        given_by=Party(kind="guardian", person="guardian-1"),
+        case_id=case.id,
+        given_by=GUARDIAN,
         services=("ppt",),
         purposes=(Purpose.COOPERATION,),
-        valid_from=now - timedelta(days=1),
+        valid_from=now,
         valid_until=valid_until,
         evidence=Evidence(form="oral", recorded_by=EMPLOYEE.person),
     )
-    consent_id, _ = consents.give(command, Context(actor=EMPLOYEE, now=now, correlation_id="t"))
+    context = Context(actor=EMPLOYEE, now=now, correlation_id="t", directory=TEST_DIRECTORY)
+    consent_id, _ = consents.give(command, context, Facts(case=case, child=child))
     return consent_id
 
 

@@ -1,36 +1,59 @@
-"""The consent service's HTTP API: parse, build the Context, call the application, answer.
+"""The consent service's HTTP API: parse, look up the facts, call the application, answer.
+
+| endpoint | what |
+|---|---|
+| POST /consents | give a consent: {case_id, given_by, services, purposes, valid_from, valid_until?, evidence} |
+| POST /consents/{id}/scope | change its scope: {services, purposes, valid_until?, expected_version?} |
+| POST /consents/{id}/withdraw | withdraw it, wholly or for the services named |
+| POST /legal-bases | a unit takes part under a legal basis: {case_id, service, legal_basis, justification} |
+| GET /consents/{id}?purpose= | one consent |
+| GET /cases/{id}/consents?purpose= | the case's consents and legal bases |
+| GET /cases/{id}/access?service=&for_purpose=&at=&purpose= | may `service` see the case for `for_purpose` at `at` (default now), and on what basis |
+
+A command is decided on facts this service looks up, never on the request's say-so: the case
+from the CASE stream (404 if there is none), its child from the population register (503 if the
+register does not answer), the units from the municipality directory. Every read goes through
+the read gate first (`stafett_runtime.reads.CaseReads.admit`): it records the read or its
+refusal on the AUDIT stream, and refuses with 403 naming the rule before anything is said;
+`purpose` says why the reader reads (required of auditors: 422 without it).
 
 Refusals map to statuses in `stafett_runtime.service.http_app`: invalid input 422, NotAllowed
-403, unknown consent 404, a stale expected_version or a broken rule 409.
-"""
+403 naming the rule, unknown consent or case 404, a stale expected_version or a broken rule 409.
+"""  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
-from uuid import UUID, uuid4
+from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 from litestar import Litestar, Request, Router, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import ValidationException
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.types import LifespanHook
 
 from stafett_consent.application import CaseConsents, Consents
 from stafett_consent.domain.consent import ChangeScope, Consent, GiveConsent, WithdrawConsent
 from stafett_consent.domain.coverage import Access
+from stafett_consent.domain.facts import Facts
 from stafett_consent.domain.legal_basis import RecordLegalBasis
 from stafett_contracts.consent import Purpose
 from stafett_contracts.identity import Actor
-from stafett_runtime.auth import TokenVerifier
-from stafett_runtime.domain import Context
 from stafett_runtime.health import Check, CheckResult, Readiness
-from stafett_runtime.logging import current_correlation_id
+from stafett_runtime.kernel import Kernel
+from stafett_runtime.reads import StreamCases
 from stafett_runtime.service import call, http_app
 
 ActorRequest = Request[Actor, Any, Any]
+ReadPurpose = Annotated[
+    str | None,
+    Parameter(
+        description="why you read: required of auditors, recorded for everyone", max_length=500
+    ),
+]
 
 
 class Saved(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,12 +63,13 @@ class Saved(msgspec.Struct, frozen=True, kw_only=True):
 
 def create_app(
     consents: Consents,
-    verifier: TokenVerifier,
+    kernel: Kernel,
     *,
     on_startup: Sequence[LifespanHook] = (),
     on_shutdown: Sequence[LifespanHook] = (),
 ) -> Litestar:
-    """The HTTP app in front of `consents`; main.py and the tests each pass their own parts."""
+    """The HTTP app in front of `consents`; main.py and the tests each pass their own parts. The
+    kernel's NATS connection opens with the app and closes with it."""
     readiness = Readiness()
     readiness.add("event store", _store_answers(consents))
     routes = Router(
@@ -59,24 +83,35 @@ def create_app(
             consents_of_case,
             access,
         ],
-        dependencies={"consents": Provide(lambda: consents, sync_to_thread=False)},
+        dependencies={
+            "consents": Provide(lambda: consents, sync_to_thread=False),
+            "kernel": Provide(lambda: kernel, sync_to_thread=False),
+        },
     )
     return http_app(
         service="consent",
         route_handlers=[routes],
         readiness=readiness,
-        verifier=verifier,
+        kernel=kernel,
         description="Consent as structured data, and whether a service may see a case.",
         on_startup=on_startup,
         on_shutdown=on_shutdown,
     )
 
 
+# Commands
+
+
 @post("/consents")
 async def give_consent(
-    request: ActorRequest, consents: NamedDependency[Consents], data: JSONBody[GiveConsent]
+    request: ActorRequest,
+    consents: NamedDependency[Consents],
+    kernel: NamedDependency[Kernel],
+    data: JSONBody[GiveConsent],
 ) -> Saved:
-    consent_id, version = await call(consents.give, data, _context(request))
+    facts = await _facts(kernel, data.case_id)
+    context = kernel.context(request.user)
+    consent_id, version = await call(consents.give, data, context, facts)
     return Saved(id=consent_id, version=version)
 
 
@@ -84,10 +119,13 @@ async def give_consent(
 async def change_scope(
     request: ActorRequest,
     consents: NamedDependency[Consents],
+    kernel: NamedDependency[Kernel],
     consent_id: FromPath[UUID],
     data: JSONBody[ChangeScope],
 ) -> Saved:
-    version = await call(consents.change_scope, consent_id, data, _context(request))
+    facts = await _facts(kernel, (await call(consents.consent, consent_id)).case_id)
+    context = kernel.context(request.user)
+    version = await call(consents.change_scope, consent_id, data, context, facts)
     return Saved(id=consent_id, version=version)
 
 
@@ -95,55 +133,85 @@ async def change_scope(
 async def withdraw_consent(
     request: ActorRequest,
     consents: NamedDependency[Consents],
+    kernel: NamedDependency[Kernel],
     consent_id: FromPath[UUID],
     data: JSONBody[WithdrawConsent],
 ) -> Saved:
-    version = await call(consents.withdraw, consent_id, data, _context(request))
+    facts = await _facts(kernel, (await call(consents.consent, consent_id)).case_id)
+    context = kernel.context(request.user)
+    version = await call(consents.withdraw, consent_id, data, context, facts)
     return Saved(id=consent_id, version=version)
 
 
 @post("/legal-bases")
 async def record_legal_basis(
-    request: ActorRequest, consents: NamedDependency[Consents], data: JSONBody[RecordLegalBasis]
+    request: ActorRequest,
+    consents: NamedDependency[Consents],
+    kernel: NamedDependency[Kernel],
+    data: JSONBody[RecordLegalBasis],
 ) -> Saved:
-    basis_id, version = await call(consents.record_legal_basis, data, _context(request))
+    facts = await _facts(kernel, data.case_id)
+    context = kernel.context(request.user)
+    basis_id, version = await call(consents.record_legal_basis, data, context, facts)
     return Saved(id=basis_id, version=version)
 
 
+# Reads: each through the gate before anything about the case is said.
+
+
 @get("/consents/{consent_id:uuid}")
-async def read_consent(consents: NamedDependency[Consents], consent_id: FromPath[UUID]) -> Consent:
-    return await call(consents.consent, consent_id)
+async def read_consent(
+    request: ActorRequest,
+    consents: NamedDependency[Consents],
+    kernel: NamedDependency[Kernel],
+    consent_id: FromPath[UUID],
+    purpose: ReadPurpose = None,
+) -> Consent:
+    consent = await call(consents.consent, consent_id)
+    await kernel.reads().admit(request.user, consent.case_id, "consent", purpose)
+    return consent
 
 
 @get("/cases/{case_id:uuid}/consents")
 async def consents_of_case(
-    consents: NamedDependency[Consents], case_id: FromPath[UUID]
+    request: ActorRequest,
+    consents: NamedDependency[Consents],
+    kernel: NamedDependency[Kernel],
+    case_id: FromPath[UUID],
+    purpose: ReadPurpose = None,
 ) -> CaseConsents:
+    await kernel.reads().admit(request.user, case_id, "consents", purpose)
     return await call(consents.consents_of_case, case_id)
 
 
 @get("/cases/{case_id:uuid}/access")
 async def access(
+    request: ActorRequest,
     consents: NamedDependency[Consents],
+    kernel: NamedDependency[Kernel],
     case_id: FromPath[UUID],
     service: FromQuery[str],
-    purpose: FromQuery[Purpose],
+    for_purpose: Annotated[
+        Purpose, Parameter(description="the purpose the service would see the case for")
+    ],
     at: FromQuery[datetime | None] = None,
+    purpose: ReadPurpose = None,
 ) -> Access:
-    """May `service` see the case for `purpose` at `at` (default now)? And on what basis."""
+    """May `service` see the case for `for_purpose` at `at` (default now)? And on what basis."""
     if at is not None and at.tzinfo is None:
         raise ValidationException(
             "at needs a time zone", extra=[{"key": "at", "message": "add Z or an offset"}]
         )
-    return await call(consents.may_see, case_id, service, purpose, at or datetime.now(UTC))
+    await kernel.reads().admit(request.user, case_id, "access", purpose)
+    return await call(consents.may_see, case_id, service, for_purpose, at or datetime.now(UTC))
 
 
-def _context(request: ActorRequest) -> Context:
-    return Context(
-        actor=request.user,
-        now=datetime.now(UTC),
-        correlation_id=current_correlation_id() or uuid4().hex,
-    )
+async def _facts(kernel: Kernel, case_id: UUID) -> Facts:
+    """The case from its events and its child from the register: what a command is decided on."""
+    case = await StreamCases(kernel).case(case_id)
+    if case is None:
+        raise NotFoundException(f"no case {case_id}")
+    return Facts(case=case, child=await call(kernel.register.child, case.child_id))
 
 
 def _store_answers(consents: Consents) -> Check:

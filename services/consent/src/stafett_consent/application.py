@@ -1,11 +1,12 @@
 """The consent application: load a consent by folding its events, decide, save atomically.
 
 Synchronous, as the store is: the HTTP handlers and the expiry timer call it on worker threads.
+A person's command comes with the facts of its case (`domain.facts.Facts`), which the API looks
+up: the application reads only the CONSENT stream.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
@@ -30,6 +31,7 @@ from stafett_consent.domain.consent import (
     refuse_second_live_consent,
 )
 from stafett_consent.domain.coverage import Access, may_see
+from stafett_consent.domain.facts import Facts
 from stafett_consent.domain.legal_basis import RecordLegalBasis, record_legal_basis
 from stafett_consent.index import CaseIndex
 from stafett_contracts.consent import ConsentEvent, LegalBasisRecorded, Purpose
@@ -56,32 +58,37 @@ class Consents(ContractApplication):
         super().__init__(env)
         self.rules = rules or ConsentRules()
         self._index = CaseIndex()
-        self._catching_up = threading.Lock()
         self._catch_up()
 
     # Commands
 
-    def give(self, command: GiveConsent, context: Context) -> tuple[UUID, int]:
-        """A new consent under a new id. One live consent per case and party is checked against
-        what this instance has read: two gives racing on two instances could both pass."""
+    def give(self, command: GiveConsent, context: Context, facts: Facts) -> tuple[UUID, int]:
+        """A new consent under a new id. Who may give it is decided first, so that a refusal says
+        nothing of the case's other consents. One live consent per case and party is checked
+        against what this instance has read: two gives racing on two instances could both pass."""
+        consent_id = uuid4()
+        new = decide(None, command, context, consent_id, self.rules, facts)
         self._catch_up()
         existing = [self.consent(c) for c in self._index.consents_of(command.case_id)]
         refuse_second_live_consent(existing, command.given_by, context.now)
-        consent_id = uuid4()
-        return consent_id, self._handle(consent_id, command, context)[1]
+        self._save(new)
+        return consent_id, len(new)
 
-    def change_scope(self, consent_id: UUID, command: ChangeScope, context: Context) -> int:
-        return self._handle(consent_id, command, context, command.expected_version)[1]
+    def change_scope(
+        self, consent_id: UUID, command: ChangeScope, context: Context, facts: Facts
+    ) -> int:
+        return self._handle(consent_id, command, context, command.expected_version, facts)[1]
 
-    def withdraw(self, consent_id: UUID, command: WithdrawConsent, context: Context) -> int:
-        return self._handle(consent_id, command, context, command.expected_version)[1]
+    def withdraw(
+        self, consent_id: UUID, command: WithdrawConsent, context: Context, facts: Facts
+    ) -> int:
+        return self._handle(consent_id, command, context, command.expected_version, facts)[1]
 
-    def expire(self, consent_id: UUID, context: Context) -> int:
-        return self._handle(consent_id, ExpireConsent(), context)[1]
-
-    def record_legal_basis(self, command: RecordLegalBasis, context: Context) -> tuple[UUID, int]:
+    def record_legal_basis(
+        self, command: RecordLegalBasis, context: Context, facts: Facts
+    ) -> tuple[UUID, int]:
         basis_id = uuid4()
-        self._save(record_legal_basis(command, context, basis_id))
+        self._save(record_legal_basis(command, context, basis_id, facts))
         return basis_id, 1
 
     def expire_due(self, now: datetime) -> list[UUID]:
@@ -134,15 +141,16 @@ class Consents(ContractApplication):
         command: Command,
         context: Context,
         expected_version: int | None = None,
+        facts: Facts | None = None,
     ) -> tuple[list[ConsentEvent], int]:
         """Decide on the consent's current state and save what follows: the new events, version."""
         history = self._history(consent_id)
-        if not history and not isinstance(command, GiveConsent):
+        if not history:
             raise AggregateNotFoundError(consent_id)
         version = len(history)
         if expected_version is not None and expected_version != version:
             raise StaleVersion(expected_version, version)
-        new = decide(fold(history), command, context, consent_id, self.rules)
+        new = decide(fold(history), command, context, consent_id, self.rules, facts)
         self._save(new)
         return new, version + len(new)
 
@@ -161,13 +169,13 @@ class Consents(ContractApplication):
         return event
 
     def _catch_up(self) -> None:
-        """Take in what the stream holds beyond the index's position, in order."""
-        with self._catching_up:
-            while True:
-                page = self.recorder.select_notifications(self._index.position + 1, _PAGE)
-                for notification in page:
-                    event = self.mapper.to_domain_event(notification)
-                    assert isinstance(event, Event)
-                    self._index.take_in(event, notification.id)
-                if len(page) < _PAGE:
-                    return
+        """Take in what the stream holds beyond the index's position, in order. No lock is held
+        while the stream is read: the index ignores what another thread took in meanwhile."""
+        while True:
+            page = self.recorder.select_notifications(self._index.position + 1, _PAGE)
+            for notification in page:
+                event = self.mapper.to_domain_event(notification)
+                assert isinstance(event, Event)
+                self._index.take_in(event, notification.id)
+            if len(page) < _PAGE:
+                return

@@ -4,7 +4,8 @@
 |---|---|---|
 | STAFETT_CONSENT_CHILD_AGE | 15 | the age from which a child consents alone |
 | STAFETT_CONSENT_CHILD_AGE_BY_SERVICE | none | higher ages, e.g. `bup=16,helsestasjon=16` |
-| STAFETT_CONSENT_VALIDITY_MONTHS | 12 | how long a consent lasts when it names no end |
+| STAFETT_CONSENT_VALIDITY_MONTHS | 12 | a consent's length when it names no end; at most 3x this |
+| STAFETT_CONSENT_BACKDATING_TOLERANCE_SECONDS | 300 | how long before now a consent may begin |
 | STAFETT_CONSENT_EXPIRY_INTERVAL | 60 | seconds between two rounds of the expiry timer |
 """
 
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 
 import msgspec
 
 from stafett_consent.domain.consent import ConsentRules
 from stafett_runtime.settings import SettingsError
+
+TOLERANCE_VARIABLE = "STAFETT_CONSENT_BACKDATING_TOLERANCE_SECONDS"
 
 
 class ConsentConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +38,11 @@ class ConsentConfig(msgspec.Struct, frozen=True, kw_only=True):
             validity_months=_number(
                 "STAFETT_CONSENT_VALIDITY_MONTHS", read("STAFETT_CONSENT_VALIDITY_MONTHS"), 12
             ),
+            backdating_tolerance=timedelta(
+                seconds=_number(
+                    TOLERANCE_VARIABLE, read(TOLERANCE_VARIABLE), 300, zero_allowed=True
+                )
+            ),
         )
         interval = read("STAFETT_CONSENT_EXPIRY_INTERVAL")
         try:
@@ -47,11 +56,12 @@ class ConsentConfig(msgspec.Struct, frozen=True, kw_only=True):
         return cls(rules=rules, expiry_interval=seconds)
 
 
-def _number(variable: str, value: str | None, default: int) -> int:
+def _number(variable: str, value: str | None, default: int, zero_allowed: bool = False) -> int:
     if value is None:
         return default
-    if not value.isdigit() or int(value) == 0:
-        raise SettingsError(f"{variable}={value!r}: expected a positive whole number")
+    if not value.isdigit() or (int(value) == 0 and not zero_allowed):
+        least = "a whole number" if zero_allowed else "a positive whole number"
+        raise SettingsError(f"{variable}={value!r}: expected {least}")
     return int(value)
 
 

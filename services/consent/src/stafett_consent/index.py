@@ -3,7 +3,9 @@
 The application keeps this small index in memory, so that a question about one case reads only
 that case's aggregates, and the expiry timer finds due consents without loading every consent.
 It is rebuilt from the CONSENT stream on start and caught up from the last position read before
-each use and after each save, so writes made by another instance are seen too. Serving read
+each use and after each save, so writes made by another instance are seen too. Several threads
+may catch up at once, each reading the stream with no lock held: the index takes in each
+position once, in order, and ignores a position it has already taken in. Serving read
 models is the projection service's work; this index only serves the consent service itself.
 """
 
@@ -33,6 +35,8 @@ class CaseIndex:
 
     def take_in(self, event: Event, position: int) -> None:
         with self._lock:
+            if position <= self.position:
+                return  # another thread took it in already
             match event:
                 case ConsentGiven():
                     self._consents.setdefault(event.case_id, set()).add(event.aggregate_id)

@@ -6,12 +6,31 @@ Its scope changes over time; each change, and each withdrawal for named services
 `Scope` from the instant it happened, so the scope at any past moment can still be read. A
 wholly withdrawn or expired consent never changes again.
 
-Who may act (authorisation, decided here because it follows from the consent's own events):
-- a guardian or child acts only for themselves: their token's person must be the party named;
-- an employee or unit leader may record, change and withdraw a consent on the party's behalf,
-  the evidence saying how the party agreed (oral consent is recorded by the employee who heard it);
+Who may act (docs/access.md, "Who may consent, change or withdraw") is decided from facts, never
+from the request: the case as its events tell it and the register's record of its child
+(`Facts`), and the units of the municipality directory (`Context.directory`). A refusal of who
+may act is `NotAllowed` (403), naming its rule:
+- a guardian or the child acts only in their own name (`party-acts-for-themselves`);
+- a guardian gives consent only for a child the register names them guardian of
+  (`guardian-of-the-child`);
+- the child gives consent alone only as the register's child of the case, and only from the age
+  threshold by the register's birth date (`child-consents-alone-from-age-threshold`);
+- an employee or unit leader records, changes and withdraws a consent on the party's behalf only
+  while their unit takes part in the case (`service-takes-part`), for a guardian the register
+  knows (`guardian-in-the-register`) or the case's child old enough to consent alone; the
+  evidence says how the party agreed (oral consent is recorded by the employee who heard it);
+- a new scope is checked against the register as a new consent is; a withdrawal needs no more
+  than the party, or someone taking part on their behalf;
 - the expiry timer (role system) alone expires a consent;
-- auditors and administrators never write.
+- no other role (auditors, administrators) gives, changes or withdraws (`role-gives-no-consent`).
+
+What a consent says is checked next (`RuleViolation`, 409): it names at least one service and
+purpose, each service a unit in the directory (`service-in-directory`); it begins no earlier than
+now less a tolerance (`consent-not-backdated`, five minutes unless configured), never before the
+case was raised (`consent-not-before-the-case`), at most a year ahead
+(`consent-begins-within-a-year`); it ends after it begins, in the future, and at most three
+validity periods after it begins (`consent-ends-within-three-validity-periods`: 36 months by
+default), a scope change included.
 
 `decide` takes the consent's id besides state, command and context: the application makes the id
 of a new consent, and the first event's envelope needs it.
@@ -21,13 +40,16 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import reduce, singledispatch
 from typing import Annotated
 from uuid import UUID
 
 import msgspec
 
+from stafett_consent.domain.facts import Facts
+from stafett_contracts.access import GUARDIAN_OF_THE_CHILD
+from stafett_contracts.casefile import CaseFile
 from stafett_contracts.consent import (
     ConsentEvent,
     ConsentExpired,
@@ -41,11 +63,22 @@ from stafett_contracts.consent import (
     Services,
 )
 from stafett_contracts.envelope import ServiceRef, Text
-from stafett_contracts.identity import Actor, Role
+from stafett_contracts.identity import STAFF, Actor, Role
+from stafett_contracts.people import Directory, RegisteredChild
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope
 
-# The rules, named as a refusal names them (RuleViolation.rule).
+# The rules, named as a refusal names them (NotAllowed.rule, RuleViolation.rule). A guardian
+# acting in person is refused by the access rule's GUARDIAN_OF_THE_CHILD: the same fact.
+PARTY_ACTS_FOR_THEMSELVES = "party-acts-for-themselves"
+GUARDIAN_IN_THE_REGISTER = "guardian-in-the-register"
 CHILD_CONSENTS_ALONE_FROM_AGE = "child-consents-alone-from-age-threshold"
+SERVICE_TAKES_PART = "service-takes-part"
+ROLE_GIVES_NO_CONSENT = "role-gives-no-consent"
+SERVICE_IN_DIRECTORY = "service-in-directory"
+CONSENT_NOT_BACKDATED = "consent-not-backdated"
+CONSENT_NOT_BEFORE_THE_CASE = "consent-not-before-the-case"
+CONSENT_BEGINS_WITHIN_A_YEAR = "consent-begins-within-a-year"
+CONSENT_ENDS_WITHIN_THREE_VALIDITIES = "consent-ends-within-three-validity-periods"
 VALID_UNTIL_AFTER_VALID_FROM = "valid-until-after-valid-from"
 CONSENT_ENDS_IN_THE_FUTURE = "consent-ends-in-the-future"
 WRITTEN_CONSENT_NEEDS_DOCUMENT = "written-consent-needs-document-and-hash"
@@ -56,10 +89,10 @@ EXPIRY_ONLY_WHEN_DUE = "expiry-only-when-due"
 CONSENT_GIVEN_FIRST = "consent-given-first"
 ONE_LIVE_CONSENT_PER_PARTY = "one-live-consent-per-case-and-party"
 
-_RECORD_ON_BEHALF = {Role.EMPLOYEE, Role.UNIT_LEADER}
+BEGINS_AT_MOST_MONTHS_AHEAD = 12
+LASTS_AT_MOST_VALIDITIES = 3
 
 Moment = Annotated[datetime, msgspec.Meta(tz=True)]
-Age = Annotated[int, msgspec.Meta(ge=0, le=30)]
 Version = Annotated[int, msgspec.Meta(ge=0)]
 
 
@@ -69,38 +102,38 @@ class ConsentRules(msgspec.Struct, frozen=True, kw_only=True):
     The age at which a child consents alone is `child_age`, unless a service in the scope asks
     for more (`child_age_by_service`, e.g. {"helsestasjon": 16} for health matters): the highest
     applies. Which service ids are health services is the municipality's register, so none are
-    assumed.
+    assumed. `backdating_tolerance`: how long before now a consent may say it began (the time
+    between hearing it and recording it).
     """
 
     child_age: int = 15
     child_age_by_service: dict[str, int] = msgspec.field(default_factory=dict)
     validity_months: int = 12
+    backdating_tolerance: timedelta = timedelta(minutes=5)
 
     def age_to_consent_alone(self, services: Iterable[str]) -> int:
         ages = [self.child_age_by_service.get(service, self.child_age) for service in services]
         return max([self.child_age, *ages])
 
 
-# Commands: what a client sends. `expected_version` is checked by the application.
+# Commands: what a client sends. `expected_version` is checked by the application. The child is
+# the case's child, never a field of a command; the child's age is the register's.
 
 
 class GiveConsent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     case_id: UUID
-    child_id: UUID
     given_by: Party
     services: Services
     purposes: Purposes
     valid_from: Moment
     valid_until: Moment | None = None  # None: valid_from plus the configured validity
     evidence: Evidence
-    child_age: Age | None = None  # needed when the child consents alone
 
 
 class ChangeScope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     services: Services
     purposes: Purposes
     valid_until: Moment | None = None  # None keeps the current end
-    child_age: Age | None = None  # needed when the consent is the child's
     expected_version: Version | None = None
 
 
@@ -168,19 +201,22 @@ def decide(
     context: Context,
     consent_id: UUID,
     rules: ConsentRules | None = None,
+    facts: Facts | None = None,
 ) -> list[ConsentEvent]:
+    """The events that follow from `command`; `facts` are needed for every command but the
+    expiry timer's."""
     rules = rules or ConsentRules()
     if isinstance(command, GiveConsent):
         if state is not None:
             raise RuleViolation(CONSENT_GIVEN_FIRST, "this consent has already been given")
-        return _give(command, context, consent_id, rules)
+        return _give(command, context, consent_id, rules, _needed(facts))
     if state is None:
         raise RuleViolation(CONSENT_GIVEN_FIRST, "no consent has been given here")
     match command:
         case ChangeScope():
-            return _change_scope(state, command, context, rules)
+            return _change_scope(state, command, context, rules, _needed(facts))
         case WithdrawConsent():
-            return _withdraw(state, command, context)
+            return _withdraw(state, command, context, _needed(facts))
         case ExpireConsent():
             return _expire(state, context)
 
@@ -194,21 +230,27 @@ def refuse_second_live_consent(existing: Iterable[Consent], party: Party, now: d
         )
 
 
+def _needed(facts: Facts | None) -> Facts:
+    if facts is None:
+        raise TypeError("a person's command on a consent is decided on the facts of its case")
+    return facts
+
+
 def _give(
-    command: GiveConsent, context: Context, consent_id: UUID, rules: ConsentRules
+    command: GiveConsent, context: Context, consent_id: UUID, rules: ConsentRules, facts: Facts
 ) -> list[ConsentEvent]:
-    _authorise(command.given_by, context.actor)
-    _require_services_and_purposes(command.services, command.purposes)
+    _authorise(command.given_by, context.actor, facts.case)
+    _require_entitled(command.given_by, command.services, context, facts.child, rules)
+    _require_scope(command.services, command.purposes, context.directory)
     _require_evidence(command.evidence, context.actor)
-    if command.given_by.kind == "child":
-        _require_age(command.child_age, command.services, rules)
+    _require_valid_from(command.valid_from, context.now, facts.case, rules)
     valid_until = command.valid_until or add_months(command.valid_from, rules.validity_months)
-    _require_valid_until(valid_until, command.valid_from, context.now)
+    _require_valid_until(valid_until, command.valid_from, context.now, rules)
     return [
         ConsentGiven(
             **envelope(context, consent_id, 1),
             case_id=command.case_id,
-            child_id=command.child_id,
+            child_id=facts.case.child_id,
             given_by=command.given_by,
             services=command.services,
             purposes=command.purposes,
@@ -220,15 +262,14 @@ def _give(
 
 
 def _change_scope(
-    consent: Consent, command: ChangeScope, context: Context, rules: ConsentRules
+    consent: Consent, command: ChangeScope, context: Context, rules: ConsentRules, facts: Facts
 ) -> list[ConsentEvent]:
-    _authorise(consent.given_by, context.actor)
+    _authorise(consent.given_by, context.actor, facts.case)
+    _require_entitled(consent.given_by, command.services, context, facts.child, rules)
     _require_not_ended(consent, context.now)
-    _require_services_and_purposes(command.services, command.purposes)
-    if consent.given_by.kind == "child":
-        _require_age(command.child_age, command.services, rules)
+    _require_scope(command.services, command.purposes, context.directory)
     valid_until = command.valid_until or consent.scope.valid_until
-    _require_valid_until(valid_until, consent.valid_from, context.now)
+    _require_valid_until(valid_until, consent.valid_from, context.now, rules)
     current = consent.scope
     if (
         set(command.services) == set(current.services)
@@ -246,8 +287,10 @@ def _change_scope(
     ]
 
 
-def _withdraw(consent: Consent, command: WithdrawConsent, context: Context) -> list[ConsentEvent]:
-    _authorise(consent.given_by, context.actor)
+def _withdraw(
+    consent: Consent, command: WithdrawConsent, context: Context, facts: Facts
+) -> list[ConsentEvent]:
+    _authorise(consent.given_by, context.actor, facts.case)
     if consent.withdrawn_at is not None:
         return []  # already wholly withdrawn
     _require_not_ended(consent, context.now)
@@ -280,21 +323,82 @@ def _expire(consent: Consent, context: Context) -> list[ConsentEvent]:
     ]
 
 
-def _authorise(party: Party, actor: Actor) -> None:
-    if actor.role in _RECORD_ON_BEHALF:
+# Who may act
+
+
+def _authorise(party: Party, actor: Actor, case: CaseFile) -> None:
+    """The party in person, or someone of a unit taking part in the case on their behalf."""
+    if actor.role in STAFF:
+        if actor.service is None or actor.service not in case.services:
+            raise NotAllowed(
+                f"the unit {actor.service} does not take part in this case: only a unit taking "
+                "part records, changes or withdraws a consent on the party's behalf",
+                rule=SERVICE_TAKES_PART,
+            )
         return
     if actor.role in (Role.GUARDIAN, Role.CHILD):
         if actor.role.value == party.kind and actor.person == party.person:
             return
-        raise NotAllowed("a guardian or child gives and withdraws consent only for themselves")
-    raise NotAllowed(f"the role {actor.role} does not give, change or withdraw consent")
+        raise NotAllowed(
+            "a guardian or child gives, changes and withdraws consent only in their own name",
+            rule=PARTY_ACTS_FOR_THEMSELVES,
+        )
+    raise NotAllowed(
+        f"the role {actor.role} does not give, change or withdraw consent",
+        rule=ROLE_GIVES_NO_CONSENT,
+    )
 
 
-def _require_services_and_purposes(services: tuple[str, ...], purposes: tuple[str, ...]) -> None:
+def _require_entitled(
+    party: Party,
+    services: Iterable[str],
+    context: Context,
+    child: RegisteredChild | None,
+    rules: ConsentRules,
+) -> None:
+    """The register says the party may consent for the case's child, to these services."""
+    in_person = context.actor.person == party.person
+    if party.kind == "guardian":
+        if child is not None and child.is_guardian(party.person):
+            return
+        if in_person:
+            raise NotAllowed(
+                "the register does not name you a guardian of the case's child",
+                rule=GUARDIAN_OF_THE_CHILD,
+            )
+        raise NotAllowed(
+            f"the register names no guardian {party.person} of the case's child",
+            rule=GUARDIAN_IN_THE_REGISTER,
+        )
+    if child is None or not child.is_the_child(party.person):
+        raise NotAllowed(
+            "the register does not name this person as the case's child",
+            rule=CHILD_CONSENTS_ALONE_FROM_AGE,
+        )
+    threshold = rules.age_to_consent_alone(services)
+    if child.age_on(context.now.date()) < threshold:
+        raise NotAllowed(
+            f"a child consents alone to these services from the age of {threshold}",
+            rule=CHILD_CONSENTS_ALONE_FROM_AGE,
+        )
+
+
+# What a consent says
+
+
+def _require_scope(
+    services: tuple[str, ...], purposes: tuple[str, ...], directory: Directory
+) -> None:
     if not services or not purposes:
         raise RuleViolation(
             CONSENT_NAMES_SERVICES_AND_PURPOSES,
             "consent is given to at least one service for at least one purpose",
+        )
+    unknown = [service for service in services if directory.unit(service) is None]
+    if unknown:
+        raise RuleViolation(
+            SERVICE_IN_DIRECTORY,
+            f"consent is given to units of the directory, and {', '.join(unknown)} is none",
         )
 
 
@@ -305,7 +409,7 @@ def _require_evidence(evidence: Evidence, actor: Actor) -> None:
             "written consent needs the document's reference and its sha256",
         )
     if evidence.form == "oral" and (
-        actor.role not in _RECORD_ON_BEHALF or evidence.recorded_by != actor.person
+        actor.role not in STAFF or evidence.recorded_by != actor.person
     ):
         raise RuleViolation(
             ORAL_CONSENT_RECORDED_BY_EMPLOYEE,
@@ -313,20 +417,40 @@ def _require_evidence(evidence: Evidence, actor: Actor) -> None:
         )
 
 
-def _require_age(age: int | None, services: Iterable[str], rules: ConsentRules) -> None:
-    threshold = rules.age_to_consent_alone(services)
-    if age is None or age < threshold:
+def _require_valid_from(
+    valid_from: datetime, now: datetime, case: CaseFile, rules: ConsentRules
+) -> None:
+    earliest = now - rules.backdating_tolerance
+    if valid_from < earliest:
         raise RuleViolation(
-            CHILD_CONSENTS_ALONE_FROM_AGE,
-            f"a child consents alone to these services from the age of {threshold}",
+            CONSENT_NOT_BACKDATED,
+            f"valid_from is at the earliest {earliest.isoformat()}: a consent is recorded when "
+            "it is given",
+        )
+    if valid_from < case.raised_at:
+        raise RuleViolation(CONSENT_NOT_BEFORE_THE_CASE, "valid_from is before the case was raised")
+    latest = add_months(now, BEGINS_AT_MOST_MONTHS_AHEAD)
+    if valid_from > latest:
+        raise RuleViolation(
+            CONSENT_BEGINS_WITHIN_A_YEAR, f"valid_from is at the latest {latest.isoformat()}"
         )
 
 
-def _require_valid_until(valid_until: datetime, valid_from: datetime, now: datetime) -> None:
+def _require_valid_until(
+    valid_until: datetime, valid_from: datetime, now: datetime, rules: ConsentRules
+) -> None:
     if valid_until <= valid_from:
         raise RuleViolation(VALID_UNTIL_AFTER_VALID_FROM, "valid_until must be after valid_from")
     if valid_until <= now:
         raise RuleViolation(CONSENT_ENDS_IN_THE_FUTURE, "valid_until must be in the future")
+    months = rules.validity_months * LASTS_AT_MOST_VALIDITIES
+    latest = add_months(valid_from, months)
+    if valid_until > latest:
+        raise RuleViolation(
+            CONSENT_ENDS_WITHIN_THREE_VALIDITIES,
+            f"a consent lasts at most {months} months: valid_until is at the latest "
+            f"{latest.isoformat()}",
+        )
 
 
 def _require_not_ended(consent: Consent, now: datetime) -> None:

@@ -1,8 +1,18 @@
-"""Sharing without consent, recorded with its legal basis (DOMAIN.md rule 4).
+"""Taking part in a case without consent, under a legal basis (DOMAIN.md rule 4).
 
-The duty to report to child welfare overrides consent: any employee or unit leader records such
-a sharing, and it is never blocked by the state of any consent. Each record is a small aggregate
-of its own, with one event.
+Some services take part in a child's case whatever consent says: child welfare investigating a
+report, health staff under their duty to report, PPT making an expert assessment. Such a unit
+records the provision it acts under, for itself, and from that moment it is covered (the case
+service notes it; the access rule lets it see the case, what came before included). Each record
+is a small aggregate of its own, with one event.
+
+Who may record one (403, `NotAllowed`, naming the rule), decided from the token and the
+municipality directory, never from the request:
+- only someone of the unit named, for that unit itself (`legal-basis-for-own-service`);
+- only naming a provision the directory says empowers that unit's kind of service
+  (`law-empowers-the-service`; the refusal lists the provisions the unit may name).
+
+The case must exist, and its child is the case's child (`Facts`), never a field of the request.
 """
 
 from __future__ import annotations
@@ -11,36 +21,54 @@ from uuid import UUID
 
 import msgspec
 
+from stafett_consent.domain.facts import Facts
 from stafett_contracts.consent import LegalBasisRecorded
 from stafett_contracts.envelope import ServiceRef, Text
-from stafett_contracts.identity import Role
+from stafett_contracts.identity import STAFF
 from stafett_runtime.domain import Context, NotAllowed, envelope
 
-_MAY_SHARE = {Role.EMPLOYEE, Role.UNIT_LEADER}
+# The rules, named as a refusal names them (NotAllowed.rule).
+LEGAL_BASIS_FOR_OWN_SERVICE = "legal-basis-for-own-service"
+LAW_EMPOWERS_THE_SERVICE = "law-empowers-the-service"
 
 
 class RecordLegalBasis(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     case_id: UUID
-    child_id: UUID
-    service: ServiceRef  # the service the case is shared with
-    legal_basis: Text  # e.g. "barnevernsloven § 13-2 (opplysningsplikt)"
+    service: ServiceRef  # the unit taking part: the recording person's own
+    legal_basis: Text  # the provision, as the directory names it: "barnevernsloven § 2-1"
     justification: Text
 
 
 def record_legal_basis(
-    command: RecordLegalBasis, context: Context, basis_id: UUID
+    command: RecordLegalBasis, context: Context, basis_id: UUID, facts: Facts
 ) -> list[LegalBasisRecorded]:
-    """The sharing as recorded by the acting employee, who is named as the one who shared."""
-    if context.actor.role not in _MAY_SHARE:
-        raise NotAllowed("only an employee or unit leader records sharing under a legal basis")
+    """The unit's legal basis, recorded by the acting person, who is named as the one who shared."""
+    actor = context.actor
+    if actor.role not in STAFF or actor.service != command.service:
+        raise NotAllowed(
+            f"only someone of {command.service} records a legal basis for it",
+            rule=LEGAL_BASIS_FOR_OWN_SERVICE,
+        )
+    directory = context.directory
+    if not directory.empowers(command.legal_basis, command.service):
+        may_name = directory.provisions_for(command.service)
+        raise NotAllowed(
+            f"the directory says {command.legal_basis!r} does not empower {command.service}; "
+            + (
+                f"it may name: {', '.join(may_name)}"
+                if may_name
+                else "no provision empowers it (is it a unit in the directory?)"
+            ),
+            rule=LAW_EMPOWERS_THE_SERVICE,
+        )
     return [
         LegalBasisRecorded(
             **envelope(context, basis_id, 1),
             case_id=command.case_id,
-            child_id=command.child_id,
+            child_id=facts.case.child_id,
             service=command.service,
             legal_basis=command.legal_basis,
             justification=command.justification,
-            shared_by=context.actor.person,
+            shared_by=actor.person,
         )
     ]
