@@ -1,5 +1,6 @@
-"""The meeting's rules, each as given (a meeting's history and the case's roster) / when (a
-command) / then (events or a refusal naming its rule).
+"""The meeting's rules, each as given (a meeting's history, the case's roster and the
+municipality directory) / when (a command) / then (events or a refusal naming its rule); and
+what a reader is shown of a meeting (`as_seen`).
 
 Pure: no NATS, no clock. Each test is named after the rule it shows (domain/meeting.py).
 """
@@ -12,6 +13,8 @@ from uuid import UUID, uuid4
 import msgspec
 import pytest
 
+from stafett_contracts.access import COVERED_NOW, Access
+from stafett_contracts.casefile import Period
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.meeting import (
     ActionItemAssigned,
@@ -29,7 +32,7 @@ from stafett_contracts.meeting import (
     ParticipantInvited,
     StaffPost,
 )
-from stafett_meeting.domain import Meeting, Roster, decide, fold
+from stafett_meeting.domain import Meeting, Roster, as_seen, decide, fold
 from stafett_meeting.domain.commands import (
     AssignActionItem,
     CancelMeeting,
@@ -45,11 +48,12 @@ from stafett_meeting.domain.commands import (
 )
 from stafett_meeting.domain.meeting import NotCovered
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation
+from stafett_runtime.testing import TEST_DIRECTORY
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 UNIT = "skole-lia"
 HOLDER = Actor(person="laerer-1", role=Role.EMPLOYEE, service=UNIT)
-LEADER = Actor(person="rektor-1", role=Role.UNIT_LEADER, service=UNIT)
+LEADER = Actor(person="rektor-1", role=Role.UNIT_LEADER, service=UNIT)  # as the directory says
 COLLEAGUE = Actor(person="laerer-2", role=Role.EMPLOYEE, service=UNIT)
 PPT_WORKER = Actor(person="ppt-1", role=Role.EMPLOYEE, service="ppt")
 GUARDIAN = Actor(person="mor-1", role=Role.GUARDIAN)
@@ -99,7 +103,7 @@ class Given:
         return self
 
     def when(self, actor: Actor, command: Command, now: datetime = NOW) -> list[MeetingEvent]:
-        context = Context(actor=actor, now=now, correlation_id="test")
+        context = Context(actor=actor, now=now, correlation_id="test", directory=TEST_DIRECTORY)
         return decide(self.state, command, context, self.roster, self.meeting_id)
 
     def scheduled(self) -> Given:
@@ -144,6 +148,21 @@ def test_given_the_unit_leader_when_they_schedule_with_a_ppt_leader_then_ppt_lea
 def test_given_a_colleague_who_decides_nothing_when_they_schedule_then_not_allowed() -> None:
     with pytest.raises(NotAllowed):
         Given().when(COLLEAGUE, SCHEDULE)
+
+
+def test_given_a_unit_leader_token_the_directory_does_not_name_when_scheduling_then_refused() -> (
+    None
+):
+    claims_to_lead = Actor(person=COLLEAGUE.person, role=Role.UNIT_LEADER, service=UNIT)
+    assert TEST_DIRECTORY.leader_of(UNIT) == LEADER.person
+    with pytest.raises(NotAllowed, match="leader of the case's unit"):
+        Given().when(claims_to_lead, SCHEDULE)
+
+
+def test_given_the_leader_the_directory_names_when_acting_for_another_unit_then_refused() -> None:
+    elsewhere = Actor(person=LEADER.person, role=Role.UNIT_LEADER, service="ppt")
+    with pytest.raises(NotAllowed):
+        Given().when(elsewhere, SCHEDULE)
 
 
 def test_given_a_scheduled_meeting_when_scheduled_again_alike_then_nothing_new() -> None:
@@ -433,6 +452,11 @@ def test_given_an_item_when_someone_else_completes_it_then_not_allowed() -> None
         meeting.when(COLLEAGUE, CompleteActionItem(item_id=item().item_id), AFTER)
 
 
+def test_when_someone_else_completes_an_unknown_item_then_refused_before_it_is_looked_up() -> None:
+    with pytest.raises(NotAllowed):
+        Given().held().when(COLLEAGUE, CompleteActionItem(item_id=uuid4()), AFTER)
+
+
 # feedback-from-invited
 
 
@@ -465,3 +489,48 @@ def test_given_a_meeting_not_yet_held_when_a_guardian_gives_feedback_then_refuse
     with pytest.raises(RuleViolation) as refused:
         meeting.when(CHILD, GiveFeedback(rating=3, heard=3))
     assert refused.value.rule == "meeting-held-first"
+
+
+# as_seen: a reader is shown a meeting folded from only the events the access rule shows them
+
+
+def covered(*spans: tuple[datetime, datetime | None]) -> Access:
+    """What the access rule grants PPT while a consent covers it over `spans` (start, finish)."""
+    periods = tuple(
+        Period(
+            service="ppt",
+            start=start,
+            finish=finish,
+            basis="consent",
+            ref=str(CONSENT.consent_id),
+            purposes=("cooperation",),
+        )
+        for start, finish in spans
+    )
+    return Access(granted=True, rule=COVERED_NOW, periods=periods)
+
+
+def test_given_minutes_after_ppts_consent_lapsed_when_ppt_reads_then_they_are_not_shown() -> None:
+    meeting = Given().held().given(HOLDER, RecordMinutes(minutes="Før"), AFTER)
+    meeting.given(HOLDER, RecordMinutes(minutes="Etter"), AFTER + timedelta(days=2))
+    lapsed_at = AFTER + timedelta(days=1)
+    seen = as_seen(covered((NOW - timedelta(days=30), lapsed_at)), meeting.events)
+    assert seen is not None
+    assert seen.minutes == ("Før",)
+
+
+def test_given_a_meeting_scheduled_before_ppt_was_covered_when_ppt_reads_then_not_shown() -> None:
+    meeting = Given().held()
+    assert as_seen(covered((NOW + timedelta(days=1), None)), meeting.events) is None
+
+
+def test_given_an_item_assigned_out_of_ppts_sight_when_ppt_sees_it_completed_then_no_item() -> None:
+    meeting = Given().held().given(HOLDER, item(PPT_WORKER), AFTER)
+    completed_at = AFTER + timedelta(days=2)
+    meeting.given(PPT_WORKER, CompleteActionItem(item_id=item().item_id), completed_at)
+    # PPT was covered until the item was assigned, and again from its completion
+    access = covered((NOW - timedelta(days=30), AFTER), (completed_at, None))
+    seen = as_seen(access, meeting.events)
+    assert seen is not None
+    assert seen.action_items == {}
+    assert seen.version == len(meeting.events)  # the completion was folded, the gap tolerated

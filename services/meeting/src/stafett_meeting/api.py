@@ -4,36 +4,51 @@
 |---|---|
 | POST /meetings | schedule a meeting of a case (the case must be known to the meeting service: 404 until then) |
 | POST /meetings/{meeting_id}/<command> | invite, reschedule, cancel, record-held, record-minutes, record-decision, assign-action-item, complete-action-item, give-feedback |
-| GET /meetings/{meeting_id} | the meeting, to those taking part in the case and its invitees |
-| GET /cases/{case_id}/meetings | the case's meetings the caller may see |
-| GET /cases/{case_id}/roster | what the meeting service knows of the case: services, deciders, consents |
+| GET /meetings/{meeting_id}?purpose= | the meeting, as the reader may see it |
+| GET /cases/{case_id}/meetings?purpose= | the case's meetings, as the reader may see them |
+| GET /cases/{case_id}/roster?purpose= | what the meeting service knows of the case: services, deciders, consents |
 
 Every POST answers `{"id", "version"}`; refusals are mapped by `stafett_runtime.service`
 (a person from a service the case's consent does not cover: 403).
+
+Every GET passes the gate of `stafett_runtime.reads` first: the one access rule decides over the
+case's own events (the CASE stream) who may read it, and the read or its refusal is recorded on
+the AUDIT stream before anything about the case is said (403 naming the rule; 422 naming
+`purpose` for an auditor who states none). A meeting is then shown folded from only the events
+the reader may see (`domain.as_seen`): a service's people are not shown what was recorded while
+no consent or legal basis covered it, nor a meeting scheduled then (left out of the list; 404 on
+its own). A meeting id that does not exist is 404 before any of this: ids are random.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import msgspec
 from litestar import Litestar, Request, get, post
+from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.types import LifespanHook
 
 from stafett_contracts.identity import Actor
 from stafett_meeting.application import Meetings
-from stafett_meeting.domain import Meeting, Roster
+from stafett_meeting.domain import Meeting, Roster, as_seen
 from stafett_meeting.domain.commands import ROUTES, Command, ScheduleMeeting
-from stafett_runtime.auth import TokenVerifier
-from stafett_runtime.domain import Context, NotAllowed
 from stafett_runtime.health import Readiness
-from stafett_runtime.logging import current_correlation_id
+from stafett_runtime.kernel import Kernel
 from stafett_runtime.service import call, http_app
+
+Purpose = Annotated[
+    str | None,
+    Parameter(
+        description="why you read: required of auditors, recorded for everyone; a consent "
+        "purpose (cooperation, tvist, referral) counts only consents given for it",
+        max_length=500,
+    ),
+]
 
 
 class Answer(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,68 +56,51 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
     version: int
 
 
-def context_of(request: Request[Actor, Any, Any]) -> Context:
-    return Context(
-        actor=request.user,
-        now=datetime.now(UTC),
-        correlation_id=current_correlation_id() or uuid4().hex,
-    )
-
-
-def sees_the_case(roster: Roster, actor: Actor) -> bool:
-    return roster.takes_part(actor) or roster.is_decider(actor)
-
-
-def sees(meeting: Meeting, roster: Roster, actor: Actor) -> bool:
-    """Those taking part in the case, the meeting's leader, and its invitees."""
-    return (
-        sees_the_case(roster, actor)
-        or meeting.led_by(actor)
-        or meeting.invitee(actor.person) is not None
-    )
-
-
 def create_app(
     meetings: Meetings,
-    verifier: TokenVerifier,
+    kernel: Kernel,
     readiness: Readiness | None = None,
     on_startup: Sequence[LifespanHook] = (),
     on_shutdown: Sequence[LifespanHook] = (),
 ) -> Litestar:
     """The HTTP app in front of `meetings`; main.py wires it, tests give it their own parts."""
+    reads = kernel.reads()
 
     @post("/meetings", summary="Schedule a meeting of a case")
     async def schedule(
         data: JSONBody[ScheduleMeeting], request: Request[Actor, Any, Any]
     ) -> Answer:
         meeting_id = uuid4()
-        version = await call(meetings.schedule, meeting_id, data, context_of(request))
+        context = kernel.context(request.user)
+        version = await call(meetings.schedule, meeting_id, data, context)
         return Answer(id=meeting_id, version=version)
 
-    @get("/meetings/{meeting_id:uuid}", summary="The meeting")
+    @get("/meetings/{meeting_id:uuid}", summary="The meeting, as you may see it")
     async def read_meeting(
-        meeting_id: FromPath[UUID], request: Request[Actor, Any, Any]
+        meeting_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> Meeting:
-        meeting = await call(meetings.get, meeting_id)
-        roster = await call(meetings.roster, meeting.case_id)
-        if not sees(meeting, roster, request.user):
-            raise NotAllowed("only those taking part in the case or the meeting may read it")
+        history = await call(meetings.events_of, meeting_id)
+        admitted = await reads.admit(request.user, history[0].case_id, "meeting", purpose)
+        meeting = as_seen(admitted.access, history)
+        if meeting is None:
+            raise NotFoundException("no meeting you may see")
         return meeting
 
-    @get("/cases/{case_id:uuid}/meetings", summary="The case's meetings the caller may see")
+    @get("/cases/{case_id:uuid}/meetings", summary="The case's meetings, as you may see them")
     async def case_meetings(
-        case_id: FromPath[UUID], request: Request[Actor, Any, Any]
+        case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> list[Meeting]:
-        roster = await call(meetings.roster, case_id)
-        found = await call(meetings.meetings_of, case_id)
-        return [m for m in found if sees(m, roster, request.user)]
+        admitted = await reads.admit(request.user, case_id, "meetings", purpose)
+        histories = await call(meetings.meetings_of, case_id)
+        shown = (as_seen(admitted.access, history) for history in histories)
+        return [meeting for meeting in shown if meeting is not None]
 
     @get("/cases/{case_id:uuid}/roster", summary="What the meeting service knows of the case")
-    async def case_roster(case_id: FromPath[UUID], request: Request[Actor, Any, Any]) -> Roster:
-        roster = await call(meetings.roster, case_id)
-        if not sees_the_case(roster, request.user):
-            raise NotAllowed("only those taking part in the case may read its roster")
-        return roster
+    async def case_roster(
+        case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
+    ) -> Roster:
+        await reads.admit(request.user, case_id, "roster", purpose)
+        return await call(meetings.roster, case_id)
 
     return http_app(
         service="meeting",
@@ -111,23 +109,25 @@ def create_app(
             read_meeting,
             case_meetings,
             case_roster,
-            *(command_route(meetings, path, t) for path, t in ROUTES.items()),
+            *(command_route(meetings, kernel, path, t) for path, t in ROUTES.items()),
         ],
         readiness=readiness or Readiness(),
-        verifier=verifier,
+        kernel=kernel,
         description=__doc__ or "",
         on_startup=on_startup,
         on_shutdown=on_shutdown,
     )
 
 
-def command_route(meetings: Meetings, path: str, command_type: type[Command]) -> HTTPRouteHandler:
+def command_route(
+    meetings: Meetings, kernel: Kernel, path: str, command_type: type[Command]
+) -> HTTPRouteHandler:
     """One POST route per command type, each with its own body schema."""
 
     async def handle(
         meeting_id: FromPath[UUID], data: Command, request: Request[Actor, Any, Any]
     ) -> Answer:
-        context = context_of(request)
+        context = kernel.context(request.user)
         version = await call(meetings.handle, meeting_id, data, context, data.expected_version)
         return Answer(id=meeting_id, version=version)
 

@@ -57,13 +57,17 @@ class Meetings(ContractApplication):
         )
 
     def get(self, meeting_id: UUID) -> Meeting:
-        history = meeting_history(self, meeting_id)
-        if not history or not isinstance(history[0], MeetingScheduled):  # none, or a roster
-            raise AggregateNotFoundError(f"meeting {meeting_id}")
-        state = fold(history)
+        state = fold(self.events_of(meeting_id))
         if state is None:
             raise AggregateNotFoundError(f"meeting {meeting_id}")
         return state
+
+    def events_of(self, meeting_id: UUID) -> list[MeetingEvent]:
+        """The meeting's events in order, for a reader to show what they may (404 if none)."""
+        history = meeting_history(self, meeting_id)
+        if not history or not isinstance(history[0], MeetingScheduled):  # none, or a roster
+            raise AggregateNotFoundError(f"meeting {meeting_id}")
+        return history
 
     def roster(self, case_id: UUID) -> Roster:
         """What the meeting service knows of the case; 404 while it knows nothing yet."""
@@ -74,9 +78,10 @@ class Meetings(ContractApplication):
             )
         return roster
 
-    def meetings_of(self, case_id: UUID) -> list[Meeting]:
+    def meetings_of(self, case_id: UUID) -> list[list[MeetingEvent]]:
+        """The events of each meeting of the case, in the order they were scheduled."""
         self._catch_up()
-        return [self.get(meeting_id) for meeting_id in self._by_case.get(case_id, [])]
+        return [self.events_of(meeting_id) for meeting_id in self._by_case.get(case_id, [])]
 
     def _handle(
         self,

@@ -1,9 +1,11 @@
-"""Wiring: settings, logging, tracing, the application, the roster policy's loop, HTTP.
+"""Wiring: the kernel, logging, tracing, the application, the roster policy's loop, HTTP.
 
 NATS_URL and STAFETT_HTTP_PORT (8103 for this service) come from the environment, as every
-setting in `stafett_runtime.settings`. The roster loop starts with the HTTP app and stops
-before the application closes; a loop stopped mid-event leaves nothing half-written (its events
-and its position are one atomic write), so it resumes where it left off.
+setting in `stafett_runtime.settings`; the population register and the municipality directory
+as `stafett_runtime.kernel` says. The kernel's NATS connection (reads of the CASE stream, the
+access log) opens with the HTTP app and closes last. The roster loop starts with the HTTP app
+and stops before the application closes; a loop stopped mid-event leaves nothing half-written
+(its events and its position are one atomic write), so it resumes where it left off.
 """
 
 from __future__ import annotations
@@ -11,21 +13,19 @@ from __future__ import annotations
 import json
 from typing import cast
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from stafett_meeting.api import create_app
 from stafett_meeting.application import Meetings
 from stafett_meeting.policies import CaseFollower
-from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.health import Readiness
+from stafett_runtime.kernel import Kernel
 from stafett_runtime.logging import configure_logging
 from stafett_runtime.service import call, serve
-from stafett_runtime.settings import Settings
 from stafett_runtime.tracing import configure_tracing
 
 
 def main() -> None:
-    settings = Settings.from_env("meeting")
+    kernel = Kernel.from_env("meeting")
+    settings = kernel.settings
     configure_logging(settings.service, settings.log_level, settings.log_format)
     configure_tracing(settings.service)
     env = settings.eventsourcing_env()
@@ -41,7 +41,7 @@ def main() -> None:
 
     app = create_app(
         meetings,
-        TokenVerifier.from_env(),
+        kernel,
         readiness,
         on_startup=[cases.start],
         on_shutdown=[stop],
@@ -50,8 +50,7 @@ def main() -> None:
 
 
 def openapi() -> str:
-    """The OpenAPI document, without NATS or a signing key: built from the routes alone."""
-    # No request is served, so the routes need no application and any verifier will do.
-    unused = TokenVerifier(ec.generate_private_key(ec.SECP256R1()).public_key())
-    app = create_app(cast(Meetings, None), unused)
+    """The OpenAPI document, without NATS, a register or a signing key: from the routes alone."""
+    # No request is served, so the routes need no application, and a kernel never opened will do.
+    app = create_app(cast(Meetings, None), Kernel.offline("meeting"))
     return json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True)

@@ -1,11 +1,12 @@
 """The Meeting aggregate: state, `decide` (the rules), and `evolve` (how each event changes it).
 
 `decide(state, command, context, roster, meeting_id)` gets the meeting (None before it is
-scheduled) and the roster of its case (what the meeting service knows of the case, roster.py).
+scheduled), the roster of its case (what the meeting service knows of the case, roster.py) and,
+in the context, the municipality directory, which names each unit's leader.
 
 | rule | holds |
 |---|---|
-| who-calls-meetings | the case's deciders (baton holder, coordinator, leader of the case's unit) schedule meetings and record decisions; the meeting's leader or a decider run it (invite, reschedule, cancel, held, minutes, action items) |
+| who-calls-meetings | the case's deciders (baton holder, coordinator, the leader the directory names for the case's unit) schedule meetings and record decisions; the meeting's leader or a decider run it (invite, reschedule, cancel, held, minutes, action items) |
 | consent-covers-the-service | a person from a service is invited, leads, or owns an action item only if the case's unit is that service, a legal basis names it, or a consent covers it now for the meeting's purpose (TVIST: tvist; otherwise cooperation or referral): refused with 403 |
 | case-is-open | a closed case gets no new meetings, invitations or decisions |
 | meeting-not-cancelled, meeting-not-yet-held | a cancelled meeting takes nothing more; a held one is not invited to, moved or cancelled |
@@ -15,8 +16,12 @@ scheduled) and the roster of its case (what the meeting service knows of the cas
 | level-exits | a decision to move follows the staircase: 0 -> 1; 1 -> 2, 3; 2 -> 1, 3; 3 -> 1, 2; at level 0 the case does not continue |
 | one-decision-per-id, one-item-per-id | a retry with the same id changes nothing; other content under the same id is refused |
 | due-date-not-past | an action item is not due in the past |
-| item-exists | only an assigned item is completed; its owner, the leader or a decider completes it |
+| item-exists | only an assigned item is completed; its owner, the leader or a decider completes it (anyone else is refused first) |
 | feedback-from-invited | feedback comes from an invited guardian or the invited child, once |
+
+A viewer sees a meeting `as_seen`: folded from only the events the case's access rule lets them
+see (`stafett_contracts.access`), so what is recorded while a service is not covered is never
+shown to its people; a meeting whose scheduling they may not see is not shown at all.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from uuid import UUID
 
 import msgspec
 
-from stafett_contracts.identity import Actor, Role
+from stafett_contracts.access import Access, visible
+from stafett_contracts.identity import STAFF, Actor, Role
 from stafett_contracts.meeting import (
     ActionItemAssigned,
     ActionItemCompleted,
@@ -59,7 +65,7 @@ from stafett_meeting.domain.commands import (
     RescheduleMeeting,
     ScheduleMeeting,
 )
-from stafett_meeting.domain.roster import WORKS_IN_A_SERVICE, Roster
+from stafett_meeting.domain.roster import Roster
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope
 
 # The staircase, as the case service keeps it (DOMAIN.md, "The levels").
@@ -113,7 +119,7 @@ class Meeting(msgspec.Struct, frozen=True, kw_only=True):
     feedback_from: tuple[str, ...] = ()
 
     def led_by(self, actor: Actor) -> bool:
-        return actor.role in WORKS_IN_A_SERVICE and (actor.person, actor.service) == (
+        return actor.role in STAFF and (actor.person, actor.service) == (
             self.leader,
             self.leader_service,
         )
@@ -130,6 +136,16 @@ def fold(history: Iterable[MeetingEvent]) -> Meeting | None:
     for event in history:
         state = evolve(state, event)
     return state
+
+
+def as_seen(access: Access, history: Iterable[MeetingEvent]) -> Meeting | None:
+    """The meeting as a viewer with `access` to its case may see it: folded from the events
+    made while they were covered (its version is that of the last of them); None if they may
+    not see that it was scheduled."""
+    seen = visible(access, history)
+    if not seen or not isinstance(seen[0], MeetingScheduled):
+        return None
+    return fold(seen)
 
 
 def evolve(state: Meeting | None, event: MeetingEvent) -> Meeting:
@@ -215,7 +231,10 @@ def _item_assigned(event: ActionItemAssigned, state: Meeting) -> Meeting:
 
 @_apply.register
 def _item_completed(event: ActionItemCompleted, state: Meeting) -> Meeting:
-    item = msgspec.structs.replace(state.action_items[event.item_id], completed=True)
+    assigned = state.action_items.get(event.item_id)
+    if assigned is None:  # assigned while the viewer may not see the meeting (`as_seen`)
+        return state
+    item = msgspec.structs.replace(assigned, completed=True)
     return msgspec.structs.replace(state, action_items={**state.action_items, event.item_id: item})
 
 
@@ -257,7 +276,7 @@ def _schedule(
     meeting_id: UUID,
 ) -> list[MeetingEvent]:
     actor = context.actor
-    if not roster.is_decider(actor):
+    if not roster.is_decider(actor, context.directory):
         raise NotAllowed(f"only {_DECIDERS} calls a meeting of the case")
     _require_open_case(roster)
     leader = command.leader or actor.person
@@ -295,7 +314,7 @@ def _rules(
 def _invite(
     command: InviteParticipant, state: Meeting, context: Context, roster: Roster
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context.actor, "invite to")
+    _require_runner(state, roster, context, "invite to")
     _require_open_case(roster)
     _require_upcoming(state)
     invitee = Invitee(person=command.person, kind=command.kind, service=command.service)
@@ -320,7 +339,7 @@ def _invite(
 def _reschedule(
     command: RescheduleMeeting, state: Meeting, context: Context, roster: Roster
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context.actor, "reschedule")
+    _require_runner(state, roster, context, "reschedule")
     _require_upcoming(state)
     place = command.place if command.place or command.video_link else state.place
     video_link = command.video_link if command.place or command.video_link else state.video_link
@@ -347,7 +366,7 @@ def _reschedule(
 def _cancel(
     command: CancelMeeting, state: Meeting, context: Context, roster: Roster
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context.actor, "cancel")
+    _require_runner(state, roster, context, "cancel")
     if state.cancelled:
         return []
     _require_upcoming(state)
@@ -358,7 +377,7 @@ def _cancel(
 def _record_held(
     command: RecordMeetingHeld, state: Meeting, context: Context, roster: Roster
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context.actor, "record as held")
+    _require_runner(state, roster, context, "record as held")
     _require_not_cancelled(state)
     if state.held_at is not None:
         if command.attended == state.attended and command.held_at in (None, state.held_at):
@@ -380,7 +399,7 @@ def _record_held(
 def _record_minutes(
     command: RecordMinutes, state: Meeting, context: Context, roster: Roster
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context.actor, "record minutes of")
+    _require_runner(state, roster, context, "record minutes of")
     _require_held(state)
     if state.minutes and state.minutes[-1] == command.minutes:
         return []  # a retry
@@ -391,7 +410,7 @@ def _record_minutes(
 def _record_decision(
     command: RecordDecision, state: Meeting, context: Context, roster: Roster
 ) -> list[MeetingEvent]:
-    if not roster.is_decider(context.actor):
+    if not roster.is_decider(context.actor, context.directory):
         raise NotAllowed(f"only {_DECIDERS} records a decision about the case")
     _require_held(state)
     participants = command.participants or state.attended
@@ -435,7 +454,7 @@ def _record_decision(
 def _assign_item(
     command: AssignActionItem, state: Meeting, context: Context, roster: Roster
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context.actor, "assign action items of")
+    _require_runner(state, roster, context, "assign action items of")
     _require_held(state)
     item = ActionItem(
         description=command.description,
@@ -471,11 +490,12 @@ def _complete_item(
     command: CompleteActionItem, state: Meeting, context: Context, roster: Roster
 ) -> list[MeetingEvent]:
     item = state.action_items.get(command.item_id)
+    # Refused before anything is said of the item, even whether it exists.
+    owns = item is not None and context.actor.person == item.owner
+    if not (owns or _runs(state, roster, context)):
+        raise NotAllowed(f"only its owner, the meeting's leader or {_DECIDERS} completes it")
     if item is None:
         raise RuleViolation("item-exists", "no action item of this meeting has this item_id")
-    actor = context.actor
-    if actor.person != item.owner and not (state.led_by(actor) or roster.is_decider(actor)):
-        raise NotAllowed(f"only its owner, the meeting's leader or {_DECIDERS} completes it")
     if item.completed:
         return []
     return [
@@ -518,8 +538,14 @@ def _next(state: Meeting, context: Context) -> dict[str, Any]:
     return {**envelope(context, state.id, state.version + 1), "case_id": state.case_id}
 
 
-def _require_runner(state: Meeting, roster: Roster, actor: Actor, doing: str) -> None:
-    if not (state.led_by(actor) or roster.is_decider(actor)):
+def _runs(state: Meeting, roster: Roster, context: Context) -> bool:
+    """The meeting's leader or a decider of the case runs the meeting."""
+    actor = context.actor
+    return state.led_by(actor) or roster.is_decider(actor, context.directory)
+
+
+def _require_runner(state: Meeting, roster: Roster, context: Context, doing: str) -> None:
+    if not _runs(state, roster, context):
         raise NotAllowed(f"only the meeting's leader or {_DECIDERS} may {doing} the meeting")
 
 

@@ -38,7 +38,7 @@ from stafett_contracts.case import (
     Escalated,
     LegalBasisNoted,
 )
-from stafett_contracts.identity import Actor, Role
+from stafett_contracts.identity import STAFF, Actor
 from stafett_contracts.meeting import (
     CaseRosterNoted,
     CoveringConsent,
@@ -46,9 +46,9 @@ from stafett_contracts.meeting import (
     MeetingType,
     StaffPost,
 )
+from stafett_contracts.people import Directory
 from stafett_runtime.domain import Context, envelope
 
-WORKS_IN_A_SERVICE = (Role.EMPLOYEE, Role.UNIT_LEADER)
 TVIST_PURPOSES = ("tvist",)
 MEETING_PURPOSES = ("cooperation", "referral")
 
@@ -77,20 +77,17 @@ class Roster(msgspec.Struct, frozen=True, kw_only=True):
             for consent in self.consents
         )
 
-    def is_decider(self, actor: Actor) -> bool:
-        """The baton holder, the coordinator, or the leader of the case's unit."""
-        if actor.role not in WORKS_IN_A_SERVICE:
+    def is_decider(self, actor: Actor, directory: Directory) -> bool:
+        """The baton holder, the coordinator, or the leader of the case's unit: the person the
+        municipality directory names as its leader (a token's role does not make a leader)."""
+        if actor.role not in STAFF:
             return False
-        if actor.role == Role.UNIT_LEADER and actor.service == self.unit:
+        if actor.service == self.unit and directory.leads(actor.person, self.unit):
             return True
         return any(
             post is not None and (post.person, post.service) == (actor.person, actor.service)
             for post in (self.holder, self.coordinator)
         )
-
-    def takes_part(self, actor: Actor) -> bool:
-        """Someone acting for a service on the case (the unit is always on it)."""
-        return actor.role in WORKS_IN_A_SERVICE and actor.service in self.services
 
 
 def fold_roster(history: Iterable[MeetingEvent]) -> Roster | None:
