@@ -1,20 +1,34 @@
 """The notify API over HTTP, against a real nats-server: a case's notifications and their status,
-each seen only by its recipient and by those who oversee."""
+each read through the one access rule and recorded on the AUDIT stream, read or refused.
+
+The case is on the CASE stream (written by a stand-in named "case"); its child and guardians are
+in the test's register file; units and their leaders are the test municipality's.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from litestar.testing import TestClient
 
 from stafett_contracts import case as c
+from stafett_contracts import notify as n
+from stafett_contracts.access import (
+    AUDITOR_STATES_PURPOSE,
+    COVERED_NOW,
+    GUARDIAN_OF_THE_CHILD,
+    ROLE_READS_NO_CASES,
+)
 from stafett_contracts.identity import Actor, Role
-from stafett_notify.api import create_app
-from stafett_notify.application import Notifications
+from stafett_contracts.people import RegisteredChild
+from stafett_notify.api import FOR_ITS_RECIPIENT, SHOWN_WITH_ITS_CASE, create_app
+from stafett_notify.application import Notifications, stamp
 from stafett_notify.main import openapi
 from stafett_notify.testing import (
     LEADER,
@@ -23,16 +37,26 @@ from stafett_notify.testing import (
     Clock,
     Envelopes,
     Upstreams,
+    case_accesses,
     make_config,
     notifications,
     run_policies,
 )
-from stafett_runtime.auth import DevelopmentKey, TokenVerifier
+from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.natsserver import free_port
+from stafett_runtime.register import FileRegister
+from stafett_runtime.testing import NatsTestServer, a_child, kernel_for_tests
 
+GUARDIAN = "mor-1"
 LEADER_ACTOR = Actor(person=LEADER, role=Role.UNIT_LEADER, service=UNIT)
-OTHER = Actor(person="laerer-9", role=Role.EMPLOYEE, service=UNIT)
-OTHER_LEADER = Actor(person="rektor-9", role=Role.UNIT_LEADER, service="skole-berg")
+COLLEAGUE = Actor(person="laerer-9", role=Role.EMPLOYEE, service=UNIT)
+STRANGER = Actor(person="rektor-9", role=Role.UNIT_LEADER, service="skole-berg")
+PPT_WORKER = Actor(person="ppt-1", role=Role.EMPLOYEE, service="ppt")
+PPT_COLLEAGUE = Actor(person="ppt-2", role=Role.EMPLOYEE, service="ppt")
+MOTHER = Actor(person=GUARDIAN, role=Role.GUARDIAN)
+NOT_A_GUARDIAN = Actor(person="nabo-1", role=Role.GUARDIAN)
+ADMINISTRATOR = Actor(person="admin-1", role=Role.ADMINISTRATOR)
+AUDITOR = Actor(person="tilsyn-1", role=Role.AUDITOR)
 
 
 @pytest.fixture
@@ -49,33 +73,54 @@ def key(tmp_path: Path) -> DevelopmentKey:
 
 
 @pytest.fixture
-def client(app: Notifications, key: DevelopmentKey) -> Iterator[TestClient[Any]]:
-    with TestClient(create_app(app, TokenVerifier(key.public_key))) as test_client:
+def child(register: FileRegister) -> RegisteredChild:
+    registered = a_child(GUARDIAN)
+    register.add(registered)
+    return registered
+
+
+@pytest.fixture
+def client(
+    app: Notifications, key: DevelopmentKey, register: FileRegister, nats_server: NatsTestServer
+) -> Iterator[TestClient[Any]]:
+    kernel = kernel_for_tests("notify", nats_server.url, key=key, register=register)
+    with TestClient(create_app(app, kernel)) as test_client:
         yield test_client
 
 
-def test_a_failed_notification_shows_as_failed_to_its_recipient_and_to_no_one_else(
+@pytest.fixture
+def get(client: TestClient[Any], key: DevelopmentKey) -> Any:
+    def as_(actor: Actor | None, path: str) -> Any:
+        headers = {"Authorization": f"Bearer {key.mint(actor)}"} if actor else {}
+        return client.get(path, headers=headers)
+
+    return as_
+
+
+def raise_concern(upstreams: Upstreams, envelope: Envelopes, child: RegisteredChild) -> UUID:
+    case_id = uuid4()
+    upstreams.save(
+        c.ConcernRaised(**envelope(case_id, T0), child_id=child.child_id, unit=UNIT, concern="Uro")
+    )
+    return case_id
+
+
+def test_a_failed_notification_shows_as_failed_to_those_of_the_cases_own_unit(
     env: dict[str, str],
     app: Notifications,
     upstreams: Upstreams,
     envelope: Envelopes,
-    client: TestClient[Any],
-    key: DevelopmentKey,
+    register: FileRegister,
+    child: RegisteredChild,
+    get: Any,
 ) -> None:
     # Given a concern whose unit leader cannot be reached, after every attempt
-    case_id = uuid4()
-    upstreams.save(
-        c.ConcernRaised(**envelope(case_id, T0), child_id=uuid4(), unit=UNIT, concern="Uro")
-    )
-    run_policies(env, app.config)
+    case_id = raise_concern(upstreams, envelope, child)
+    run_policies(env, app.config, register)
     clock = Clock(T0)
     for minutes in (0, 1, 3):
         clock.now = T0.replace(minute=minutes)
         app.deliver(clock.now)
-
-    def get(actor: Actor | None, path: str) -> Any:
-        headers = {"Authorization": f"Bearer {key.mint(actor)}"} if actor else {}
-        return client.get(path, headers=headers)
 
     # When the leader asks for the case's notifications, then it sees the failure and why
     answer = get(LEADER_ACTOR, f"/notifications?case_id={case_id}")
@@ -86,22 +131,166 @@ def test_a_failed_notification_shows_as_failed_to_its_recipient_and_to_no_one_el
     assert notification["recipient"] == LEADER
     assert notification["reason"] == "concern_raised"
     assert "smtp" in notification["error"]
-    one = get(LEADER_ACTOR, f"/notifications/{notification['id']}")
-    assert one.json() == notification
+    assert get(LEADER_ACTOR, f"/notifications/{notification['id']}").json() == notification
+    # And a colleague of the unit sees it too: it is the unit's own record (rule own-unit)
+    assert get(COLLEAGUE, f"/notifications?case_id={case_id}").json() == [notification]
+    # And the guardian of the child, as the register says, sees every notification of the case
+    assert get(MOTHER, f"/notifications/{notification['id']}").json() == notification
 
-    # And someone else in the unit, or the leader of another unit, sees none of it
-    assert get(OTHER, f"/notifications?case_id={case_id}").json() == []
-    assert get(OTHER_LEADER, f"/notifications?case_id={case_id}").json() == []
-    assert get(OTHER, f"/notifications/{notification['id']}").status_code == 403
     assert get(None, f"/notifications/{notification['id']}").status_code == 401
     assert get(LEADER_ACTOR, f"/notifications/{uuid4()}").status_code == 404
+    assert get(LEADER_ACTOR, f"/notifications?case_id={uuid4()}").status_code == 404
     missing = get(LEADER_ACTOR, "/notifications")
     assert missing.status_code == 422
     assert "case_id" in missing.text
+    too_long = get(LEADER_ACTOR, f"/notifications?case_id={case_id}&purpose={'x' * 501}")
+    assert too_long.status_code == 422
+    assert "purpose" in too_long.text
 
 
-def test_the_openapi_document_names_both_routes() -> None:
-    import json
+def test_a_stranger_is_refused_by_the_access_rule_and_the_refusal_is_recorded(
+    env: dict[str, str],
+    app: Notifications,
+    upstreams: Upstreams,
+    envelope: Envelopes,
+    register: FileRegister,
+    child: RegisteredChild,
+    get: Any,
+) -> None:
+    # Given a case of skole-lia with a notification to its leader
+    case_id = raise_concern(upstreams, envelope, child)
+    run_policies(env, app.config, register)
+    (notification,) = app.notifications_of(case_id)
 
+    # When the leader of a school no consent covers asks for them, then 403 naming the rule,
+    # and nothing about the case is said
+    refused = get(STRANGER, f"/notifications?case_id={case_id}")
+    assert refused.status_code == 403
+    assert refused.json()["extra"] == {"rule": COVERED_NOW}
+    assert LEADER not in refused.text
+    assert get(STRANGER, f"/notifications/{notification.id}").json()["extra"] == {
+        "rule": COVERED_NOW
+    }
+    # And a refused CaseAccessed, naming who asked, what and the rule, is on the AUDIT stream
+    refusals = [a for a in case_accesses(env) if a.outcome == "refused"]
+    assert [(a.actor.person, a.what, a.rule, a.served_by) for a in refusals] == [
+        ("rektor-9", "notifications", COVERED_NOW, "notify"),
+        ("rektor-9", "notification", COVERED_NOW, "notify"),
+    ]
+    assert {a.case_id for a in refusals} == {case_id}
+
+    # And the same for whoever else the rule refuses: administrators read no case data, a
+    # guardian the register does not name reads nothing, an auditor must state a purpose
+    assert get(ADMINISTRATOR, f"/notifications?case_id={case_id}").json()["extra"] == {
+        "rule": ROLE_READS_NO_CASES
+    }
+    assert get(NOT_A_GUARDIAN, f"/notifications?case_id={case_id}").json()["extra"] == {
+        "rule": GUARDIAN_OF_THE_CHILD
+    }
+    unstated = get(AUDITOR, f"/notifications?case_id={case_id}")
+    assert unstated.status_code == 422
+    assert "purpose" in unstated.text
+    audited = get(AUDITOR, f"/notifications?case_id={case_id}&purpose=tilsyn 2026-17")
+    assert audited.status_code == 200
+    assert len(audited.json()) == 1
+    last = case_accesses(env)[-1]
+    assert (last.outcome, last.rule, last.purpose) == (
+        "granted",
+        AUDITOR_STATES_PURPOSE,
+        "tilsyn 2026-17",
+    )
+    rules = [a.rule for a in case_accesses(env) if a.outcome == "refused"][2:]
+    assert rules == [ROLE_READS_NO_CASES, GUARDIAN_OF_THE_CHILD, AUDITOR_STATES_PURPOSE]
+
+
+def test_a_unit_covered_by_consent_sees_only_what_is_addressed_to_it_from_when_it_was_covered(
+    env: dict[str, str],
+    app: Notifications,
+    upstreams: Upstreams,
+    envelope: Envelopes,
+    register: FileRegister,
+    child: RegisteredChild,
+    get: Any,
+) -> None:
+    # Given a concern (its leader told), a baton offered to a PPT worker (told), then a consent
+    # that covers PPT from an hour later, and the PPT worker assigned coordinator (the
+    # coordinator and the guardian told)
+    case_id = raise_concern(upstreams, envelope, child)
+    offered = c.BatonHandoverOffered(
+        **envelope(case_id, T0 + timedelta(minutes=30)), to_person="ppt-1", to_service="ppt"
+    )
+    consent = c.ConsentNoted(
+        **envelope(case_id, T0 + timedelta(hours=1)),
+        consent_id=uuid4(),
+        services=(UNIT, "ppt"),
+        purposes=("cooperation",),
+        valid_from=T0 + timedelta(hours=1),
+        valid_until=T0 + timedelta(days=3650),
+    )
+    upstreams.save(
+        offered,
+        consent,
+        c.CoordinatorAssigned(
+            **envelope(case_id, T0 + timedelta(hours=2)), coordinator="ppt-1", service="ppt"
+        ),
+    )
+    run_policies(env, app.config, register)
+    told = {(v.recipient, v.reason): v for v in app.notifications_of(case_id)}
+    assert set(told) == {
+        (LEADER, "concern_raised"),
+        ("ppt-1", "baton.offered"),
+        ("ppt-1", "coordinator_assigned"),
+        (GUARDIAN, "coordinator_assigned"),
+    }
+
+    # When the PPT worker asks, then they see their own notification from when PPT was
+    # covered: not the others', nor their own from before the consent
+    seen = get(PPT_WORKER, f"/notifications?case_id={case_id}")
+    assert seen.status_code == 200, seen.text
+    assert [(s["recipient"], s["reason"]) for s in seen.json()] == [
+        ("ppt-1", "coordinator_assigned")
+    ]
+    before = get(PPT_WORKER, f"/notifications/{told['ppt-1', 'baton.offered'].id}")
+    assert before.json()["extra"] == {"rule": SHOWN_WITH_ITS_CASE}
+    refused = get(PPT_WORKER, f"/notifications/{told[GUARDIAN, 'coordinator_assigned'].id}")
+    assert refused.status_code == 403
+    assert refused.json()["extra"] == {"rule": SHOWN_WITH_ITS_CASE}
+    # And a colleague at PPT sees none: none is addressed to them or to PPT
+    assert get(PPT_COLLEAGUE, f"/notifications?case_id={case_id}").json() == []
+    # And each read, granted on the consent, is recorded
+    granted = [a for a in case_accesses(env) if a.actor.person.startswith("ppt-")]
+    assert [(a.outcome, a.basis) for a in granted] == [
+        ("granted", f"consent {consent.consent_id}")
+    ] * 4
+
+
+def test_a_notification_of_no_case_is_for_its_recipient_only(
+    env: dict[str, str], app: Notifications, get: Any
+) -> None:
+    # Given a notification to the leader about no single case
+    notification_id = uuid4()
+    app.save(
+        n.NotificationRequested(
+            **stamp(notification_id, 1, T0, "req-1", None),
+            recipient=LEADER,
+            channel=n.Channel.EMAIL,
+            reason="concern_raised",
+            trigger=uuid4(),
+            reference="STF-00000000",
+            link="https://stafett.example",
+        )
+    )
+    # When its recipient asks, then they see it; anyone else is refused, naming the rule
+    assert get(LEADER_ACTOR, f"/notifications/{notification_id}").json()["recipient"] == LEADER
+    refused = get(COLLEAGUE, f"/notifications/{notification_id}")
+    assert refused.status_code == 403
+    assert refused.json()["extra"] == {"rule": FOR_ITS_RECIPIENT}
+    # And no case was read, so none is recorded as read
+    assert case_accesses(env) == []
+
+
+def test_the_openapi_document_names_both_routes_and_the_purpose() -> None:
     document = json.loads(openapi())
     assert set(document["paths"]) >= {"/notifications", "/notifications/{notification_id}"}
+    parameters = document["paths"]["/notifications"]["get"]["parameters"]
+    assert {p["name"] for p in parameters} >= {"case_id", "purpose"}

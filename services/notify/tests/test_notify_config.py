@@ -1,4 +1,5 @@
-"""The notify settings and the directory: read once at start-up, refused with a clear message."""
+"""The notify settings and its contact directory: read once at start-up, refused with a clear
+message. Unit leaders are not among them: they are the municipality directory's."""
 
 from __future__ import annotations
 
@@ -12,18 +13,17 @@ from stafett_notify.config import NotifyConfig
 from stafett_runtime.settings import SettingsError
 
 
-def test_a_toml_directory_gives_addresses_channels_and_unit_leaders(tmp_path: Path) -> None:
-    directory = tmp_path / "directory.toml"
+def test_a_toml_contact_directory_gives_addresses_and_channels(tmp_path: Path) -> None:
+    directory = tmp_path / "contacts.toml"
     directory.write_text(
         '[contacts."rektor-1"]\nemail = "rektor@lia.example"\n'
         '[contacts.ppt]\nwebhook = "https://ppt.example/hook"\nemail = "post@ppt.example"\n'
-        '[units.skole-lia]\nleader = "rektor-1"\n'
     )
     config = NotifyConfig.from_env(
         {"STAFETT_NOTIFY_DIRECTORY": str(directory), "STAFETT_NOTIFY_LEAD_DAYS": "5"}
     )
-    found = config.directory
-    assert found.leaders == {"skole-lia": "rektor-1"}
+    found = config.contacts
+    assert found.address("rektor-1", Channel.EMAIL) == "rektor@lia.example"
     assert found.channels_for("ppt") == [Channel.EMAIL, Channel.WEBHOOK]
     assert found.address("ppt", Channel.WEBHOOK) == "https://ppt.example/hook"
     assert found.channels_for("nobody") == [Channel.EMAIL]
@@ -34,7 +34,7 @@ def test_a_toml_directory_gives_addresses_channels_and_unit_leaders(tmp_path: Pa
 
 def test_without_a_directory_development_mail_goes_to_a_local_domain() -> None:
     config = NotifyConfig.from_env({})
-    assert config.directory.address("laerer-1", Channel.EMAIL) == "laerer-1@stafett.localhost"
+    assert config.contacts.address("laerer-1", Channel.EMAIL) == "laerer-1@stafett.localhost"
     assert (config.smtp.host, config.smtp.port) == ("127.0.0.1", 1025)
 
 
@@ -55,3 +55,14 @@ def test_a_directory_with_an_unknown_field_is_refused(tmp_path: Path) -> None:
     directory.write_text('{"contacts": {"a": {"phone": "123"}}}')
     with pytest.raises(SettingsError, match="phone"):
         NotifyConfig.from_env({"STAFETT_NOTIFY_DIRECTORY": str(directory)})
+
+
+def test_a_contact_directory_that_still_names_unit_leaders_is_refused(tmp_path: Path) -> None:
+    # Given a contact directory from before: it names skole-lia's leader in a `units` table
+    directory = tmp_path / "contacts.toml"
+    directory.write_text('[units.skole-lia]\nleader = "rektor-1"\n')
+    # When the service starts with it, then it is refused: leaders are the municipality's fact
+    with pytest.raises(SettingsError, match="municipality directory") as refused:
+        NotifyConfig.from_env({"STAFETT_NOTIFY_DIRECTORY": str(directory)})
+    assert "STAFETT_DIRECTORY_FILE" in str(refused.value)
+    assert "STAFETT_NOTIFY_DIRECTORY" in str(refused.value)

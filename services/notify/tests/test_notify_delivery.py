@@ -1,8 +1,9 @@
 """Notifications over a real nats-server and a real SMTP server: told once, on time, no leaks.
 
 The upstream streams are written by stand-ins named "case", "consent" and "meeting", with the
-contracts' events, so the tests need nothing of those services but their contracts. Time is a
-clock the test moves; nothing sleeps.
+contracts' events, so the tests need nothing of those services but their contracts. The children
+and their guardians are in a register file of each test's own; units and their leaders are the
+test municipality's. Time is a clock the test moves; nothing sleeps.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from stafett_contracts import consent as k
 from stafett_contracts import meeting as m
 from stafett_contracts import notify as n
 from stafett_contracts.envelope import Event
+from stafett_contracts.people import Directory
 from stafett_notify.application import Notifications
 from stafett_notify.channels import Outgoing, Sender, WebhookSender, senders, signature
 from stafett_notify.config import Contact
@@ -27,6 +29,7 @@ from stafett_notify.policies import NotifyPolicy
 from stafett_notify.testing import (
     CHILD_NAME,
     LEADER,
+    MUNICIPALITY,
     T0,
     TEACHER,
     UNIT,
@@ -45,17 +48,21 @@ from stafett_notify.testing import (
 )
 from stafett_runtime.contracts import CONTRACT_ENV
 from stafett_runtime.processing import ProcessingLoop, Upstream
-from stafett_runtime.testing import NatsTestServer
+from stafett_runtime.register import FileRegister
+from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer, a_child
 
 GUARDIAN, PPT_WORKER = "mor-1", "ppt-1"
+FATHER, UNCLE, COORDINATOR = "far-1", "onkel-1", "koordinator-1"
 PEOPLE = (LEADER, TEACHER, GUARDIAN, PPT_WORKER)
 
 
-def raise_concern(upstreams: Upstreams, envelope: Envelopes, case_id: UUID) -> list[Event]:
+def raise_concern(
+    upstreams: Upstreams, envelope: Envelopes, case_id: UUID, child_id: UUID | None = None
+) -> list[Event]:
     events: list[Event] = [
         c.ConcernRaised(
             **envelope(case_id, T0),
-            child_id=uuid4(),
+            child_id=child_id or uuid4(),
             unit=UNIT,
             concern=f"{CHILD_NAME} trekker seg unna i lek og virker redd.",
         ),
@@ -70,6 +77,7 @@ def test_a_scheduled_meeting_mails_each_invitee_once_with_a_valid_invitation(
     upstreams: Upstreams,
     smtp: tuple[Mailbox, int],
     envelope: Envelopes,
+    register: FileRegister,
 ) -> None:
     mailbox, port = smtp
     config = make_config(port, PEOPLE)
@@ -104,8 +112,8 @@ def test_a_scheduled_meeting_mails_each_invitee_once_with_a_valid_invitation(
     app = notifications(env, config, clock)
     try:
         # When the policies run, and the courier delivers, twice over (a redelivery)
-        run_policies(env, config)
-        run_policies(env, config)
+        run_policies(env, config, register)
+        run_policies(env, config, register)
         app.deliver()
         app.deliver()
 
@@ -138,6 +146,7 @@ def test_a_cancelled_meeting_sends_every_invitee_a_cancellation(
     upstreams: Upstreams,
     smtp: tuple[Mailbox, int],
     envelope: Envelopes,
+    register: FileRegister,
 ) -> None:
     mailbox, port = smtp
     config = make_config(port, PEOPLE)
@@ -161,7 +170,7 @@ def test_a_cancelled_meeting_sends_every_invitee_a_cancellation(
     )
     app = notifications(env, config, Clock(T0))
     try:
-        run_policies(env, config)
+        run_policies(env, config, register)
         app.deliver()
         calendars = [(m, calendar_in(m)) for m in mailbox.messages]
         cancellations = [m for m, cal in calendars if cal is not None and cal["METHOD"] == "CANCEL"]
@@ -180,6 +189,7 @@ def test_an_overdue_evaluation_gives_the_reminder_and_then_the_escalation(
     upstreams: Upstreams,
     smtp: tuple[Mailbox, int],
     envelope: Envelopes,
+    register: FileRegister,
 ) -> None:
     mailbox, port = smtp
     config = make_config(port, PEOPLE)
@@ -201,7 +211,7 @@ def test_an_overdue_evaluation_gives_the_reminder_and_then_the_escalation(
     )
     apps = [notifications(env, config, clock)]  # the service as it runs; restarted below
     try:
-        run_policies(env, config)
+        run_policies(env, config, register)
         apps[-1].deliver()
         seen = list(mailbox.messages)  # the concern's and the measure's own notifications
         mailbox.messages.clear()
@@ -266,6 +276,7 @@ def test_an_evaluated_measure_is_not_reminded_of(
     upstreams: Upstreams,
     smtp: tuple[Mailbox, int],
     envelope: Envelopes,
+    register: FileRegister,
 ) -> None:
     config = make_config(smtp[1], PEOPLE)
     clock = Clock(T0)
@@ -289,7 +300,7 @@ def test_an_evaluated_measure_is_not_reminded_of(
     )
     app = notifications(env, config, clock)
     try:
-        run_policies(env, config)
+        run_policies(env, config, register)
         clock.now = T0 + timedelta(days=19)
         app.tick()
         reasons = [e.reason for e in of_type(notify_events(app), n.NotificationRequested)]
@@ -314,13 +325,14 @@ def test_a_restart_in_the_middle_of_sending_sends_nothing_twice(
     upstreams: Upstreams,
     smtp: tuple[Mailbox, int],
     envelope: Envelopes,
+    register: FileRegister,
 ) -> None:
     mailbox, port = smtp
     config = make_config(port, PEOPLE)
     clock = Clock(T0)
     case_id = uuid4()
     raise_concern(upstreams, envelope, case_id)  # the leader and the holder are told
-    run_policies(env, config)
+    run_policies(env, config, register)
     first = notifications(env, config, clock)
     crashing = CrashAfterSending(first._senders[n.Channel.EMAIL])
     first._senders = senders(crashing, WebhookSender(config.webhook_secret))
@@ -333,7 +345,7 @@ def test_a_restart_in_the_middle_of_sending_sends_nothing_twice(
     assert len(mailbox.messages) == 1
 
     # When it starts again, the policies run again and the courier runs, now and later
-    run_policies(env, config)
+    run_policies(env, config, register)
     again = notifications(env, config, clock)
     try:
         again.deliver()
@@ -355,7 +367,7 @@ def test_a_restart_in_the_middle_of_sending_sends_nothing_twice(
 
 
 def test_a_failing_channel_is_retried_with_backoff_and_ends_in_notification_failed(
-    env: dict[str, str], upstreams: Upstreams, envelope: Envelopes
+    env: dict[str, str], upstreams: Upstreams, envelope: Envelopes, register: FileRegister
 ) -> None:
     from stafett_runtime.natsserver import free_port
 
@@ -365,7 +377,7 @@ def test_a_failing_channel_is_retried_with_backoff_and_ends_in_notification_fail
     upstreams.save(
         c.ConcernRaised(**envelope(case_id, T0), child_id=uuid4(), unit=UNIT, concern="Uro")
     )
-    run_policies(env, config)
+    run_policies(env, config, register)
     app = notifications(env, config, clock)
     try:
         assert app.deliver() == 1
@@ -390,7 +402,7 @@ def test_a_failing_channel_is_retried_with_backoff_and_ends_in_notification_fail
 
 
 def test_a_withdrawn_consent_tells_each_service_that_loses_access_by_signed_webhook(
-    env: dict[str, str], upstreams: Upstreams, envelope: Envelopes
+    env: dict[str, str], upstreams: Upstreams, envelope: Envelopes, register: FileRegister
 ) -> None:
     received: list[httpx.Request] = []
 
@@ -415,11 +427,11 @@ def test_a_withdrawn_consent_tells_each_service_that_loses_access_by_signed_webh
         ),
         k.ConsentWithdrawn(**envelope(consent_id, T0 + timedelta(days=1)), reason="Vi flytter"),
     )
-    run_policies(env, config)
+    run_policies(env, config, register)
     webhook = WebhookSender(
         config.webhook_secret, httpx.Client(transport=httpx.MockTransport(integrator))
     )
-    app = Notifications(env, config, senders(webhook, webhook), Clock(T0))
+    app = Notifications(env, config, senders(webhook, webhook), MUNICIPALITY, Clock(T0))
     try:
         app.deliver()
         app.deliver()
@@ -439,49 +451,130 @@ def test_a_withdrawn_consent_tells_each_service_that_loses_access_by_signed_webh
         app.close()
 
 
-def test_a_bright_spot_tells_the_guardians_who_consented(
+def test_the_guardians_told_are_those_the_register_names_not_those_who_consented(
     env: dict[str, str],
     upstreams: Upstreams,
     smtp: tuple[Mailbox, int],
     envelope: Envelopes,
+    register: FileRegister,
 ) -> None:
     mailbox, port = smtp
-    config = make_config(port, PEOPLE)
+    config = make_config(port, (*PEOPLE, FATHER, UNCLE, COORDINATOR))
+    # Given a child whose guardians, as the register says, are the mother and the father
+    child = a_child(GUARDIAN, FATHER)
+    register.add(child)
     case_id, consent_id = uuid4(), uuid4()
-    raise_concern(upstreams, envelope, case_id)
+    raise_concern(upstreams, envelope, case_id, child.child_id)
+    # And a consent given by the uncle, whom the register does not name; the parents gave none
     upstreams.save(
         k.ConsentGiven(
             **envelope(consent_id, T0),
             case_id=case_id,
-            child_id=uuid4(),
-            given_by=k.Party(kind="guardian", person=GUARDIAN),
+            child_id=child.child_id,
+            given_by=k.Party(kind="guardian", person=UNCLE),
             services=(UNIT,),
             purposes=(k.Purpose.COOPERATION,),
             valid_from=T0,
             valid_until=T0 + timedelta(days=365),
             evidence=k.Evidence(form="oral", recorded_by=TEACHER),
         ),
+    )
+    # When a bright spot is noted and a coordinator assigned
+    upstreams.save(
         c.BrightSpotNoted(**envelope(case_id, T0), note=f"{CHILD_NAME} lo hele dagen"),
+        c.CoordinatorAssigned(**envelope(case_id, T0), coordinator=COORDINATOR, service="ppt"),
     )
     app = notifications(env, config, Clock(T0))
     try:
-        run_policies(env, config)
+        run_policies(env, config, register)
         app.deliver()
-        (told,) = mailbox.to(address(GUARDIAN))
-        assert "Something good was noted in a case" in told["Subject"]
+
+        # Then each guardian in the register is told of both, though neither consented
+        def subjects(person: str) -> list[str]:
+            return sorted(
+                " ".join(str(m["Subject"]).split()[2:]) for m in mailbox.to(address(person))
+            )
+
+        for guardian in (GUARDIAN, FATHER):
+            assert subjects(guardian) == [
+                "A coordinator was assigned in a case",
+                "Something good was noted in a case",
+            ]
+        assert subjects(COORDINATOR) == ["A coordinator was assigned in a case"]
+        # And the uncle, who consented but is no guardian in the register, is told nothing
+        assert subjects(UNCLE) == []
         assert_no_personal_data(mailbox.messages, upstreams.written)
     finally:
         app.close()
 
 
+class Municipality:
+    """The municipality directory as it stands: a leader may change while the service runs."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+
+    def current(self) -> Directory:
+        return self.directory
+
+
+def test_the_leader_told_is_the_one_the_municipality_directory_names(
+    env: dict[str, str],
+    upstreams: Upstreams,
+    smtp: tuple[Mailbox, int],
+    envelope: Envelopes,
+    register: FileRegister,
+) -> None:
+    mailbox, port = smtp
+    new_leader = "rektor-fjell-2"
+    config = make_config(port, (TEACHER, "rektor-fjell", new_leader), inactivity_days=14)
+    municipality = Municipality(TEST_DIRECTORY)
+    clock = Clock(T0)
+    # Given a concern raised at Fjell skole, which the directory says rektor-fjell leads
+    case_id = uuid4()
+    upstreams.save(
+        c.ConcernRaised(
+            **envelope(case_id, T0), child_id=uuid4(), unit="skole-fjell", concern="Uro"
+        ),
+        c.BatonHolderAppointed(**envelope(case_id, T0), holder=TEACHER, service="skole-fjell"),
+    )
+    app = notifications(env, config, clock, directory=municipality)
+    try:
+        # When the policies run, then rektor-fjell is told of the concern
+        run_policies(env, config, register, municipality)
+        app.deliver()
+        assert [m["X-Envelope-To"] for m in mailbox.messages if "concern" in m["Subject"]] == [
+            address("rektor-fjell")
+        ]
+        mailbox.messages.clear()
+
+        # Given the municipality then names a new leader of Fjell skole
+        fjell = TEST_DIRECTORY.units["skole-fjell"]
+        units = {
+            **TEST_DIRECTORY.units,
+            "skole-fjell": msgspec.structs.replace(fjell, leader=new_leader),
+        }
+        municipality.directory = msgspec.structs.replace(TEST_DIRECTORY, units=units)
+        # When the case's follow-up break is escalated to the unit leader
+        clock.now = T0 + timedelta(days=21)
+        app.tick()
+        app.deliver()
+        # Then the leader the directory names now is told, and no one else of the unit's past
+        escalated = [m for m in mailbox.messages if "in your unit" in m["Subject"]]
+        assert [m["X-Envelope-To"] for m in escalated] == [address(new_leader)]
+        assert mailbox.to(address("rektor-fjell")) == []
+    finally:
+        app.close()
+
+
 def test_a_redelivered_event_requests_nothing_twice(
-    env: dict[str, str], upstreams: Upstreams, envelope: Envelopes
+    env: dict[str, str], upstreams: Upstreams, envelope: Envelopes, register: FileRegister
 ) -> None:
     config = make_config(1, PEOPLE)
     case_id = uuid4()
     raise_concern(upstreams, envelope, case_id)
-    run_policies(env, config)
-    policy = NotifyPolicy(env, config)
+    run_policies(env, config, register)
+    policy = NotifyPolicy(env, config, register, MUNICIPALITY)
     case_stream = Upstream.named("case", {**env, **CONTRACT_ENV})
     try:
         before = notify_events_of(policy)

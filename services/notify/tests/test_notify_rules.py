@@ -13,7 +13,7 @@ from stafett_contracts.envelope import Event
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.notify import NotificationRequested, ReminderKind, ReminderScheduled
 from stafett_notify.domain.delivery import DeliveryRules, fold, message_of, next_step, retry_at
-from stafett_notify.domain.facts import CaseFacts, MeetingFacts, Watch
+from stafett_notify.domain.facts import MeetingFacts, Watch
 from stafett_notify.domain.rules import (
     BreakFound,
     Concerned,
@@ -23,11 +23,11 @@ from stafett_notify.domain.rules import (
     reminders_for,
     tell,
 )
+from stafett_runtime.testing import TEST_DIRECTORY
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-UNIT = "skole-lia"
+UNIT = "skole-lia"  # led by rektor-1 in the test municipality
 ACTOR = Actor(person="laerer-1", role=Role.EMPLOYEE, service=UNIT)
-LEADERS = {UNIT: "rektor-1"}
 RULES = TimerRules(
     lead=timedelta(days=3), inactivity=timedelta(days=14), escalation=timedelta(days=7)
 )
@@ -48,17 +48,19 @@ def recipients(event: Event, around: Concerned) -> list[tuple[str, str]]:
     return [(t.recipient, t.reason) for t in tell(event, around)]
 
 
-def test_a_concern_raised_tells_the_leader_of_its_unit() -> None:
+def test_a_concern_raised_tells_the_leader_the_municipality_directory_names() -> None:
     case_id = uuid4()
-    raised = c.ConcernRaised(**stamp(case_id), child_id=uuid4(), unit=UNIT, concern="Uro")
-    assert recipients(raised, Concerned(case=CaseFacts(), leaders=LEADERS)) == [
-        ("rektor-1", "concern_raised")
+    raised = c.ConcernRaised(**stamp(case_id), child_id=uuid4(), unit="skole-fjell", concern="Uro")
+    assert recipients(raised, Concerned(directory=TEST_DIRECTORY)) == [
+        ("rektor-fjell", "concern_raised")
     ]
+    # A unit the directory does not know has no leader to tell
+    assert recipients(raised, Concerned()) == []
 
 
 def test_a_coordinator_assigned_tells_the_coordinator_and_each_guardian_once() -> None:
     assigned = c.CoordinatorAssigned(**stamp(uuid4()), coordinator="koord-1", service="ppt")
-    around = Concerned(case=CaseFacts(), guardians=("mor-1", "far-1", "mor-1"))
+    around = Concerned(guardians=("mor-1", "far-1", "mor-1"))
     assert recipients(assigned, around) == [
         ("koord-1", "coordinator_assigned"),
         ("mor-1", "coordinator_assigned"),
@@ -69,7 +71,7 @@ def test_a_coordinator_assigned_tells_the_coordinator_and_each_guardian_once() -
 def test_a_consent_withdrawn_wholly_tells_every_service_it_covered() -> None:
     case_id = uuid4()
     withdrawn = k.ConsentWithdrawn(**stamp(uuid4(), 2))
-    around = Concerned(case=CaseFacts(), consent_case_id=case_id, consent_services=("ppt", "bup"))
+    around = Concerned(consent_case_id=case_id, consent_services=("ppt", "bup"))
     told = tell(withdrawn, around)
     assert [(t.recipient, t.case_id) for t in told] == [("ppt", case_id), ("bup", case_id)]
     partly = k.ConsentWithdrawn(**stamp(uuid4(), 2), services=("bup",))
@@ -102,7 +104,7 @@ def test_a_rescheduled_meeting_tells_everyone_invited_with_a_newer_invitation() 
     ]
     for event in history:
         meeting.take_in(event)
-    told = tell(history[-1], Concerned(case=CaseFacts(), meeting=meeting))
+    told = tell(history[-1], Concerned(meeting=meeting))
     assert [t.recipient for t in told] == ["laerer-1", "mor-1"]
     invitation = told[0].invitation
     assert invitation is not None
@@ -141,7 +143,7 @@ def test_an_inactive_case_is_a_break_for_the_holder_then_for_the_unit_leader() -
     )
 
     def breaks(days: int) -> list[tuple[str, str | None]]:
-        found = due(watch, T0 + timedelta(days=days), RULES, LEADERS)
+        found = due(watch, T0 + timedelta(days=days), RULES, TEST_DIRECTORY)
         return [(f.stage, f.recipient) for f in found if isinstance(f, BreakFound)]
 
     assert breaks(13) == []
@@ -174,7 +176,7 @@ def test_a_reminder_lapses_once_its_measure_is_evaluated() -> None:
     now = datetime(2026, 11, 18, tzinfo=UTC)
 
     def reminders() -> list[ReminderDue]:
-        return [f for f in due(watch, now, RULES, LEADERS) if isinstance(f, ReminderDue)]
+        return [f for f in due(watch, now, RULES, TEST_DIRECTORY) if isinstance(f, ReminderDue)]
 
     assert [r.reminder for r in reminders()] == [reminder]
     watch.take_in(

@@ -2,35 +2,59 @@
 
 | method and path | what |
 |---|---|
-| GET /notifications?case_id=... | the case's notifications, oldest first: whom, why, on which channel, status |
-| GET /notifications/{id} | one notification: requested, sending, retrying, sent or failed (with the error) |
+| GET /notifications?case_id=...&purpose=... | the case's notifications the caller may see, oldest first: whom, why, on which channel, status |
+| GET /notifications/{id}?purpose=... | one notification: requested, sending, retrying, sent or failed (with the error) |
 
-The leader of the case's unit, an administrator or an auditor sees every notification of a case;
-anyone else sees only those addressed to them (or to the service they act for). A notification never holds
-its message: only its reason, reference and link (DOMAIN.md rule 8).
+A notification is an entry of its case, made when it was requested. Who may see it is the one
+access rule's answer (`stafett_contracts.access`), asked through the read gate
+(`stafett_runtime.reads`), which records every read and every refusal as `CaseAccessed` on the
+AUDIT stream before anything about the case is said:
+
+- whoever may read the whole case (someone of its own unit, a guardian of the child as the
+  register says, the child from the reading age, an auditor who states a `purpose`) sees every
+  notification of it;
+- someone of a unit a consent, legal basis or report covers sees those addressed to them or to
+  their unit, requested in the periods the unit was covered (rule `shown-with-its-case`);
+- anyone else is refused, 403 naming the access rule (an auditor without a purpose: 422).
+
+A notification of no case is its recipient's alone (rule `for-its-recipient`). A notification
+that does not exist is 404: its id is derived from a random event id, so that says nothing.
+A notification never holds its message: only its reason, reference and link (DOMAIN.md rule 8).
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from litestar import Litestar, Request, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, Parameter
 from litestar.types import LifespanHook
 
-from stafett_contracts.identity import Actor, Role
+from stafett_contracts.access import Access
+from stafett_contracts.identity import Actor
 from stafett_notify.application import Notifications
 from stafett_notify.domain.facts import NotificationView
-from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.domain import NotAllowed
 from stafett_runtime.health import Readiness
+from stafett_runtime.kernel import Kernel
 from stafett_runtime.service import call, http_app
 
-SEES_ALL = (Role.ADMINISTRATOR, Role.AUDITOR, Role.SYSTEM)
+# The rules a refusal here names, beside the access rule's own.
+SHOWN_WITH_ITS_CASE = "shown-with-its-case"
+FOR_ITS_RECIPIENT = "for-its-recipient"
+
+Purpose = Annotated[
+    str | None,
+    Parameter(
+        description="why you read: required of auditors, recorded for everyone; a consent "
+        "purpose (cooperation, tvist, referral) counts only consents given for it",
+        max_length=500,
+    ),
+]
 
 
 class NotificationStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,15 +77,19 @@ def status_of(view: NotificationView) -> NotificationStatus:
     return NotificationStatus(**{f: getattr(view, f) for f in NotificationStatus.__struct_fields__})
 
 
-def may_see(actor: Actor, view: NotificationView, unit: str | None) -> bool:
-    """Its recipient; the leader of the case's unit; those who oversee."""
-    leads = actor.role == Role.UNIT_LEADER and unit is not None and actor.service == unit
-    return leads or actor.role in SEES_ALL or view.recipient in (actor.person, actor.service)
+def addressed_to(reader: Actor, view: NotificationView) -> bool:
+    return view.recipient in (reader.person, reader.service)
+
+
+def shown(access: Access, reader: Actor, view: NotificationView) -> bool:
+    """Shown as the entries of its case are; to a unit that sees the case only in part, only
+    if it is addressed to the reader or their unit."""
+    return access.shows(view.requested_at) and (access.whole_case or addressed_to(reader, view))
 
 
 def create_app(
     notifications: Notifications,
-    verifier: TokenVerifier,
+    kernel: Kernel,
     readiness: Readiness | None = None,
     on_startup: Sequence[LifespanHook] = (),
     on_shutdown: Sequence[LifespanHook] = (),
@@ -70,26 +98,41 @@ def create_app(
 
     @get("/notifications", summary="The notifications of a case that the caller may see")
     async def of_case(
-        case_id: FromQuery[UUID], request: Request[Actor, Any, Any]
+        case_id: FromQuery[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> list[NotificationStatus]:
+        reader = request.user
+        admitted = await kernel.reads().admit(reader, case_id, "notifications", purpose)
         views = await call(notifications.notifications_of, case_id)
-        unit = notifications.unit_of(case_id)
-        return [status_of(v) for v in views if may_see(request.user, v, unit)]
+        return [status_of(v) for v in views if shown(admitted.access, reader, v)]
 
     @get("/notifications/{notification_id:uuid}", summary="One notification and its status")
     async def one(
-        notification_id: FromPath[UUID], request: Request[Actor, Any, Any]
+        notification_id: FromPath[UUID],
+        request: Request[Actor, Any, Any],
+        purpose: Purpose = None,
     ) -> NotificationStatus:
+        reader = request.user
         view = await call(notifications.notification, notification_id)
-        if not may_see(request.user, view, notifications.unit_of(view.case_id)):
-            raise NotAllowed("only its recipient and those who oversee may see a notification")
+        if view.case_id is None:
+            if not addressed_to(reader, view):
+                raise NotAllowed(
+                    "a notification of no case is for its recipient only", rule=FOR_ITS_RECIPIENT
+                )
+            return status_of(view)
+        admitted = await kernel.reads().admit(reader, view.case_id, "notification", purpose)
+        if not shown(admitted.access, reader, view):
+            raise NotAllowed(
+                "you see this case only in part: its notifications addressed to you or your "
+                "unit, from the periods your unit was covered",
+                rule=SHOWN_WITH_ITS_CASE,
+            )
         return status_of(view)
 
     return http_app(
         service="notify",
         route_handlers=[of_case, one],
         readiness=readiness or Readiness(),
-        verifier=verifier,
+        kernel=kernel,
         description=__doc__ or "",
         on_startup=on_startup,
         on_shutdown=on_shutdown,

@@ -8,8 +8,9 @@ restart of the service and of NATS.
 
 Two rounds do the work, both called with the time from outside (a clock the tests drive):
 `tick(now)` records the reminders and follow-up breaks that are due, each as a notification
-request; `deliver(now)` sends what is requested. Every id is derived from what it is about
-(`domain.ids`), so doing a round twice, or in two replicas, collides instead of repeating.
+request (to a unit's leader as the municipality directory names them then); `deliver(now)`
+sends what is requested. Every id is derived from what it is about (`domain.ids`), so doing a
+round twice, or in two replicas, collides instead of repeating.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from stafett_notify.domain.facts import NotificationView, Watch
 from stafett_notify.domain.ids import derived_id
 from stafett_notify.domain.rules import BreakFound, ReminderDue, Told, due, link, reference
 from stafett_runtime.contracts import CONTRACT_ENV, ContractApplication
+from stafett_runtime.directory import DirectorySource
 from stafett_runtime.processing import Upstream
 
 SYSTEM = Actor(person="notify", role=Role.SYSTEM, service="notify")
@@ -72,7 +74,7 @@ def request_events(
     """A NotificationRequested per channel the recipient has (and its invitation), each with an
     id derived from `key`, recipient and channel: requesting it again is a conflict."""
     events: list[Event] = []
-    for channel in config.directory.channels_for(told.recipient):
+    for channel in config.contacts.channels_for(told.recipient):
         notification_id = derived_id("notification", key, told.recipient, channel)
         envelope = stamp(notification_id, 1, at, trigger.correlation_id, str(trigger.event_id))
         about = told.meeting_id or told.case_id or trigger.aggregate_id
@@ -113,11 +115,13 @@ class Notifications(ContractApplication):
         env: EnvType | None,
         config: NotifyConfig,
         senders: Mapping[n.Channel, Sender],
+        directory: DirectorySource,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         super().__init__(env)
         self.config = config
         self._senders = senders
+        self._directory = directory
         self._clock = clock
         upstream_env = {**(env or {}), **CONTRACT_ENV}
         self._upstreams: list[Application[Any]] = [
@@ -171,12 +175,6 @@ class Notifications(ContractApplication):
             raise AggregateNotFoundError(f"notification {notification_id}")
         return view
 
-    def unit_of(self, case_id: UUID | None) -> str | None:
-        """The unit where the case's concern arose, as the CASE stream says."""
-        with self._lock:
-            case = self._watch.cases.get(case_id) if case_id else None
-        return case.unit if case else None
-
     # The timers.
 
     def tick(self, now: datetime | None = None) -> int:
@@ -184,7 +182,7 @@ class Notifications(ContractApplication):
         now = now or self._clock()
         self.catch_up()
         with self._lock:
-            found = due(self._watch, now, self.config.timers, self.config.directory.leaders)
+            found = due(self._watch, now, self.config.timers, self._directory.current())
         recorded = 0
         for item in found:
             try:
@@ -265,11 +263,11 @@ class Notifications(ContractApplication):
         except IntegrityError:
             return 0  # another round or replica took it
         delivery.version += 1
-        address = self.config.directory.address(requested.recipient, requested.channel)
+        address = self.config.contacts.address(requested.recipient, requested.channel)
         outcome: Event
         try:
             if address is None:
-                raise ChannelError(f"no {requested.channel} address in the directory")
+                raise ChannelError(f"no {requested.channel} address in the contact directory")
             self._senders[requested.channel].send(
                 Outgoing(requested=requested, invitation=delivery.invitation, address=address)
             )

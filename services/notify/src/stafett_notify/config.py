@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 |---|---|---|
-| STAFETT_NOTIFY_DIRECTORY | none | a TOML or JSON file: people's and services' contact details, units' leaders |
+| STAFETT_NOTIFY_DIRECTORY | none | a TOML or JSON file of contacts: people's and services' email addresses and webhooks |
 | STAFETT_NOTIFY_DEV_EMAIL_DOMAIN | `stafett.localhost` without a directory | who is not in the directory is mailed at `<id>@<domain>` |
 | STAFETT_NOTIFY_SMTP_HOST / _SMTP_PORT | 127.0.0.1 / 1025 | the SMTP server |
 | STAFETT_NOTIFY_SMTP_USER / _SMTP_PASSWORD / _SMTP_TLS | none / none / false | SMTP login, STARTTLS |
@@ -16,6 +16,10 @@
 | STAFETT_NOTIFY_BACKOFF_SECONDS | 30 | the wait before the second attempt; it doubles each time |
 | STAFETT_NOTIFY_ATTEMPT_TIMEOUT_SECONDS | 120 | an attempt with no outcome after this was cut off (a crash): it fails, never repeats |
 | STAFETT_NOTIFY_INTERVAL | 10 | seconds between two rounds of timers and deliveries |
+
+Who leads a unit is not configured here: it is the municipality directory's fact
+(`STAFETT_DIRECTORY_FILE`, `stafett_runtime.directory`), as a child's guardians are the population
+register's. A contact file that still has a `units` table is refused, saying so.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -40,33 +44,29 @@ class Contact(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     webhook: str | None = None  # an https URL that takes signed POSTs
 
 
-class Unit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    leader: str  # the person id of the unit's leader
-
-
-class Directory(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Contact details by person (or service) id, and each unit's leader.
+class ContactDirectory(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Contact details by person (or service) id.
 
     Events name people by id only; their addresses stay here, in the notify service.
     """
 
     contacts: dict[str, Contact] = {}
-    units: dict[str, Unit] = {}
     dev_email_domain: str | None = None  # set only for development
 
     @classmethod
-    def load(cls, path: Path, dev_email_domain: str | None = None) -> Directory:
+    def load(cls, path: Path, dev_email_domain: str | None = None) -> ContactDirectory:
         try:
             raw = path.read_bytes()
             data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
-            directory = msgspec.convert(data, cls)
+            if isinstance(data, dict) and "units" in data:
+                raise ValueError(
+                    "a `units` table is no longer read here: unit leaders now come from the "
+                    "municipality directory (STAFETT_DIRECTORY_FILE); keep only `contacts`"
+                )
+            found = msgspec.convert(data, cls)
         except (OSError, ValueError, msgspec.ValidationError) as error:
             raise SettingsError(f"STAFETT_NOTIFY_DIRECTORY={str(path)!r}: {error}") from None
-        return msgspec.structs.replace(directory, dev_email_domain=dev_email_domain)
-
-    @property
-    def leaders(self) -> dict[str, str]:
-        return {unit: u.leader for unit, u in self.units.items()}
+        return msgspec.structs.replace(found, dev_email_domain=dev_email_domain)
 
     def channels_for(self, recipient: str) -> list[Channel]:
         """Every channel the recipient can be reached on; email when none is known, so that
@@ -95,7 +95,7 @@ class Smtp(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True):
-    directory: Directory
+    contacts: ContactDirectory
     smtp: Smtp
     link_base: str
     webhook_secret: str
@@ -120,9 +120,11 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True):
 
         directory_file = read("DIRECTORY")
         if directory_file is None:
-            directory = Directory(dev_email_domain=read("DEV_EMAIL_DOMAIN") or "stafett.localhost")
+            contacts = ContactDirectory(
+                dev_email_domain=read("DEV_EMAIL_DOMAIN") or "stafett.localhost"
+            )
         else:
-            directory = Directory.load(Path(directory_file), read("DEV_EMAIL_DOMAIN"))
+            contacts = ContactDirectory.load(Path(directory_file), read("DEV_EMAIL_DOMAIN"))
         password = read("SMTP_PASSWORD")
         smtp = Smtp(
             host=read("SMTP_HOST") or "127.0.0.1",
@@ -133,7 +135,7 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True):
             sender=read("FROM") or "stafett@stafett.localhost",
         )
         return cls(
-            directory=directory,
+            contacts=contacts,
             smtp=smtp,
             link_base=(read("LINK_BASE") or "http://127.0.0.1:8105").rstrip("/"),
             webhook_secret=read("WEBHOOK_SECRET") or "dev-webhook-secret",
@@ -154,6 +156,6 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True):
         # Worth logging at start-up; the secrets are not.
         return (
             f"NotifyConfig(smtp={self.smtp.host}:{self.smtp.port}, link_base={self.link_base!r}, "
-            f"contacts={len(self.directory.contacts)}, units={len(self.directory.units)}, "
+            f"contacts={len(self.contacts.contacts)}, "
             f"timers={self.timers}, delivery={self.delivery}, interval={self.interval})"
         )

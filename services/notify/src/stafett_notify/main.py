@@ -1,8 +1,10 @@
-"""Wiring: settings, logging, tracing, the application, the policies' loops, the courier, HTTP.
+"""Wiring: the kernel, logging, tracing, the application, the policies' loops, the courier, HTTP.
 
 NATS_URL and STAFETT_HTTP_PORT (8104 for this service) come from the environment, as every
-setting in `stafett_runtime.settings`; the notify settings are in `stafett_notify.config`. The
-service is ready when its policies follow the CASE, CONSENT and MEETING streams.
+setting in `stafett_runtime.settings`; the population register and the municipality directory
+as the kernel reads them (`stafett_runtime.kernel`); the notify settings are in
+`stafett_notify.config`. The service is ready when its NATS connection is up and its policies
+follow the CASE, CONSENT and MEETING streams.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from stafett_notify.channels import EmailSender, WebhookSender, senders
 from stafett_notify.config import NotifyConfig
 from stafett_notify.courier import Courier
 from stafett_notify.policies import UPSTREAMS, NotifyPolicy
-from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.follower import Follower
 from stafett_runtime.health import Readiness
+from stafett_runtime.kernel import Kernel
 from stafett_runtime.logging import configure_logging
 from stafett_runtime.service import call, serve
-from stafett_runtime.settings import Settings
 from stafett_runtime.tracing import configure_tracing
 
 log = structlog.get_logger(__name__)
@@ -31,7 +32,7 @@ log = structlog.get_logger(__name__)
 
 def openapi() -> bytes:
     """The OpenAPI document, without connecting to anything."""
-    app = create_app(None, TokenVerifier("https://unused.invalid/jwks"))  # type: ignore[arg-type]  # no route is called
+    app = create_app(None, Kernel.offline("notify"))  # type: ignore[arg-type]  # no route is called
     return msgspec.json.format(msgspec.json.encode(app.openapi_schema.to_schema()), indent=2)
 
 
@@ -39,7 +40,8 @@ def main(argv: list[str] = sys.argv[1:]) -> None:
     if argv[:1] == ["openapi"]:
         sys.stdout.buffer.write(openapi() + b"\n")
         return
-    settings = Settings.from_env("notify")
+    kernel = Kernel.from_env("notify")
+    settings = kernel.settings
     configure_logging(settings.service, settings.log_level, settings.log_format)
     configure_tracing(settings.service)
     config = NotifyConfig.from_env()
@@ -47,8 +49,11 @@ def main(argv: list[str] = sys.argv[1:]) -> None:
     env = settings.eventsourcing_env()
     webhook = WebhookSender(config.webhook_secret)
     channels = senders(EmailSender(config.smtp, utc_now), webhook)
-    notifications = Notifications(env, config, channels)
-    followers = [Follower(NotifyPolicy(env, config), name, env) for name in UPSTREAMS]
+    notifications = Notifications(env, config, channels, kernel.directory)
+    followers = [
+        Follower(NotifyPolicy(env, config, kernel.register, kernel.directory), name, env)
+        for name in UPSTREAMS
+    ]
     readiness = Readiness()
     for follower in followers:
         readiness.add(f"{follower.upstream.name}-policy", follower.check)
@@ -68,7 +73,7 @@ def main(argv: list[str] = sys.argv[1:]) -> None:
 
     app = create_app(
         notifications,
-        TokenVerifier.from_env(),
+        kernel,
         readiness,
         on_startup=[start],
         on_shutdown=[stop],

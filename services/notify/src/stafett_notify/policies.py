@@ -7,8 +7,11 @@ refused by the tracking record; the notification's id is derived from the event 
 it can never be requested twice. Sending happens later, from the NOTIFY stream
 (`Notifications.deliver`): a crash between deciding and sending loses nothing.
 
-Who is concerned is read from the upstream streams as of the event: the case and the meeting
-folded up to its version, the guardians from the consents given for the case.
+Who is concerned is read as of the event: the case (`stafett_contracts.casefile`, the one fold)
+and the meeting folded up to its version; the guardians of the case's child from the population
+register, never from who happened to consent; the unit leaders from the municipality directory.
+The register is asked only for the events that tell the guardians; if it does not answer, the
+policy stops on that event (and the service is not ready) rather than tell nobody.
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from stafett_contracts import case as c
 from stafett_contracts import consent as k
 from stafett_contracts import meeting as m
 from stafett_contracts import notify as n
-from stafett_contracts.envelope import Event, topic_of
+from stafett_contracts.casefile import CaseFile, fold
+from stafett_contracts.envelope import Event
 from stafett_notify.application import request_events, stamp
 from stafett_notify.config import NotifyConfig
-from stafett_notify.domain.facts import CaseFacts, MeetingFacts
+from stafett_notify.domain.facts import MeetingFacts
 from stafett_notify.domain.ids import derived_id
 from stafett_notify.domain.rules import (
+    TELLS_GUARDIANS,
     Concerned,
     Reminder,
     reminders_after_evaluation,
@@ -39,7 +44,9 @@ from stafett_notify.domain.rules import (
     tell,
 )
 from stafett_runtime.contracts import CONTRACT_ENV, ContractProcessApplication
+from stafett_runtime.directory import DirectorySource
 from stafett_runtime.processing import Upstream
+from stafett_runtime.register import Register
 
 UPSTREAMS = ("case", "consent", "meeting")
 
@@ -49,14 +56,19 @@ log = structlog.get_logger(__name__)
 class NotifyPolicy(ContractProcessApplication):
     name = "notify"  # writes to the NOTIFY stream, beside Notifications
 
-    def __init__(self, env: EnvType | None, config: NotifyConfig) -> None:
+    def __init__(
+        self,
+        env: EnvType | None,
+        config: NotifyConfig,
+        register: Register,
+        directory: DirectorySource,
+    ) -> None:
         super().__init__(env)
         self.config = config
+        self._register = register
+        self._directory = directory
         upstream_env = {**(env or {}), **CONTRACT_ENV}
         self._streams = {name: Upstream.named(name, upstream_env) for name in UPSTREAMS}
-        # The guardians who consented, by case: read on from the consent stream as needed.
-        self._guardians_of: dict[UUID, dict[str, None]] = {}
-        self._consents_read = 0
 
     def close(self) -> None:
         for upstream in self._streams.values():
@@ -80,25 +92,22 @@ class NotifyPolicy(ContractProcessApplication):
 
     def _around(self, event: Event) -> tuple[Concerned, list[Reminder]]:
         lead: timedelta = self.config.timers.lead
-        leaders = self.config.directory.leaders
         match event:
             case c.CaseEvent():
-                case = CaseFacts()
-                for earlier in self._history("case", event.aggregate_id, event.aggregate_version):
-                    case.take_in(earlier)
+                case = self._case(event)
                 reminders = reminders_for(event, lead)
                 if isinstance(event, c.MeasureEvaluated):
                     reminders = reminders_after_evaluation(event, case, lead)
-                guardians = self._guardians(event.aggregate_id)
-                return Concerned(case=case, guardians=guardians, leaders=leaders), reminders
+                guardians = self._guardians(case) if isinstance(event, TELLS_GUARDIANS) else ()
+                around = Concerned(guardians=guardians, directory=self._directory.current())
+                return around, reminders
             case m.MeetingEvent():
                 meeting = MeetingFacts()
                 for earlier in self._history(
                     "meeting", event.aggregate_id, event.aggregate_version
                 ):
                     meeting.take_in(earlier)
-                around = Concerned(case=CaseFacts(), meeting=meeting, leaders=leaders)
-                return around, reminders_for(event, lead)
+                return Concerned(meeting=meeting), reminders_for(event, lead)
             case k.ConsentWithdrawn():
                 case_id: UUID | None = None
                 services: tuple[str, ...] = ()
@@ -109,36 +118,27 @@ class NotifyPolicy(ContractProcessApplication):
                         case_id, services = earlier.case_id, earlier.services
                     elif isinstance(earlier, k.ConsentScopeChanged):
                         services = earlier.services
-                around = Concerned(
-                    case=CaseFacts(), consent_case_id=case_id, consent_services=services
-                )
-                return around, []
-        return Concerned(case=CaseFacts()), []
+                return Concerned(consent_case_id=case_id, consent_services=services), []
+        return Concerned(), []
 
     def _history(self, stream: str, aggregate_id: UUID, up_to: int) -> list[Event]:
         events = self._streams[stream].events.get(aggregate_id, lte=up_to)
         return [e for e in events if isinstance(e, Event)]
 
-    def _guardians(self, case_id: UUID) -> tuple[str, ...]:
-        """The guardians who gave consent for the case (each is a party to the case)."""
-        consents = self._streams["consent"]
-        topic = topic_of(k.ConsentGiven)
-        while True:
-            try:
-                page = consents.recorder.select_notifications(
-                    self._consents_read + 1, 500, topics=[topic]
-                )
-            except Exception as error:  # no consent stream yet: no guardians known yet
-                log.debug("consents not readable", reason=str(error))
-                break
-            for notification in page:
-                event = consents.mapper.to_domain_event(notification)
-                if isinstance(event, k.ConsentGiven) and event.given_by.kind == "guardian":
-                    self._guardians_of.setdefault(event.case_id, {})[event.given_by.person] = None
-                self._consents_read = notification.id
-            if len(page) < 500:
-                break
-        return tuple(self._guardians_of.get(case_id, {}))
+    def _case(self, event: c.CaseEvent) -> CaseFile:
+        """The case as its events stand with `event`."""
+        history = self._history("case", event.aggregate_id, event.aggregate_version)
+        case = fold(e for e in history if isinstance(e, c.CaseEvent))
+        assert case is not None  # a case's stream begins with its ConcernRaised
+        return case
+
+    def _guardians(self, case: CaseFile) -> tuple[str, ...]:
+        """The guardians of the case's child, as the population register says now."""
+        child = self._register.child(case.child_id)
+        if child is None:
+            log.warning("the register does not know the case's child", case_id=case.id)
+            return ()
+        return child.guardians
 
     def _scheduled(self, cause: Event, reminder: Reminder) -> n.ReminderScheduled:
         case_id = cause.case_id if isinstance(cause, m.MeetingEvent) else cause.aggregate_id

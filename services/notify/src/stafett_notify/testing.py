@@ -1,7 +1,9 @@
 """Test kit for the notify service: a real SMTP server (aiosmtpd), stand-ins for the upstream
-services, a clock the test drives, and the check that no message leaks what the events say
-(rule 8). Like `stafett_runtime.testing`, it ships with the package so tests import it by name;
-services/notify/tests/conftest.py makes its fixtures available."""
+services, a register file of the test's own, a clock the test drives, and the check that no
+message leaks what the events say (rule 8). Units and their leaders are the test municipality's
+(`stafett_runtime.testing.TEST_DIRECTORY`). Like `stafett_runtime.testing`, it ships with the
+package so tests import it by name; services/notify/tests/conftest.py makes its fixtures
+available."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -21,22 +24,27 @@ import msgspec
 import pytest
 from aiosmtpd.controller import Controller
 
+from stafett_contracts.audit import CaseAccessed
 from stafett_contracts.envelope import Event
 from stafett_contracts.identity import Actor, Role
 from stafett_notify.application import Notifications
 from stafett_notify.channels import EmailSender, Sender, WebhookSender, senders
-from stafett_notify.config import Contact, Directory, NotifyConfig, Smtp, Unit
+from stafett_notify.config import Contact, ContactDirectory, NotifyConfig, Smtp
 from stafett_notify.domain.delivery import DeliveryRules
 from stafett_notify.domain.rules import TimerRules
 from stafett_notify.policies import UPSTREAMS, NotifyPolicy
+from stafett_runtime.accesslog import AUDIT
 from stafett_runtime.contracts import CONTRACT_ENV, ContractApplication
+from stafett_runtime.directory import DirectorySource, FixedDirectory
 from stafett_runtime.natsserver import free_port
 from stafett_runtime.processing import ProcessingLoop, Upstream
-from stafett_runtime.testing import NatsTestServer
+from stafett_runtime.register import FileRegister, Register
+from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 UNIT = "skole-lia"
-LEADER = "rektor-1"
+LEADER = "rektor-1"  # the leader of skole-lia in the test municipality (TEST_DIRECTORY)
+MUNICIPALITY = FixedDirectory(TEST_DIRECTORY)
 TEACHER = "laerer-1"
 CHILD_NAME = "Kari Nordmann"
 TEACHER_ACTOR = Actor(person=TEACHER, role=Role.EMPLOYEE, service=UNIT)
@@ -102,12 +110,10 @@ def make_config(
     inactivity_days: int = 14,
     contacts: dict[str, Contact] | None = None,
 ) -> NotifyConfig:
-    directory = Directory(
-        contacts={**{p: Contact(email=address(p)) for p in people}, **(contacts or {})},
-        units={UNIT: Unit(leader=LEADER)},
-    )
     return NotifyConfig(
-        directory=directory,
+        contacts=ContactDirectory(
+            contacts={**{p: Contact(email=address(p)) for p in people}, **(contacts or {})}
+        ),
         smtp=Smtp(host="127.0.0.1", port=smtp_port),
         link_base="https://stafett.example",
         webhook_secret="test-secret",
@@ -162,11 +168,23 @@ def upstreams(env: dict[str, str]) -> Iterator[Upstreams]:
         app.close()
 
 
-def run_policies(env: dict[str, str], config: NotifyConfig) -> None:
+@pytest.fixture
+def register(tmp_path: Path) -> FileRegister:
+    """The population register, as a file of this test's own: add the children it knows."""
+    return FileRegister(tmp_path / "register.json")
+
+
+def run_policies(
+    env: dict[str, str],
+    config: NotifyConfig,
+    register: Register,
+    directory: DirectorySource = MUNICIPALITY,
+) -> None:
     """Run the policy over each upstream until it has processed every event, then stop it."""
     for name in UPSTREAMS:
         loop = ProcessingLoop(
-            NotifyPolicy(env, config), Upstream.named(name, {**env, **CONTRACT_ENV})
+            NotifyPolicy(env, config, register, directory),
+            Upstream.named(name, {**env, **CONTRACT_ENV}),
         )
         loop.start()
         try:
@@ -182,11 +200,15 @@ def run_policies(env: dict[str, str], config: NotifyConfig) -> None:
 
 
 def notifications(
-    env: dict[str, str], config: NotifyConfig, clock: Clock, email_sender: Sender | None = None
+    env: dict[str, str],
+    config: NotifyConfig,
+    clock: Clock,
+    email_sender: Sender | None = None,
+    directory: DirectorySource = MUNICIPALITY,
 ) -> Notifications:
     webhook = WebhookSender(config.webhook_secret)
     channels = senders(email_sender or EmailSender(config.smtp, clock), webhook)
-    return Notifications(env, config, channels, clock)
+    return Notifications(env, config, channels, directory, clock)
 
 
 class Envelopes:
@@ -262,6 +284,17 @@ def notify_events(app: Notifications) -> list[Event]:
 
 def of_type(events: list[Event], kind: type[E]) -> list[E]:
     return [e for e in events if isinstance(e, kind)]
+
+
+def case_accesses(env: dict[str, str]) -> list[CaseAccessed]:
+    """Every read of case data, and every refusal, recorded on the AUDIT stream, in order."""
+    audit = Upstream.named(AUDIT.prefix, {**env, **CONTRACT_ENV})
+    try:
+        found = audit.recorder.select_notifications(1, 10_000)
+        events = [audit.mapper.to_domain_event(f) for f in found]
+        return [e for e in events if isinstance(e, CaseAccessed)]
+    finally:
+        audit.close()
 
 
 def calendar_in(message: Message) -> icalendar.Calendar | None:

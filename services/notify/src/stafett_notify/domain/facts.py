@@ -1,9 +1,11 @@
 """What the notify service knows about cases and meetings, folded from their events.
 
-`CaseFacts` and `MeetingFacts` answer "who is concerned" when an event arrives (the policy folds
-the upstream history up to that event). `Watch` holds what the timers and the read model need,
-folded from the CASE, MEETING and NOTIFY streams: it is rebuilt from events after a restart, so
-no timer lives only in memory.
+`MeetingFacts` answers "who is concerned" when a meeting event arrives (the policy folds the
+meeting up to that event; a case it reads with the one fold of a case,
+`stafett_contracts.casefile`). `CaseFacts` is what the timers need of a case: what is due and by
+whom (an evaluation pending, a meeting's action item open) and when anything last happened.
+`Watch` holds what the timers and the read model need, folded from the CASE, MEETING and NOTIFY
+streams: it is rebuilt from events after a restart, so no timer lives only in memory.
 """
 
 from __future__ import annotations

@@ -2,27 +2,29 @@
 
 | event | who is told | reason |
 |---|---|---|
-| ConcernRaised | the unit's leader | concern_raised |
+| ConcernRaised | the unit's leader, as the municipality directory says | concern_raised |
 | BatonHolderAppointed | the new holder | baton.appointed |
 | BatonHandoverOffered | the receiver | baton.offered |
 | BatonHandedOver | the previous holder | baton.accepted |
-| CoordinatorAssigned | the coordinator and the guardians | coordinator_assigned |
+| CoordinatorAssigned | the coordinator and the guardians, as the population register says | coordinator_assigned |
 | MeasurePlanned | the responsible person (and two reminders) | measure_planned |
 | MeasureEvaluated with a next date | (two reminders for the new date) | |
-| BrightSpotNoted | the guardians | bright_spot |
+| BrightSpotNoted | the guardians, as the population register says | bright_spot |
 | ConsentWithdrawn | every service that loses access | consent_withdrawn |
 | MeetingScheduled | the leader, with an .ics | meeting.scheduled |
 | ParticipantInvited | the invitee, with an .ics | meeting.scheduled |
 | MeetingRescheduled / MeetingCancelled | the leader and every invitee, with an .ics | meeting.rescheduled / meeting.cancelled |
 | ActionItemAssigned | the owner (and two reminders) | action_item_assigned |
 
-A notification carries a reference and a link, never what happened in words (rule 8).
+A notification carries a reference and a link, never what happened in words (rule 8). The
+guardians and the leaders come in as facts (`Concerned`): the policy asks the register and the
+directory, never the events, who they are.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from uuid import UUID
@@ -30,8 +32,10 @@ from uuid import UUID
 from stafett_contracts import case as c
 from stafett_contracts import consent as k
 from stafett_contracts import meeting as m
+from stafett_contracts.casefile import CaseFile
 from stafett_contracts.envelope import Event
 from stafett_contracts.notify import ReminderKind, ReminderScheduled
+from stafett_contracts.people import Directory
 from stafett_notify.domain.facts import CaseFacts, Due, MeetingFacts, Watch
 from stafett_notify.domain.ids import derived_id
 
@@ -67,14 +71,18 @@ class Reminder:
     recipient: str
 
 
+# The events whose notifications go to the child's guardians: only for these does the policy ask
+# the population register.
+TELLS_GUARDIANS: tuple[type[Event], ...] = (c.CoordinatorAssigned, c.BrightSpotNoted)
+
+
 @dataclass(frozen=True)
 class Concerned:
-    """What the policy knows around an event: the case and meeting up to it, and the people."""
+    """What the policy knows around an event: the meeting up to it, and the people."""
 
-    case: CaseFacts
     meeting: MeetingFacts | None = None
-    guardians: tuple[str, ...] = ()
-    leaders: Mapping[str, str] | None = None  # unit -> its leader, from the directory
+    guardians: tuple[str, ...] = ()  # of the case's child, from the population register
+    directory: Directory = field(default_factory=Directory)  # units and their leaders
     consent_services: tuple[str, ...] = ()  # the services a withdrawn consent covered
     consent_case_id: UUID | None = None  # the case a consent event belongs to
 
@@ -98,7 +106,6 @@ def start_of(day: date) -> datetime:
 
 def tell(event: Event, around: Concerned) -> list[Told]:
     """Who is told about `event`, and why (the table above)."""
-    leaders = around.leaders or {}
 
     def to(people: Sequence[str | None], reason: str, case_id: UUID) -> list[Told]:
         seen = dict.fromkeys(p for p in people if p)  # once each, in order
@@ -106,7 +113,8 @@ def tell(event: Event, around: Concerned) -> list[Told]:
 
     match event:
         case c.ConcernRaised():
-            return to([leaders.get(event.unit)], "concern_raised", event.aggregate_id)
+            leader = around.directory.leader_of(event.unit)
+            return to([leader], "concern_raised", event.aggregate_id)
         case c.BatonHolderAppointed():
             return to([event.holder], "baton.appointed", event.aggregate_id)
         case c.BatonHandoverOffered():
@@ -180,13 +188,13 @@ def reminders_for(event: Event, lead: timedelta) -> list[Reminder]:
 
 
 def reminders_after_evaluation(
-    event: c.MeasureEvaluated, case: CaseFacts, lead: timedelta
+    event: c.MeasureEvaluated, case: CaseFile, lead: timedelta
 ) -> list[Reminder]:
     """A measure evaluated with a next date is reminded of again, for that date."""
     planned = case.measures.get(event.measure_id)
     if event.next_evaluation_date is None or planned is None:
         return []
-    return _pair(event.measure_id, planned.owner, event.next_evaluation_date, lead, False)
+    return _pair(event.measure_id, planned.responsible, event.next_evaluation_date, lead, False)
 
 
 def _pair(about: UUID, owner: str, on: date, lead: timedelta, item: bool) -> list[Reminder]:
@@ -233,9 +241,10 @@ class ReminderDue:
 
 
 def due(
-    watch: Watch, now: datetime, rules: TimerRules, leaders: Mapping[str, str]
+    watch: Watch, now: datetime, rules: TimerRules, directory: Directory
 ) -> list[ReminderDue | BreakFound]:
-    """What is due at `now` and has not happened yet, judged from the events alone."""
+    """What is due at `now` and has not happened yet, judged from the events; a break's unit
+    leader is the one the municipality directory names now."""
     found: list[ReminderDue | BreakFound] = []
     for reminder in watch.reminders.values():
         if reminder.event_id in watch.triggers or reminder.due_at > now:
@@ -245,7 +254,7 @@ def due(
             found.append(ReminderDue(reminder))
     for case_id, case in watch.cases.items():
         if not case.closed and case.last_activity_at is not None:
-            found += _breaks(watch, case_id, case, now, rules, leaders)
+            found += _breaks(watch, case_id, case, now, rules, directory)
     return found
 
 
@@ -255,10 +264,10 @@ def _breaks(
     case: CaseFacts,
     now: datetime,
     rules: TimerRules,
-    leaders: Mapping[str, str],
+    directory: Directory,
 ) -> list[BreakFound]:
     assert case.last_activity_at is not None
-    leader = leaders.get(case.unit) if case.unit else None
+    leader = directory.leader_of(case.unit)
     # (cause, what it is about, since when it is a break); new activity starts a new inactivity.
     overdue: list[tuple[Cause, object, datetime]] = [
         ("inactivity", case.last_activity_at, case.last_activity_at + rules.inactivity)
