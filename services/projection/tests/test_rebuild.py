@@ -19,7 +19,7 @@ from stafett_projection.projection import Projection, WriterBusyError, rebuild
 from stafett_projection.store import Database, dump
 from stafett_runtime.testing import NatsTestServer
 
-CASES = 760  # about 13.5 events each
+CASES = 760  # about 15 events each
 
 
 async def caught_up(projection: Projection, nc: Client) -> None:

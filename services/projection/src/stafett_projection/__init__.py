@@ -1,7 +1,7 @@
 """The Stafett projection service.
 
-Read models, access log, audit replay and the query API (DOMAIN.md read models).
-
-Not built yet: the service's domain, application, policies and API arrive with their issue.
-The package exists so that the workspace has its final shape and each service installs alone.
+Read models of every service's stream, the access log, audit replay and the query API
+(DOMAIN.md, "Read models that people use"); docs/projection.md describes it. Who may see what of
+a case is decided by the one access rule (`stafett_contracts.access`) through the runtime's read
+gate, over the case folded from its entries here.
 """

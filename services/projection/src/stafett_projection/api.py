@@ -2,50 +2,52 @@
 
 | method and path | what | who |
 |---|---|---|
-| GET /cases/{id}/relay-log?as_of=&purpose=&min_version= | every entry in order, from all services; the state as of a moment | see `access.py` |
-| GET /cases/{id}/consent-status | consents, legal bases, which services are covered now | see `access.py` |
-| GET /cases/{id}/handover-packet | measures tried, what worked, next steps (consent-filtered) | see `access.py` |
-| GET /cases/{id}/access-log | who read the case, when, why, and refused attempts | guardians, auditors |
+| GET /cases/{id}/relay-log?as_of=&purpose=&min_version= | every entry in order, from all services; the state as of a moment | the access rule |
+| GET /cases/{id}/consent-status | consents, legal bases and reports, which services are covered now | the access rule |
+| GET /cases/{id}/handover-packet | measures tried, what worked, next steps, of the entries the reader may see | the access rule |
+| GET /cases/{id}/access-log | who read the case, when, why, and refused attempts | guardians, the child, auditors |
 | GET /cases/{id}/export.jsonl | every event with its envelope, as JSON lines | auditors |
-| GET /cases/{id}/archive | the relay log as a readable document, once the case is closed | see `access.py` |
-| GET /worklist | the caller's own cases, measures and action items, and what is due | anyone |
-| GET /units/{unit}/overview | open cases per level, follow-up breaks, evaluations due | the unit's leader, auditors |
+| GET /cases/{id}/archive | the relay log as a readable document, once the case is closed | the access rule |
+| GET /worklist | staff: their cases, measures and action items, and what is due; guardians: their children's cases; the child: their own, from the reading age | anyone |
+| GET /overrides?purpose= | every legal basis and report to child welfare across cases, newest first | auditors |
+| GET /units/{unit}/overview | open cases per level, follow-up breaks, evaluations due | the unit's leader (the directory's), auditors |
 | GET /figures | management figures without personal data | unit leaders, administrators, auditors |
 | GET /lag | how far each read model is behind its stream | anyone |
 
-Each read of a case appends CaseAccessed to the AUDIT stream before it answers, refusals too.
-An auditor who states no `purpose` gets 422 naming the field (and the refusal is recorded).
+"The access rule" is `stafett_contracts.access.read_access`, asked through the runtime's read
+gate (`Kernel.reads`, with the read models as the source of the case): it decides before anything
+about the case is said, appends CaseAccessed to the AUDIT stream (refusals too), and refuses with
+403 naming the rule, or 422 naming `purpose` for an auditor who states none. What it grants is
+shown: the entries of every stream it shows, a state folded only from the case entries it shows,
+and the child's personal data only where it lets the reader know who the child is.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
 
-import os
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
-from uuid import UUID, uuid4
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 import msgspec
-import nats
 from litestar import Litestar, Request, Response, get
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, Parameter
 from litestar.types import LifespanHook
-from nats.aio.client import Client
 
+from stafett_contracts.access import Dated, visible
+from stafett_contracts.casefile import CaseSummary, summary
 from stafett_contracts.identity import Actor, Role
-from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
-from stafett_projection import accesslog, views
-from stafett_projection.access import CaseFacts, Decision, decide
-from stafett_projection.models import ts
+from stafett_contracts.personal import Erased, PersonalData
+from stafett_projection import views
 from stafett_projection.projection import Projection
-from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.domain import NotAllowed, RuleViolation
 from stafett_runtime.health import CheckResult, Readiness
-from stafett_runtime.keystore import ChildKeys, KeyStoreError
-from stafett_runtime.logging import current_correlation_id
-from stafett_runtime.service import http_app
-from stafett_runtime.settings import Settings
+from stafett_runtime.kernel import Kernel
+from stafett_runtime.keystore import KeyStoreError
+from stafett_runtime.reads import ENDPOINT_FOR_ROLES, Admitted
+from stafett_runtime.service import call, http_app
 
 Purpose = Annotated[
     str | None,
@@ -53,15 +55,14 @@ Purpose = Annotated[
         description="why you read: required of auditors, recorded for everyone", max_length=500
     ),
 ]
-_sealed = msgspec.json.Decoder(SealedPersonalData)
 
 
 class RelayLog(msgspec.Struct, frozen=True, kw_only=True):
     case_id: UUID
-    as_of: str | None
+    as_of: datetime | None
     basis: str | None
-    state: views.CaseState
-    child: PersonalData | None = None  # opened for whoever may read the case
+    state: CaseSummary  # folded only from the case entries shown
+    child: PersonalData | None = None  # only for a reader who may know who the child is
     erased: Erased | None = None  # instead, once the child's key is deleted
     entries: list[views.Entry]
 
@@ -77,57 +78,20 @@ def min_group(environ: Mapping[str, str]) -> int:
     return int(text)
 
 
-class Runtime:
-    """The service's NATS connection and children's keys, opened with the app."""
-
-    def __init__(self, settings: Settings, environ: Mapping[str, str] = os.environ) -> None:
-        self.settings = settings
-        self.environ = environ
-        self._nc: Client | None = None
-        self._keys: ChildKeys | None = None
-
-    @property
-    def nc(self) -> Client:
-        assert self._nc is not None, "the app has not started"
-        return self._nc
-
-    @property
-    def keys(self) -> ChildKeys:
-        assert self._keys is not None, "the app has not started"
-        return self._keys
-
-    async def open(self) -> None:
-        s = self.settings
-        # Credentials, TLS, cluster URLs and the service's own inbox, as every service connects.
-        self._nc = await nats.connect(**s.nats_options(s.service))
-        self._keys = await ChildKeys.bind(
-            self._nc, replicas=s.nats_stream_replicas, environ=self.environ
-        )
-
-    async def close(self) -> None:
-        if self._nc is not None:
-            await self._nc.drain()
-        self._nc, self._keys = None, None
-
-
 def create_app(
     projection: Projection,
-    verifier: TokenVerifier,
-    runtime: Runtime,
+    kernel: Kernel,
     readiness: Readiness | None = None,
     on_startup: Sequence[LifespanHook] = (),
     on_shutdown: Sequence[LifespanHook] = (),
+    *,
+    figures_min_group: int = 5,
 ) -> Litestar:
     readiness = readiness or Readiness()
-    figures_min_group = min_group(runtime.environ)
+    reads = kernel.reads(cases=projection)
 
     async def start() -> None:
-        await runtime.open()
-        await projection.start(runtime.nc)
-
-    async def stop() -> None:
-        await projection.stop()
-        await runtime.close()
+        await projection.start(kernel.nc)
 
     async def feeds_check() -> CheckResult:
         failed = [s for s, f in projection.feeds.items() if f.error is not None]
@@ -138,60 +102,25 @@ def create_app(
 
     readiness.add("read-models", feeds_check)
 
-    async def admit(
-        request: Request[Actor, Any, Any],
-        case_id: FromPath[UUID],
-        what: str,
-        purpose: str | None,
-        only: Sequence[Role] = (),
-        read: tuple[CaseFacts, str | None] | None = None,
-    ) -> tuple[Decision, str | None]:
-        """Decide, record the decision as CaseAccessed, and refuse (403/422) or go on.
-
-        `read`: the case's facts and sealed personal data, when the caller has read them already
-        (with the entries it will show, from the same snapshot).
-        """
-        actor = request.user
-        found = read or await projection.read(views.facts, str(case_id))
+    async def history(case_id: UUID) -> views.CaseHistory:
+        found = await projection.read(views.history, str(case_id))
         if found is None:
             raise NotFoundException(f"no case {case_id}")
-        facts, sealed = found
-        decision = decide(facts, actor, ts(datetime.now(UTC)), purpose)
-        if decision.granted and only and actor.role not in only:
-            decision = Decision(
-                granted=False, refusal=f"only {', '.join(only)} may read the {what}"
-            )
-        await accesslog.record(
-            runtime.nc,
-            actor=actor,
-            case_id=case_id,
-            what=what,
-            purpose=purpose,
-            granted=decision.granted,
-            basis=decision.basis,
-            refusal=decision.refusal,
-            correlation_id=current_correlation_id() or uuid4().hex,
-        )
-        if not decision.granted:
-            if actor.role == Role.AUDITOR and not purpose:
-                raise ValidationException(
-                    detail="an auditor must state a purpose",
-                    extra=[
-                        {"key": "purpose", "message": "required of auditors", "source": "query"}
-                    ],
-                )
-            raise NotAllowed(decision.refusal or "not allowed")
-        return decision, sealed
+        return found
 
-    async def child(sealed: str | None) -> PersonalData | Erased | None:
-        if sealed is None:
+    async def personal_data(admitted: Admitted) -> PersonalData | Erased | None:
+        """The child's personal data, opened only for a reader the rule lets know who it is."""
+        sealed = admitted.case.personal_data
+        if sealed is None or not admitted.access.identity:
             return None
         try:
-            return await runtime.keys.open(_sealed.decode(sealed))
+            return await kernel.keys.open(sealed)
         except KeyStoreError:
             return None  # a key store without this child's key: show no personal data
 
-    @get("/cases/{case_id:uuid}/relay-log", summary="The relay log: every entry in order")
+    @get(
+        "/cases/{case_id:uuid}/relay-log", summary="The relay log: the entries I may see, in order"
+    )
     async def relay_log(
         case_id: FromPath[UUID],
         request: Request[Actor, Any, Any],
@@ -209,52 +138,61 @@ def create_app(
     ) -> RelayLog:
         if min_version is not None:
             await projection.wait_for_case_version(str(case_id), min_version, 5.0)
-        moment = None if as_of is None else ts(as_of)
         # One read for the decision and the entries: a consistent snapshot, one trip to the
-        # database. The state is folded from every entry; the caller sees those it may.
-        found = await projection.read(views.facts_and_entries, str(case_id), moment)
-        if found is None:
-            raise NotFoundException(f"no case {case_id}")
-        facts, sealed, everything = found
-        decision, _ = await admit(request, case_id, "relay-log", purpose, read=(facts, sealed))
-        opened = await child(sealed)
+        # database. Access is decided on the case as it is now; `as_of` only cuts what is shown.
+        found = await history(case_id)
+        admitted = await reads.admit(request.user, case_id, "relay-log", purpose, case=found.case)
+        moment = None if as_of is None else as_of.astimezone(UTC)
+        opened = await personal_data(admitted)
         return RelayLog(
             case_id=case_id,
             as_of=moment,
-            basis=decision.basis,
-            state=views.state_of(everything),
+            basis=admitted.access.basis,
+            state=summary(case_id, _until(moment, visible(admitted.access, found.events))),
             child=opened if isinstance(opened, PersonalData) else None,
             erased=opened if isinstance(opened, Erased) else None,
-            entries=views.visible(everything, decision),
+            entries=_until(moment, visible(admitted.access, found.entries)),
         )
 
     @get("/cases/{case_id:uuid}/consent-status", summary="Who may see the case, until when")
     async def consent_status(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
-    ) -> dict[str, Any]:
-        await admit(request, case_id, "consent-status", purpose)
-        now = ts(datetime.now(UTC))
-        return await projection.read(views.consent_status, str(case_id), now)
+    ) -> views.ConsentStatus:
+        found = await projection.read(views.consent_status, str(case_id), datetime.now(UTC))
+        if found is None:
+            raise NotFoundException(f"no case {case_id}")
+        case, status = found
+        await reads.admit(request.user, case_id, "consent-status", purpose, case=case)
+        return status
 
     @get("/cases/{case_id:uuid}/handover-packet", summary="What a receiving unit sees")
     async def handover_packet(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
-    ) -> dict[str, Any]:
-        decision, sealed = await admit(request, case_id, "handover-packet", purpose)
-        visible = views.visible(await projection.read(views.entries, str(case_id)), decision)
-        packet = views.handover_packet(visible)
-        opened = await child(sealed)
-        packet["child"] = None if opened is None else msgspec.to_builtins(opened)
-        packet["case_id"] = str(case_id)
-        packet["state"] = msgspec.to_builtins(views.state_of(visible))
-        return packet
+    ) -> views.HandoverPacket:
+        found = await history(case_id)
+        admitted = await reads.admit(
+            request.user, case_id, "handover-packet", purpose, case=found.case
+        )
+        opened = await personal_data(admitted)
+        return views.HandoverPacket(
+            case_id=case_id,
+            basis=admitted.access.basis,
+            state=summary(case_id, visible(admitted.access, found.events)),
+            child=opened if isinstance(opened, PersonalData) else None,
+            erased=opened if isinstance(opened, Erased) else None,
+            **views.handover_packet(visible(admitted.access, found.entries)),
+        )
 
     @get("/cases/{case_id:uuid}/access-log", summary="Who read the case, when and why")
     async def access_log(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
-    ) -> list[dict[str, Any]]:
-        await admit(
-            request, case_id, "access-log", purpose, only=(Role.GUARDIAN, Role.CHILD, Role.AUDITOR)
+    ) -> list[views.Reading]:
+        await reads.admit(
+            request.user,
+            case_id,
+            "access-log",
+            purpose,
+            only=(Role.GUARDIAN, Role.CHILD, Role.AUDITOR),
         )
         return await projection.read(views.access_log, str(case_id))
 
@@ -266,7 +204,7 @@ def create_app(
     async def export(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> Response[str]:
-        await admit(request, case_id, "export", purpose, only=(Role.AUDITOR,))
+        await reads.admit(request.user, case_id, "export", purpose, only=(Role.AUDITOR,))
         lines = await projection.read(views.export_lines, str(case_id))
         return Response(lines, media_type="application/x-ndjson")
 
@@ -278,34 +216,61 @@ def create_app(
     async def archive(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> Response[str]:
-        status = await projection.read(views.case_status, str(case_id))
-        if status is not None and status != "closed":
+        found = await history(case_id)
+        # Permission first: whether the case is closed is itself something about the case.
+        admitted = await reads.admit(request.user, case_id, "archive", purpose, case=found.case)
+        if not admitted.case.closed:
             raise RuleViolation("archive-when-closed", "a case goes to the archive when it closes")
-        decision, sealed = await admit(request, case_id, "archive", purpose)
-        visible = views.visible(await projection.read(views.entries, str(case_id)), decision)
-        document = views.archive_document(
-            str(case_id), await child(sealed), visible, views.state_of(visible)
-        )
+        shown = visible(admitted.access, found.entries)
+        state = summary(case_id, visible(admitted.access, found.events))
+        document = views.archive_document(case_id, await personal_data(admitted), shown, state)
         return Response(document, media_type="text/markdown; charset=utf-8")
 
     @get("/worklist", summary="My cases, measures and action items, and what is due")
-    async def worklist(request: Request[Actor, Any, Any]) -> list[dict[str, Any]]:
+    async def worklist(request: Request[Actor, Any, Any]) -> list[views.WorkItem]:
         actor = request.user
-        return await projection.read(views.worklist, actor.person, actor.service)
+        if actor.role not in (Role.GUARDIAN, Role.CHILD):
+            return await projection.read(views.worklist, actor.person, actor.service)
+        # Guardians and the child find their cases through the register, never the request.
+        children = await call(kernel.register.children_of, actor.person)
+        if actor.role == Role.GUARDIAN:
+            ids = [c.child_id for c in children if c.is_guardian(actor.person)]
+            return await projection.read(views.children_s_cases, "guardian", ids)
+        today = datetime.now(UTC).date()
+        reading_age = kernel.read_rules.child_reads_from_age  # as the access rule reads it
+        ids = [
+            c.child_id
+            for c in children
+            if c.is_the_child(actor.person) and c.age_on(today) >= reading_age
+        ]
+        return await projection.read(views.children_s_cases, "child", ids)
+
+    @get("/overrides", summary="Every legal basis and report to child welfare, newest first")
+    async def overrides(
+        request: Request[Actor, Any, Any], purpose: Purpose = None
+    ) -> list[views.Override]:
+        actor = request.user
+        if actor.role != Role.AUDITOR:
+            raise NotAllowed("only auditors list the overrides", rule=ENDPOINT_FOR_ROLES)
+        if not (purpose or "").strip():
+            raise _purpose_required()
+        cases = await projection.read(views.overridden_cases)
+        # Each case listed is a read of it, and is recorded as one.
+        await asyncio.gather(
+            *(reads.admit(actor, h.case.id, "overrides", purpose, case=h.case) for h in cases)
+        )
+        listed = [o for h in cases for o in views.overrides_of(h.case, h.events)]
+        return sorted(listed, key=lambda o: o.since, reverse=True)
 
     @get("/units/{unit:str}/overview", summary="A unit leader's overview")
     async def unit_overview(
         unit: FromPath[str], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> dict[str, Any]:
         actor = request.user
-        if actor.role == Role.AUDITOR and not purpose:
-            raise ValidationException(
-                detail="an auditor must state a purpose",
-                extra=[{"key": "purpose", "message": "required of auditors", "source": "query"}],
-            )
-        if not (
-            actor.role == Role.AUDITOR or (actor.role == Role.UNIT_LEADER and actor.service == unit)
-        ):
+        if actor.role == Role.AUDITOR and not (purpose or "").strip():
+            raise _purpose_required()
+        leads = kernel.directory.current().leads(actor.person, unit)
+        if not (actor.role == Role.AUDITOR or leads):
             raise NotAllowed("only the unit's leader (or an auditor) sees its overview")
         today = datetime.now(UTC).date()
         return await projection.read(views.unit_overview, unit, today)
@@ -322,6 +287,7 @@ def create_app(
 
     return http_app(
         service="projection",
+        kernel=kernel,
         route_handlers=[
             relay_log,
             consent_status,
@@ -330,13 +296,28 @@ def create_app(
             export,
             archive,
             worklist,
+            overrides,
             unit_overview,
             figures,
             lag,
         ],
         readiness=readiness,
-        verifier=verifier,
         description=__doc__ or "",
         on_startup=[start, *on_startup],
-        on_shutdown=[*on_shutdown, stop],
+        on_shutdown=[*on_shutdown, projection.stop],
+    )
+
+
+D = TypeVar("D", bound=Dated)
+
+
+def _until(moment: datetime | None, entries: list[D]) -> list[D]:
+    """The entries up to `moment` (time travel); all of them without one."""
+    return entries if moment is None else [e for e in entries if e.occurred_at <= moment]
+
+
+def _purpose_required() -> ValidationException:
+    return ValidationException(
+        detail="an auditor must state a purpose",
+        extra=[{"key": "purpose", "message": "required of auditors", "source": "query"}],
     )

@@ -27,6 +27,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from stafett_projection.models import Message
+from stafett_runtime.jetstream.layout import StreamLayout
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +41,7 @@ def consumer_name(stream: str) -> str:
 
 
 def events_filter(stream: str) -> str:
-    return f"{stream.lower()}.events.>"
+    return StreamLayout(stream=stream, prefix=stream.lower()).all_events
 
 
 class StreamFeed:

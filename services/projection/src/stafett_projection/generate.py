@@ -15,7 +15,6 @@ from uuid import UUID
 
 import msgspec
 from nats.aio.client import Client
-from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from stafett_contracts import case as c
@@ -24,6 +23,8 @@ from stafett_contracts import meeting as m
 from stafett_contracts import notify as n
 from stafett_contracts.envelope import Event, topic_of
 from stafett_contracts.identity import Actor, Role
+from stafett_runtime.jetstream.core import stream_config
+from stafett_runtime.jetstream.layout import MESSAGE_ID, ORIGINATOR_VERSION, TOPIC, StreamLayout
 
 UNITS = ("barnehage-solsikke", "skole-lia", "skole-berg", "barnehage-tusen")
 SERVICES = ("ppt", "helsestasjon", "barnevern", "bup")
@@ -50,6 +51,7 @@ def history(cases: int, seed: int = 7, start: datetime | None = None) -> Iterato
         leader = Actor(person=f"styrer-{unit}", role=Role.UNIT_LEADER, service=unit)
         guardian = Actor(person=f"forelder-{number}", role=Role.GUARDIAN)
         system = Actor(person="notify", role=Role.SYSTEM, service="notify")
+        policy = Actor(person="consent-policy", role=Role.SYSTEM, service="case")
         case_id, child_id, consent_id = new_id(), new_id(), new_id()
         meeting_id, measure_id, item_id = new_id(), new_id(), new_id()
         versions: dict[UUID, int] = {}
@@ -97,6 +99,14 @@ def history(cases: int, seed: int = 7, start: datetime | None = None) -> Iterato
             valid_from=valid_from,
             valid_until=valid_from + timedelta(days=365),
             evidence=k.Evidence(form="oral", recorded_by=employee.person),
+        )
+        yield c.ConsentNoted(  # the case service's consent policy, on the case's own record
+            **env(case_id, policy),
+            consent_id=consent_id,
+            services=(unit, helper),
+            purposes=(k.Purpose.COOPERATION,),
+            valid_from=valid_from,
+            valid_until=valid_from + timedelta(days=365),
         )
         yield c.Escalated(
             **env(case_id, employee),
@@ -174,6 +184,12 @@ def history(cases: int, seed: int = 7, start: datetime | None = None) -> Iterato
                 **env(consent_id, guardian),
                 services=(helper,),
             )
+            yield c.ConsentLapsed(
+                **env(case_id, policy),
+                consent_id=consent_id,
+                services=(helper,),
+                reason="withdrawn",
+            )
         if number % 5 == 0:
             yield n.FollowUpBreakDetected(
                 **env(new_id(), system),
@@ -196,15 +212,19 @@ def history(cases: int, seed: int = 7, start: datetime | None = None) -> Iterato
             )
 
 
+def layout_of(event: Event) -> StreamLayout:
+    return StreamLayout(stream=event.CONTEXT.upper(), prefix=event.CONTEXT)
+
+
 def subject_of(event: Event) -> str:
-    return f"{event.CONTEXT}.events.{event.aggregate_id}.{type(event).__name__}"
+    return layout_of(event).event_subject(event.aggregate_id, topic_of(type(event)))
 
 
 def headers_of(event: Event) -> dict[str, str]:
     return {
-        "Es-Topic": topic_of(type(event)),
-        "Es-Originator-Version": str(event.aggregate_version),
-        "Nats-Msg-Id": str(event.event_id),
+        TOPIC: topic_of(type(event)),
+        ORIGINATOR_VERSION: str(event.aggregate_version),
+        MESSAGE_ID: str(event.event_id),
     }
 
 
@@ -217,15 +237,7 @@ async def ensure_streams(
         try:
             await js.stream_info(name.upper())
         except NotFoundError:
-            await js.add_stream(
-                StreamConfig(
-                    name=name.upper(),
-                    subjects=[f"{name}.events.>", f"{name}.tracking.>"],
-                    storage=StorageType.FILE,
-                    discard=DiscardPolicy.NEW,
-                    allow_direct=True,
-                )
-            )
+            await js.add_stream(stream_config(StreamLayout(stream=name.upper(), prefix=name), 1))
 
 
 async def publish(nc: Client, events: list[Event], in_flight: int = 256) -> None:

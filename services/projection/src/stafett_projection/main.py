@@ -5,7 +5,9 @@
     python -m stafett_projection openapi    print the OpenAPI document as JSON
 
 The read models live in SQLite under STAFETT_DATA_DIR, or in PostgreSQL when
-STAFETT_PROJECTION_DATABASE_URL is set (postgresql://user@host:port/database).
+STAFETT_PROJECTION_DATABASE_URL is set (postgresql://user@host:port/database). The service's
+NATS connection, token verifier, population register, municipality directory, access log and
+children's keys are its kernel's (`stafett_runtime.kernel`).
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 import nats
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from stafett_projection.api import Runtime, create_app
+from stafett_projection.api import create_app, min_group
 from stafett_projection.projection import Projection, WriterBusyError, rebuild
 from stafett_projection.store import Database
-from stafett_runtime.auth import TokenVerifier
+from stafett_runtime.kernel import Kernel
 from stafett_runtime.logging import configure_logging
 from stafett_runtime.service import serve
 from stafett_runtime.settings import Settings
@@ -33,20 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stafett_projection", description=__doc__)
     parser.add_argument("command", nargs="?", default="run", choices=["run", "rebuild", "openapi"])
     args = parser.parse_args(argv)
-    settings = Settings.from_env("projection")
     if args.command == "openapi":
-        # The document needs no key; the verifier wants one, so it gets a throwaway one.
-        throwaway = ec.generate_private_key(ec.SECP256R1()).public_key()
-        app = create_app(
-            Projection(Database("sqlite:///:memory:")), TokenVerifier(throwaway), Runtime(settings)
-        )
+        app = create_app(Projection(Database("sqlite:///:memory:")), Kernel.offline("projection"))
         print(json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True))
         return 0
     if args.command == "rebuild":
-        return asyncio.run(_rebuild(settings))
+        return asyncio.run(_rebuild(Settings.from_env("projection")))
+    kernel = Kernel.from_env("projection", child_keys=True)
+    settings = kernel.settings
     configure_logging(settings.service, settings.log_level, settings.log_format)
     configure_tracing(settings.service)
-    app = create_app(Projection(Database.from_env()), TokenVerifier.from_env(), Runtime(settings))
+    app = create_app(
+        Projection(Database.from_env()), kernel, figures_min_group=min_group(os.environ)
+    )
     serve(app, settings)
     return 0
 

@@ -1,8 +1,10 @@
 """How each event changes the read models: one function per event type that needs more than
 its relay-log entry.
 
-Every event becomes an entry (the relay log, the export). Beyond that, each stream writes only
-its own tables (the case stream: cases, levels, measures; consent: consents, coverage; meeting:
+Every event becomes an entry (the relay log, the export); a case's CASE entries are what its
+case file is folded from when it is read (`views.case_file`), so who may see what is decided by
+the one access rule over the one fold, never from a table kept here. Beyond that, each stream
+writes only its own tables (the case stream: cases, levels, measures; consent: consents; meeting:
 action items, feedback; notify: notifications, breaks; audit: access), and anything computed
 across streams (last activity, follow-up breaks still open) is computed when queried. So the
 streams can be applied in any interleaving, live or in a rebuild, and give the same tables.
@@ -36,10 +38,8 @@ _decoders: dict[str, msgspec.json.Decoder[Any]] = {
     stream: msgspec.json.Decoder(_union(BY_SERVICE[stream.lower()])) for stream in STREAMS
 }
 
-_encode = msgspec.json.Encoder()
 
-
-def decode(stream: str, data: bytes) -> Event:
+def decode(stream: str, data: bytes | str) -> Event:
     event: Event = _decoders[stream].decode(data)
     return event
 
@@ -152,12 +152,11 @@ Handler = Callable[[Tx, Any, str], None]
 
 
 def _raised(tx: Tx, e: case.ConcernRaised, case_id: str) -> None:
-    sealed = None if e.personal_data is None else _encode.encode(e.personal_data).decode()
     at = ts(e.occurred_at)
     tx.run(
-        "INSERT INTO cases(case_id, child_id, raised_unit, unit, raised_at, level, status, sealed)"
-        " VALUES (?, ?, ?, ?, ?, 0, 'open', ?)",
-        (case_id, str(e.child_id), e.unit, e.unit, at, sealed),
+        "INSERT INTO cases(case_id, child_id, raised_unit, unit, raised_at, level, status)"
+        " VALUES (?, ?, ?, ?, ?, 0, 'open')",
+        (case_id, str(e.child_id), e.unit, e.unit, at),
     )
     tx.run("INSERT INTO levels(case_id, since, level) VALUES (?, ?, 0)", (case_id, at))
 
@@ -262,12 +261,11 @@ def _measure_ended(tx: Tx, e: case.MeasureEnded, case_id: str) -> None:
 
 
 def _given(tx: Tx, e: consent.ConsentGiven, case_id: str) -> None:
-    consent_id = str(e.aggregate_id)
     tx.run(
         "INSERT INTO consents(consent_id, case_id, party_kind, party, purposes, valid_from,"
         " valid_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
-            consent_id,
+            str(e.aggregate_id),
             case_id,
             e.given_by.kind,
             e.given_by.person,
@@ -276,100 +274,30 @@ def _given(tx: Tx, e: consent.ConsentGiven, case_id: str) -> None:
             ts(e.valid_until),
         ),
     )
-    for service in e.services:
-        _cover(tx, case_id, consent_id, service, ts(e.valid_from), ts(e.valid_until))
-
-
-def _cover(
-    tx: Tx,
-    case_id: str,
-    basis_id: str,
-    service: str,
-    start: str,
-    finish: str | None,
-    basis: str = "consent",
-) -> None:
-    tx.run(
-        "INSERT INTO coverage(case_id, basis_id, service, start, finish, basis)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (case_id, basis_id, service, start, finish, basis),
-    )
-
-
-def _end_cover(tx: Tx, basis_id: str, services: Sequence[str], at: str) -> None:
-    """Coverage that has not ended by `at` ends then (for the services named, or all)."""
-    only = f" AND service IN ({','.join('?' * len(services))})" if services else ""
-    tx.run(
-        "UPDATE coverage SET finish = ? WHERE basis_id = ? AND (finish IS NULL OR finish > ?)"
-        f" AND start <= ?{only}",
-        (at, basis_id, at, at, *services),
-    )
-    # Coverage that would only have begun later never begins.
-    tx.run(
-        f"DELETE FROM coverage WHERE basis_id = ? AND start > ?{only}", (basis_id, at, *services)
-    )
 
 
 def _scope_changed(tx: Tx, e: consent.ConsentScopeChanged, case_id: str) -> None:
-    consent_id = str(e.aggregate_id)
-    at = ts(e.occurred_at)
-    row = tx.one("SELECT valid_until FROM consents WHERE consent_id = ?", (consent_id,))
-    until = ts(e.valid_until) if e.valid_until is not None else (row[0] if row else at)
+    until = None if e.valid_until is None else ts(e.valid_until)
     tx.run(
-        "UPDATE consents SET purposes = ?, valid_until = ? WHERE consent_id = ?",
-        (",".join(e.purposes), until, consent_id),
+        "UPDATE consents SET purposes = ?, valid_until = COALESCE(?, valid_until)"
+        " WHERE consent_id = ?",
+        (",".join(e.purposes), until, str(e.aggregate_id)),
     )
-    current = {
-        s
-        for (s,) in tx.all(
-            "SELECT service FROM coverage WHERE basis_id = ? AND (finish IS NULL OR finish > ?)"
-            " AND start <= ?",
-            (consent_id, at, at),
-        )
-    }
-    dropped = sorted(current - set(e.services))
-    if dropped:
-        _end_cover(tx, consent_id, dropped, at)
-    kept = sorted(current & set(e.services))
-    if kept:
-        tx.run(
-            f"UPDATE coverage SET finish = ? WHERE basis_id = ? AND (finish IS NULL OR finish > ?)"
-            f" AND service IN ({','.join('?' * len(kept))})",
-            (until, consent_id, at, *kept),
-        )
-    for service in sorted(set(e.services) - current):
-        _cover(tx, case_id, consent_id, service, at, until)
 
 
 def _withdrawn(tx: Tx, e: consent.ConsentWithdrawn, case_id: str) -> None:
-    at = ts(e.occurred_at)
-    _end_cover(tx, str(e.aggregate_id), e.services, at)
-    if not e.services:
+    if not e.services:  # withdrawn wholly; a withdrawal for some services ends only their cover
         tx.run(
             "UPDATE consents SET ended_at = ?, end_reason = 'withdrawn' WHERE consent_id = ?",
-            (at, str(e.aggregate_id)),
+            (ts(e.occurred_at), str(e.aggregate_id)),
         )
 
 
 def _expired(tx: Tx, e: consent.ConsentExpired, case_id: str) -> None:
-    at = ts(e.expired_at)
-    _end_cover(tx, str(e.aggregate_id), (), at)
     tx.run(
         "UPDATE consents SET ended_at = ?, end_reason = 'expired' WHERE consent_id = ?"
         " AND ended_at IS NULL",
-        (at, str(e.aggregate_id)),
-    )
-
-
-def _legal_basis(tx: Tx, e: consent.LegalBasisRecorded, case_id: str) -> None:
-    _cover(
-        tx,
-        case_id,
-        str(e.aggregate_id),
-        e.service,
-        ts(e.occurred_at),
-        None,
-        f"legal basis: {e.legal_basis}",
+        (ts(e.expired_at), str(e.aggregate_id)),
     )
 
 
@@ -422,13 +350,13 @@ def _break(tx: Tx, e: notify.FollowUpBreakDetected, case_id: str) -> None:
     )
 
 
-# The audit stream: the projection's own record of reads.
+# The audit stream: every read of case data, recorded by the service that answered it.
 
 
 def _accessed(tx: Tx, e: audit.CaseAccessed, seq: int) -> None:
     tx.run(
         "INSERT INTO access(seq, case_id, occurred_at, person, role, service, what, purpose,"
-        " outcome, basis, refusal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " outcome, basis, refusal, rule, served_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             seq,
             str(e.case_id),
@@ -441,6 +369,8 @@ def _accessed(tx: Tx, e: audit.CaseAccessed, seq: int) -> None:
             e.outcome,
             e.basis,
             e.refusal,
+            e.rule,
+            e.served_by,
         ),
     )
 
@@ -462,7 +392,6 @@ _HANDLERS: dict[type[Event], Handler] = {
     consent.ConsentScopeChanged: _scope_changed,
     consent.ConsentWithdrawn: _withdrawn,
     consent.ConsentExpired: _expired,
-    consent.LegalBasisRecorded: _legal_basis,
     meeting.ActionItemAssigned: _item_assigned,
     meeting.ActionItemCompleted: _item_completed,
     meeting.FeedbackGiven: _feedback,

@@ -3,6 +3,11 @@
 Live: each stream's feed hands a batch to `apply`, which writes the batch's changes and the new
 stream position in one transaction, on a worker thread (the database calls block). Queries can
 wait for a position (`wait_for`), so that a caller reads its own writes, e.g. its own access.
+The AUDIT stream is followed like the others; every service appends to it (its access log, made
+as the store makes every stream), so the projection waits for it rather than making it.
+
+The read models are also where the read gate finds a case (`case`, a runtime `CaseSource`): the
+case folded from its CASE entries.
 
 Rebuild: the read models are built afresh into a new database (a new SQLite file, a new
 PostgreSQL schema) and swapped in only when complete, so an interrupted rebuild leaves the old
@@ -20,12 +25,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+from uuid import UUID
 
 import structlog
 from cachetools import LRUCache
 from nats.aio.client import Client
 
-from stafett_projection import accesslog
+from stafett_contracts.casefile import CaseFile
+from stafett_projection import views
 from stafett_projection.feed import StreamFeed, consumer_name, read_all
 from stafett_projection.models import REMEMBERED, STREAMS, Message, Projector
 from stafett_projection.store import SCHEMA, Database, Tx
@@ -73,13 +80,15 @@ class Projection:
 
         return await self.run(reading)
 
+    async def case(self, case_id: UUID) -> CaseFile | None:
+        """The case folded from its CASE entries (a `stafett_runtime.reads.CaseSource`)."""
+        return await self.read(views.case_file, str(case_id))
+
     async def start(self, nc: Client) -> None:
         if not await self.run(self.db.try_lock):
             raise WriterBusyError(f"another process writes the read models in {self.db.describe()}")
         await self.run(self.db.open_writer)
         self.nc = nc
-
-        await accesslog.ensure_stream(nc)
         positions = await self.run(self.positions)
         for stream in self.streams:
             feed = StreamFeed(nc, stream, positions.get(stream, 0), self._apply)

@@ -38,16 +38,12 @@ TABLES = (
     "cases(case_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, raised_unit TEXT NOT NULL,"
     " unit TEXT NOT NULL, raised_at TEXT NOT NULL, level INTEGER NOT NULL, status TEXT NOT NULL,"
     " closed_at TEXT, closed_level INTEGER, holder TEXT, holder_service TEXT, coordinator TEXT,"
-    " coordinator_service TEXT, sealed TEXT, first_measure_at TEXT)",
+    " coordinator_service TEXT, first_measure_at TEXT)",
     "levels(case_id TEXT NOT NULL, since TEXT NOT NULL, level INTEGER NOT NULL, until TEXT,"
     " PRIMARY KEY (case_id, since))",
     "consents(consent_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, party_kind TEXT NOT NULL,"
     " party TEXT NOT NULL, purposes TEXT NOT NULL, valid_from TEXT NOT NULL,"
     " valid_until TEXT NOT NULL, ended_at TEXT, end_reason TEXT)",
-    # When a service was covered, by which consent or legal basis: the access rules read this.
-    "coverage(case_id TEXT NOT NULL, basis_id TEXT NOT NULL, service TEXT NOT NULL,"
-    " start TEXT NOT NULL, finish TEXT, basis TEXT NOT NULL,"
-    " PRIMARY KEY (basis_id, service, start))",
     "measures(measure_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, description TEXT NOT NULL,"
     " responsible TEXT NOT NULL, service TEXT NOT NULL, evaluation_date TEXT,"
     " status TEXT NOT NULL, outcome TEXT)",
@@ -60,13 +56,16 @@ TABLES = (
     "feedback(meeting_id TEXT NOT NULL, version INTEGER NOT NULL, case_id TEXT NOT NULL,"
     " given_by TEXT NOT NULL, rating INTEGER NOT NULL, heard INTEGER NOT NULL,"
     " PRIMARY KEY (meeting_id, version))",
+    # Every read of case data and every refusal, by whichever service answered it.
     "access(seq BIGINT PRIMARY KEY, case_id TEXT NOT NULL, occurred_at TEXT NOT NULL,"
     " person TEXT NOT NULL, role TEXT NOT NULL, service TEXT, what TEXT NOT NULL, purpose TEXT,"
-    " outcome TEXT NOT NULL, basis TEXT, refusal TEXT)",
+    " outcome TEXT NOT NULL, basis TEXT, refusal TEXT, rule TEXT, served_by TEXT)",
 )
+# Columns added to a table after it was first released: read models made before get them
+# (empty in the rows already there), so an upgrade needs no rebuild.
+ADDED_COLUMNS = (("access", "rule", "TEXT"), ("access", "served_by", "TEXT"))
 INDEXES = (
     "entries_by_case ON entries(case_id, occurred_at)",
-    "coverage_by_case ON coverage(case_id)",
     "access_by_case ON access(case_id, seq)",
     "measures_by_person ON measures(responsible)",
     "items_by_person ON action_items(owner)",
@@ -144,6 +143,13 @@ class Database:
             connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for table in TABLES:
             connection.execute(f"CREATE TABLE IF NOT EXISTS {table}")
+        for table, column, kind in ADDED_COLUMNS:
+            if self.postgres:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+                continue
+            present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         for index in INDEXES:
             connection.execute(f"CREATE INDEX IF NOT EXISTS {index}")
         connection.commit()

@@ -1,18 +1,29 @@
-"""Queries over the read models: what each endpoint answers, before authorisation is applied.
+"""Queries over the read models: what each endpoint answers, before the access rule is applied.
 
-Synchronous, one read transaction each; the API runs them on worker threads.
+Synchronous, one read transaction each; the API runs them on worker threads. A case's own state
+is never kept in a table here: it is folded from its CASE entries (`case_file`) with the one fold
+of a case (`stafett_contracts.casefile`), and what a viewer is shown of it is summarised from the
+entries they may see (`casefile.summary`).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
 import msgspec
 
-from stafett_projection.access import CaseFacts, Decision, Period
+from stafett_contracts.access import overrides
+from stafett_contracts.case import CaseEvent, ChildWelfareReportFiled, LegalBasisNoted
+from stafett_contracts.casefile import Basis, CaseFile, CaseSummary, fold
+from stafett_contracts.consent import Party
+from stafett_contracts.identity import Actor
+from stafett_contracts.personal import Erased, PersonalData
+from stafett_projection.models import decode
 from stafett_projection.store import Tx
 
 EVALUATIONS_DUE_WITHIN = timedelta(days=7)
@@ -25,73 +36,52 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     stream: str
     seq: int
     type: str
-    occurred_at: str
+    occurred_at: datetime
     person: str
     role: str
     service: str | None
     event: dict[str, Any]
 
 
-class CaseState(msgspec.Struct, frozen=True, kw_only=True):
-    """The case as its own events leave it, as of a moment (folded from the case stream)."""
+class CaseHistory(msgspec.Struct, frozen=True, kw_only=True):
+    """One snapshot of a case: its case file, the CASE events it is folded from (in stream
+    order), and every stream's entries about it (in time order)."""
 
-    status: str = "open"
-    level: int = 0
-    unit: str | None = None
-    holder: str | None = None
-    holder_service: str | None = None
-    coordinator: str | None = None
-    coordinator_service: str | None = None
-    services: tuple[str, ...] = ()
-    active_measures: tuple[str, ...] = ()
+    case: CaseFile
+    events: list[CaseEvent]
+    entries: list[Entry]
 
 
-def facts(tx: Tx, case_id: str) -> tuple[CaseFacts, str | None] | None:
-    """The facts the access rules need, and the sealed personal data; None if no such case."""
-    row = tx.one("SELECT raised_unit, raised_at, sealed FROM cases WHERE case_id = ?", (case_id,))
-    if row is None:
-        return None
-    parties = tx.all("SELECT party_kind, party FROM consents WHERE case_id = ?", (case_id,))
-    coverage: dict[str, list[Period]] = defaultdict(list)
-    for service, start, finish, basis, basis_id, purposes in tx.all(
-        "SELECT v.service, v.start, v.finish, v.basis, v.basis_id, c.purposes FROM coverage v"
-        " LEFT JOIN consents c ON c.consent_id = v.basis_id WHERE v.case_id = ?"
-        " ORDER BY v.start",
-        (case_id,),
-    ):
-        label = f"consent {basis_id}" if basis == "consent" else basis
-        given_for = None if purposes is None else frozenset(purposes.split(","))
-        coverage[service].append(Period(start, finish, label, given_for))
-    return (
-        CaseFacts(
-            case_id=case_id,
-            raised_unit=row[0],
-            raised_at=row[1],
-            guardians=frozenset(p for k, p in parties if k == "guardian"),
-            children=frozenset(p for k, p in parties if k == "child"),
-            coverage={s: tuple(p) for s, p in coverage.items()},
-        ),
-        row[2],
+def case_events(tx: Tx, case_id: str) -> list[CaseEvent]:
+    """The case's own events, decoded from its CASE entries, in stream order."""
+    rows = tx.all(
+        "SELECT body FROM entries WHERE case_id = ? AND stream = 'CASE' ORDER BY seq", (case_id,)
     )
+    return [_case_event(body) for (body,) in rows]
 
 
-def entries(tx: Tx, case_id: str, as_of: str | None = None) -> list[Entry]:
-    """Every entry of the case in order (up to `as_of`), before authorisation."""
-    sql = (
+def case_file(tx: Tx, case_id: str) -> CaseFile | None:
+    """The case as its events tell it; None if there is no such case."""
+    return fold(case_events(tx, case_id))
+
+
+def history(tx: Tx, case_id: str) -> CaseHistory | None:
+    """The case file and every entry of the case, from one read: the relay log needs both."""
+    rows = tx.all(
         "SELECT stream, seq, type, occurred_at, person, role, service, body FROM entries"
-        " WHERE case_id = ?"
+        " WHERE case_id = ? ORDER BY occurred_at, stream, seq",
+        (case_id,),
     )
-    params: list[Any] = [case_id]
-    if as_of is not None:
-        sql += " AND occurred_at <= ?"
-        params.append(as_of)
-    rows = tx.all(sql + " ORDER BY occurred_at, stream, seq", params)
-    return [
+    events = [_case_event(r[7]) for r in sorted(rows, key=lambda r: r[1]) if r[0] == "CASE"]
+    case = fold(events)
+    if case is None:
+        return None
+    entries = [
         Entry(
             stream=r[0],
             seq=r[1],
             type=r[2],
-            occurred_at=r[3],
+            occurred_at=_at(r[3]),
             person=r[4],
             role=r[5],
             service=r[6],
@@ -99,58 +89,77 @@ def entries(tx: Tx, case_id: str, as_of: str | None = None) -> list[Entry]:
         )
         for r in rows
     ]
+    return CaseHistory(case=case, events=events, entries=entries)
 
 
-def facts_and_entries(
-    tx: Tx, case_id: str, as_of: str | None = None
-) -> tuple[CaseFacts, str | None, list[Entry]] | None:
-    """`facts` and `entries` from one snapshot, in one read: the relay log needs both."""
-    found = facts(tx, case_id)
-    return None if found is None else (*found, entries(tx, case_id, as_of))
+def _case_event(body: str) -> CaseEvent:
+    event = decode("CASE", body)
+    assert isinstance(event, CaseEvent)
+    return event
 
 
-def visible(all_entries: list[Entry], decision: Decision) -> list[Entry]:
-    """The entries from the periods the decision lets the caller see."""
-    if decision.periods is None:
-        return all_entries
-    return [e for e in all_entries if decision.shows(e.occurred_at)]
+class Override(msgspec.Struct, frozen=True, kw_only=True):
+    """A service let into a case without consent: a legal basis or a report to child welfare
+    (DOMAIN.md rule 4), and who recorded it."""
+
+    case_id: UUID
+    service: str
+    basis: Basis
+    provision: str
+    since: datetime
+    recorded_by: Actor | None = None
 
 
-def state_of(all_entries: list[Entry]) -> CaseState:
-    """Fold the case stream's entries: the state at the last of them (time travel)."""
-    s: dict[str, Any] = {"services": [], "measures": []}
-    for entry in all_entries:
-        if entry.stream != "CASE":
-            continue
-        e = entry.event
-        match entry.type:
-            case "ConcernRaised":
-                s.update(unit=e["unit"], services=[e["unit"]])
-            case "Escalated" | "DeEscalated":
-                s["level"] = e["to_level"]
-            case "LevelDecided":
-                s["level"] = e["level"]
-            case "CaseClosed":
-                s["status"] = "closed"
-            case "CaseReopened":
-                s["status"] = "open"
-            case "BatonHolderAppointed":
-                s.update(holder=e["holder"], holder_service=e["service"])
-            case "BatonHandedOver":
-                s.update(holder=e["to_person"], holder_service=e["to_service"])
-            case "BatonVacated":
-                s.update(holder=None, holder_service=None)
-            case "CoordinatorAssigned":
-                s.update(coordinator=e["coordinator"], coordinator_service=e["service"])
-            case "AgencyJoined" if e["service"] not in s["services"]:
-                s["services"].append(e["service"])
-            case "AgencyLeft" if e["service"] in s["services"]:
-                s["services"].remove(e["service"])
-            case "MeasurePlanned":
-                s["measures"].append(e["description"])
-    measures = tuple(s.pop("measures"))
-    s["services"] = tuple(s["services"])
-    return CaseState(**s, active_measures=measures)
+def overrides_of(case: CaseFile, events: Iterable[CaseEvent]) -> list[Override]:
+    """The case's overrides (`stafett_contracts.access.overrides`), each with its recorder."""
+    recorders = {
+        (e.service if isinstance(e, LegalBasisNoted) else e.reported_to, e.occurred_at): e.actor
+        for e in events
+        if isinstance(e, LegalBasisNoted | ChildWelfareReportFiled)
+    }
+    return [
+        Override(
+            case_id=case.id,
+            service=p.service,
+            basis=p.basis,
+            provision=p.ref,
+            since=p.start,
+            recorded_by=recorders.get((p.service, p.start)),
+        )
+        for p in overrides(case)
+    ]
+
+
+def overridden_cases(tx: Tx) -> list[CaseHistory]:
+    """Every case with a legal basis or a report to child welfare (without its other entries)."""
+    rows = tx.all(
+        "SELECT case_id, body FROM entries WHERE stream = 'CASE' AND case_id IN ("
+        " SELECT case_id FROM entries WHERE stream = 'CASE'"
+        " AND type IN ('LegalBasisNoted', 'ChildWelfareReportFiled'))"
+        " ORDER BY case_id, seq"
+    )
+    by_case: dict[str, list[CaseEvent]] = defaultdict(list)
+    for case_id, body in rows:
+        by_case[case_id].append(_case_event(body))
+    found = []
+    for events in by_case.values():
+        case = fold(events)
+        if case is not None:
+            found.append(CaseHistory(case=case, events=events, entries=[]))
+    return found
+
+
+class HandoverPacket(msgspec.Struct, frozen=True, kw_only=True):
+    """What a receiving unit sees at a transition, of the entries it may see."""
+
+    case_id: UUID
+    basis: str | None
+    state: CaseSummary
+    child: PersonalData | None = None  # only for a reader who may know who the child is
+    erased: Erased | None = None  # instead, once the child's key is deleted
+    measures_tried: list[dict[str, Any]]
+    what_worked: list[str]
+    next_steps: dict[str, Any]
 
 
 def handover_packet(visible: list[Entry]) -> dict[str, Any]:
@@ -207,78 +216,111 @@ def _reason(e: dict[str, Any]) -> dict[str, Any]:
     return {k: e[k] for k in keep if k in e}
 
 
-def consent_status(tx: Tx, case_id: str, now: str) -> dict[str, Any]:
-    consents = []
-    for row in tx.all(
-        "SELECT consent_id, party_kind, party, purposes, valid_from, valid_until, ended_at,"
-        " end_reason FROM consents WHERE case_id = ? ORDER BY valid_from, consent_id",
-        (case_id,),
-    ):
-        services = [
-            {
-                "service": s,
-                "from": start,
-                "until": finish,
-                "covered_now": Period(start, finish, "").holds(now),
-            }
-            for s, start, finish in tx.all(
-                "SELECT service, start, finish FROM coverage WHERE basis_id = ?"
-                " ORDER BY service, start",
-                (row[0],),
-            )
-        ]
-        consents.append(
-            {
-                "consent_id": row[0],
-                "given_by": {"kind": row[1], "person": row[2]},
-                "purposes": row[3].split(","),
-                "valid_from": row[4],
-                "valid_until": row[5],
-                "ended_at": row[6],
-                "end_reason": row[7],
-                "services": services,
-            }
+class ServiceCovered(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    start: datetime = msgspec.field(name="from")
+    until: datetime | None
+    covered_now: bool
+
+
+class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One consent given on the case, and when it covered each service (as the case noted it)."""
+
+    consent_id: str
+    given_by: Party
+    purposes: list[str]
+    valid_from: datetime
+    valid_until: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    services: list[ServiceCovered]
+
+
+class ConsentStatus(msgspec.Struct, frozen=True, kw_only=True):
+    consents: list[ConsentRecord]
+    legal_bases: list[Override]
+    services_covered_now: list[str]
+
+
+def consent_status(tx: Tx, case_id: str, now: datetime) -> tuple[CaseFile, ConsentStatus] | None:
+    """Who may see the case and until when: the consents given on it (from the consent stream),
+    with the periods the case's own record says each covered (the access rule's periods)."""
+    events = case_events(tx, case_id)
+    case = fold(events)
+    if case is None:
+        return None
+    consents = [
+        ConsentRecord(
+            consent_id=consent_id,
+            given_by=Party(kind=kind, person=party),
+            purposes=purposes.split(","),
+            valid_from=_at(valid_from),
+            valid_until=_at(valid_until),
+            ended_at=None if ended_at is None else _at(ended_at),
+            end_reason=end_reason,
+            services=[
+                ServiceCovered(
+                    service=p.service, start=p.start, until=p.finish, covered_now=p.holds(now)
+                )
+                for p in sorted(case.periods, key=lambda p: (p.service, p.start))
+                if p.basis == "consent" and p.ref == consent_id
+            ],
         )
-    legal = [
-        {"service": s, "from": start, "basis": basis}
-        for s, start, basis in tx.all(
-            "SELECT service, start, basis FROM coverage WHERE case_id = ? AND basis <> 'consent'"
-            " ORDER BY start",
-            (case_id,),
+        for consent_id, kind, party, purposes, valid_from, valid_until, ended_at, end_reason in (
+            tx.all(
+                "SELECT consent_id, party_kind, party, purposes, valid_from, valid_until, ended_at,"
+                " end_reason FROM consents WHERE case_id = ? ORDER BY valid_from, consent_id",
+                (case_id,),
+            )
         )
     ]
-    covered = sorted(
-        {
-            s
-            for s, start, finish in tx.all(
-                "SELECT service, start, finish FROM coverage WHERE case_id = ?", (case_id,)
-            )
-            if Period(start, finish, "").holds(now)
-        }
+    covered = {case.unit} | {p.service for p in case.periods if p.holds(now)}
+    return case, ConsentStatus(
+        consents=consents,
+        legal_bases=overrides_of(case, events),
+        services_covered_now=sorted(covered),
     )
-    return {"consents": consents, "legal_bases": legal, "services_covered_now": covered}
 
 
-def access_log(tx: Tx, case_id: str) -> list[dict[str, Any]]:
-    names = (
-        "seq",
-        "at",
-        "person",
-        "role",
-        "service",
-        "what",
-        "purpose",
-        "outcome",
-        "basis",
-        "refusal",
+class Reading(msgspec.Struct, frozen=True, kw_only=True):
+    """One read of the case, or one refused attempt, as the service that answered recorded it."""
+
+    seq: int
+    at: datetime
+    person: str
+    role: str
+    service: str | None
+    what: str
+    purpose: str | None
+    outcome: str
+    basis: str | None
+    refusal: str | None
+    rule: str | None  # the access rule that decided
+    served_by: str | None  # the service that answered
+
+
+def access_log(tx: Tx, case_id: str) -> list[Reading]:
+    rows = tx.all(
+        "SELECT seq, occurred_at, person, role, service, what, purpose, outcome, basis, refusal,"
+        " rule, served_by FROM access WHERE case_id = ? ORDER BY seq",
+        (case_id,),
     )
     return [
-        dict(zip(names, row, strict=True))
-        for row in tx.all(
-            "SELECT seq, occurred_at, person, role, service, what, purpose, outcome, basis,"
-            " refusal FROM access WHERE case_id = ? ORDER BY seq",
-            (case_id,),
+        Reading(
+            seq=r[0],
+            at=_at(r[1]),
+            person=r[2],
+            role=r[3],
+            service=r[4],
+            what=r[5],
+            purpose=r[6],
+            outcome=r[7],
+            basis=r[8],
+            refusal=r[9],
+            rule=r[10],
+            served_by=r[11],
         )
+        for r in rows
     ]
 
 
@@ -296,12 +338,9 @@ def export_lines(tx: Tx, case_id: str) -> str:
     return "".join(lines)
 
 
-def case_status(tx: Tx, case_id: str) -> str | None:
-    row = tx.one("SELECT status FROM cases WHERE case_id = ?", (case_id,))
-    return None if row is None else str(row[0])
-
-
-def archive_document(case_id: str, child: Any, visible: list[Entry], state: CaseState) -> str:
+def archive_document(
+    case_id: UUID, child: PersonalData | Erased | None, visible: list[Entry], state: CaseSummary
+) -> str:
     """The relay log as a readable document for the pupil's file (markdown)."""
     lines = [f"# Relay log of case {case_id}", ""]
     if child is not None:
@@ -320,7 +359,8 @@ def archive_document(case_id: str, child: Any, visible: list[Entry], state: Case
             if k not in _ENVELOPE and v not in (None, [], ())
         )
         who = f"{entry.person} ({entry.role}{', ' + entry.service if entry.service else ''})"
-        lines.append(f"| {entry.occurred_at[:19]} | {entry.type} | {who} | {details} |")
+        when = f"{entry.occurred_at:%Y-%m-%d %H:%M:%S}"
+        lines.append(f"| {when} | {entry.type} | {who} | {details} |")
     return "\n".join(lines) + "\n"
 
 
@@ -344,8 +384,8 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _child(child: Any) -> str:
-    if getattr(child, "erased", False):
+def _child(child: PersonalData | Erased) -> str:
+    if isinstance(child, Erased):
         return "personal data erased"
     parts = [child.name]
     if child.birth_date:
@@ -353,20 +393,36 @@ def _child(child: Any) -> str:
     return ", ".join(parts)
 
 
-def worklist(tx: Tx, person: str, service: str | None) -> list[dict[str, Any]]:
+WorkKind = Literal[
+    "baton_holder", "coordinator", "measure_evaluation", "action_item", "guardian", "child"
+]
+
+
+class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One case on a worklist, and why it is there."""
+
+    case_id: str
+    kind: WorkKind
+    level: int | None = None
+    status: str | None = None  # open or closed: for guardians and the child, who see both
+    about: str | None = None  # the measure or action item
+    due: str | None = None  # a date
+
+
+def worklist(tx: Tx, person: str, service: str | None) -> list[WorkItem]:
     """Cases where the person holds the baton, coordinates, or owns a measure or action item."""
-    items: list[dict[str, Any]] = []
+    items: list[WorkItem] = []
     for case_id, level, holder_service in tx.all(
         "SELECT case_id, level, holder_service FROM cases WHERE status = 'open' AND holder = ?",
         (person,),
     ):
         if service is not None and holder_service != service:
             continue
-        items.append({"case_id": case_id, "kind": "baton_holder", "level": level, "due": None})
+        items.append(WorkItem(case_id=case_id, kind="baton_holder", level=level))
     for case_id, level in tx.all(
         "SELECT case_id, level FROM cases WHERE status = 'open' AND coordinator = ?", (person,)
     ):
-        items.append({"case_id": case_id, "kind": "coordinator", "level": level, "due": None})
+        items.append(WorkItem(case_id=case_id, kind="coordinator", level=level))
     for case_id, measure_id, due in tx.all(
         "SELECT m.case_id, m.measure_id, m.evaluation_date FROM measures m JOIN cases c"
         " ON c.case_id = m.case_id WHERE m.responsible = ? AND m.status = 'active'"
@@ -374,15 +430,32 @@ def worklist(tx: Tx, person: str, service: str | None) -> list[dict[str, Any]]:
         (person,),
     ):
         items.append(
-            {"case_id": case_id, "kind": "measure_evaluation", "about": measure_id, "due": due}
+            WorkItem(case_id=case_id, kind="measure_evaluation", about=measure_id, due=due)
         )
     for case_id, item_id, due in tx.all(
         "SELECT a.case_id, a.item_id, a.due_on FROM action_items a JOIN cases c"
         " ON c.case_id = a.case_id WHERE a.owner = ? AND a.done = 0 AND c.status = 'open'",
         (person,),
     ):
-        items.append({"case_id": case_id, "kind": "action_item", "about": item_id, "due": due})
-    return sorted(items, key=lambda i: (i["due"] or "9999", i["case_id"], i["kind"]))
+        items.append(WorkItem(case_id=case_id, kind="action_item", about=item_id, due=due))
+    return sorted(items, key=lambda i: (i.due or "9999", i.case_id, i.kind))
+
+
+def children_s_cases(
+    tx: Tx, kind: Literal["guardian", "child"], child_ids: Sequence[UUID]
+) -> list[WorkItem]:
+    """Every case about the children named (by the register), oldest first."""
+    if not child_ids:
+        return []
+    rows = tx.all(
+        "SELECT case_id, level, status FROM cases"
+        f" WHERE child_id IN ({','.join('?' * len(child_ids))}) ORDER BY raised_at, case_id",
+        [str(c) for c in child_ids],
+    )
+    return [
+        WorkItem(case_id=case_id, kind=kind, level=level, status=status)
+        for case_id, level, status in rows
+    ]
 
 
 def unit_overview(tx: Tx, unit: str, today: date) -> dict[str, Any]:
