@@ -23,7 +23,13 @@ from stafett_consent.api import create_app
 from stafett_consent.application import Consents
 from stafett_contracts.access import AUDITOR_STATES_PURPOSE, COVERED_NOW, GUARDIAN_OF_THE_CHILD
 from stafett_contracts.audit import CaseAccessed
-from stafett_contracts.case import AgencyJoined, ConcernRaised
+from stafett_contracts.case import (
+    AgencyJoined,
+    CaseEvent,
+    ConcernRaised,
+    ConsentNoted,
+    LegalBasisNoted,
+)
 from stafett_contracts.envelope import topic_of
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.accesslog import AUDIT
@@ -97,6 +103,25 @@ class Api:
         joined = AgencyJoined(**self._envelope(case_id, 2), service="ppt", basis="consent")
         self._cases.save(raised, joined)
         return str(case_id)
+
+    def case_notes(self, case_id: str, event: type[CaseEvent], **fields: Any) -> None:
+        """What the case service's consent policy writes on the CASE stream once it has read a
+        consent event: the one access rule reads coverage from the case's own record."""
+        version = len(self._cases.history(UUID(case_id))) + 1
+        envelope = {**self._envelope(UUID(case_id), version), "occurred_at": datetime.now(UTC)}
+        self._cases.save(event(**envelope, **fields))
+
+    def case_notes_consent(self, case_id: str, consent_id: str) -> None:
+        consent = self.consents.consent(UUID(consent_id))
+        self.case_notes(
+            case_id,
+            ConsentNoted,
+            consent_id=consent.id,
+            services=consent.scope.services,
+            purposes=tuple(consent.scope.purposes),
+            valid_from=consent.valid_from,
+            valid_until=consent.scope.valid_until,
+        )
 
     def access_log(self) -> list[CaseAccessed]:
         """Every CaseAccessed on the AUDIT stream, in order."""
@@ -204,9 +229,10 @@ def test_a_case_lists_its_consents_and_answers_who_may_see_it(api: Api) -> None:
     give(api, api.a_case())  # another case's
     listed = api.get(f"/cases/{case_id}/consents").json()
     assert [c["id"] for c in listed["consents"]] == [consent_id]
+    api.case_notes_consent(case_id, consent_id)
     now = api.get(f"/cases/{case_id}/access", service="ppt", for_purpose="cooperation")
     assert now.json()["allowed"] is True
-    assert now.json()["basis"]["id"] == consent_id
+    assert now.json()["basis"] == f"consent {consent_id}"
     assert now.json()["until"] is not None
     before = api.get(
         f"/cases/{case_id}/access",
@@ -230,9 +256,11 @@ def test_a_unit_records_its_legal_basis_and_is_covered_without_consent(api: Api)
         CHILD_WELFARE,
     )
     assert recorded.status_code == 201, recorded.text
+    provision = "barnevernsloven § 2-1"
+    api.case_notes(case_id, LegalBasisNoted, service="barnevern", legal_basis=provision)
     answer = api.get(f"/cases/{case_id}/access", service="barnevern", for_purpose="referral")
     assert answer.json()["allowed"] is True
-    assert answer.json()["basis"]["kind"] == "legal_basis"
+    assert answer.json()["basis"] == f"legal basis: {provision}"
     (basis,) = api.get(f"/cases/{case_id}/consents").json()["legal_bases"]
     assert (basis["shared_by"], basis["child_id"]) == (CHILD_WELFARE.person, str(CHILD.child_id))
 

@@ -37,11 +37,11 @@ from litestar.types import LifespanHook
 
 from stafett_consent.application import CaseConsents, Consents
 from stafett_consent.domain.consent import ChangeScope, Consent, GiveConsent, WithdrawConsent
-from stafett_consent.domain.coverage import Access
 from stafett_consent.domain.facts import Facts
 from stafett_consent.domain.legal_basis import RecordLegalBasis
+from stafett_contracts.access import read_access
 from stafett_contracts.consent import Purpose
-from stafett_contracts.identity import Actor
+from stafett_contracts.identity import Actor, Role
 from stafett_runtime.health import Check, CheckResult, Readiness
 from stafett_runtime.kernel import Kernel
 from stafett_runtime.reads import StreamCases
@@ -59,6 +59,17 @@ ReadPurpose = Annotated[
 class Saved(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
     version: int
+
+
+class ServiceAccess(msgspec.Struct, frozen=True, kw_only=True):
+    """May someone of a service see the case, for a purpose, at a moment: the one access rule's
+    answer (stafett_contracts.access) over the case's own record of consents and legal bases."""
+
+    allowed: bool
+    rule: str  # the rule that decided
+    basis: str | None  # "own unit", "consent <id>", "legal basis: <provision>", ...
+    until: datetime | None  # when the cover holding then ends; None: no end known
+    reason: str | None  # why not
 
 
 def create_app(
@@ -187,7 +198,6 @@ async def consents_of_case(
 @get("/cases/{case_id:uuid}/access")
 async def access(
     request: ActorRequest,
-    consents: NamedDependency[Consents],
     kernel: NamedDependency[Kernel],
     case_id: FromPath[UUID],
     service: FromQuery[str],
@@ -196,14 +206,31 @@ async def access(
     ],
     at: FromQuery[datetime | None] = None,
     purpose: ReadPurpose = None,
-) -> Access:
+) -> ServiceAccess:
     """May `service` see the case for `for_purpose` at `at` (default now)? And on what basis."""
     if at is not None and at.tzinfo is None:
         raise ValidationException(
             "at needs a time zone", extra=[{"key": "at", "message": "add Z or an offset"}]
         )
-    await kernel.reads().admit(request.user, case_id, "access", purpose)
-    return await call(consents.may_see, case_id, service, for_purpose, at or datetime.now(UTC))
+    admitted = await kernel.reads().admit(request.user, case_id, "access", purpose)
+    moment = at or datetime.now(UTC)
+    someone = Actor(person="someone", role=Role.EMPLOYEE, service=service)
+    answer = read_access(
+        admitted.case,
+        someone,
+        child=None,
+        directory=kernel.directory.current(),
+        now=moment,
+        purpose=str(for_purpose),
+    )
+    ends = [p.finish for p in answer.periods if p.holds(moment)]
+    return ServiceAccess(
+        allowed=answer.granted,
+        rule=answer.rule,
+        basis=answer.basis,
+        until=None if not ends or None in ends else max(e for e in ends if e is not None),
+        reason=answer.refusal,
+    )
 
 
 async def _facts(kernel: Kernel, case_id: UUID) -> Facts:

@@ -30,11 +30,10 @@ from stafett_consent.domain.consent import (
     fold,
     refuse_second_live_consent,
 )
-from stafett_consent.domain.coverage import Access, may_see
 from stafett_consent.domain.facts import Facts
 from stafett_consent.domain.legal_basis import RecordLegalBasis, record_legal_basis
 from stafett_consent.index import CaseIndex
-from stafett_contracts.consent import ConsentEvent, LegalBasisRecorded, Purpose
+from stafett_contracts.consent import ConsentEvent, LegalBasisRecorded
 from stafett_contracts.envelope import Event
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.contracts import ContractApplication
@@ -128,10 +127,6 @@ class Consents(ContractApplication):
             consents=[self.consent(c) for c in self._index.consents_of(case_id)],
             legal_bases=[self._legal_basis(b) for b in self._index.legal_bases_of(case_id)],
         )
-
-    def may_see(self, case_id: UUID, service: str, purpose: Purpose, at: datetime) -> Access:
-        case = self.consents_of_case(case_id)
-        return may_see(service, purpose, at, case.consents, case.legal_bases)
 
     # Inside
 
