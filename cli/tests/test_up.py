@@ -1,11 +1,14 @@
 """`stafett up` runs the embedded platform, stops cleanly, and continues on the same data.
 
 No process may outlive it: each test notes the pids of its children (from /proc) and checks that
-none is left, after Ctrl-C and after `stafett up` itself is killed.
+none is left, after Ctrl-C and after `stafett up` itself is killed. Its NATS, with the services
+running, admits no anonymous client and holds only wrapped children's keys (test_up_nats.py
+checks the rest of how `stafett up` runs NATS, without the services).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -20,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.natsserver import free_port, port_is_free
+
+WRAPPED_KEY_BYTES = 12 + 32 + 16  # nonce, key, authentication tag
 
 
 def free_port_base(count: int = 5) -> int:
@@ -153,7 +159,12 @@ def test_up_with_the_demo_serves_restarts_a_crashed_service_stops_cleanly_and_co
     assert "fsync before every ack" in screen
     assert str(data / "logs") in screen
     assert f"http://127.0.0.1:{base + 2}/schema" in screen  # the case service's API docs
+    assert str(data / "directory.toml") in screen
+    assert str(data / "register.json") in screen
     assert "sync_interval: always" in (data / "nats" / "nats-server.conf").read_text()
+    # And NATS admits nobody anonymously, and holds the children's keys only wrapped
+    assert asyncio.run(anonymous_connection_refused(url))
+    assert asyncio.run(stored_key_sizes(url, data)) == {WRAPPED_KEY_BYTES}
     # And the demo's cases stand at their levels, as the case service itself says
     assert "demo: loaded 6 cases" in screen
     cases = json.loads((data / "demo-loaded").read_text())["cases"]
@@ -171,6 +182,9 @@ def test_up_with_the_demo_serves_restarts_a_crashed_service_stops_cleanly_and_co
     assert str(data / "mail") in screen
     invitation = wait_for_invitation(data / "mail", "mor-jonas@", within=90)
     assert "BEGIN:VEVENT" in invitation
+    # And all along, every service did only what its own NATS user may (nats-server logs each
+    # publication or subscription it refuses as a "Publish/Subscription Violation")
+    assert "Violation" not in (data / "logs" / "nats-server.log").read_text()
 
     # When the case service crashes
     (case_pid,) = [pid for pid, command in first.items() if "stafett_case" in command]
@@ -186,12 +200,15 @@ def test_up_with_the_demo_serves_restarts_a_crashed_service_stops_cleanly_and_co
     assert left_alive({**first, **restarted}, within=0) == []
     assert port_is_free("127.0.0.1", port)
 
-    # When started again with --demo, it continues on the same data and loads no demo twice
+    # When started again with --demo, it continues on the same data, loads no demo twice, and
+    # lists the demo's cases again
     process, screen = start_up(data, port, "--demo", port_base=base)
     assert "demo: already loaded" in screen
+    assert all(case_id in screen for case_id in cases.values())
+    # And `stafett verify`, as the operator, finds the record sound
     verify = subprocess.run(
         [sys.executable, "-m", "stafett_cli.main", "verify"],
-        env={**os.environ, "NATS_URL": url},
+        env={**os.environ, "NATS_URL": url, "STAFETT_DATA_DIR": str(data)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -205,6 +222,26 @@ def test_up_with_the_demo_serves_restarts_a_crashed_service_stops_cleanly_and_co
     process.wait()
     # Then its services and nats-server end too
     assert left_alive(started) == []
+
+
+async def anonymous_connection_refused(url: str) -> bool:
+    try:
+        nc = await nats.connect(url, allow_reconnect=False, connect_timeout=5)
+    except nats.errors.Error as error:
+        return "authorization violation" in str(error).lower()
+    await nc.close()
+    return False
+
+
+async def stored_key_sizes(url: str, data: Path) -> set[int]:
+    """The sizes of the children's keys in the bucket, read as the operator."""
+    password = json.loads((data / "nats-users.json").read_text())["admin"]
+    nc = await nats.connect(url, user="admin", password=password, allow_reconnect=False)
+    try:
+        kv = await nc.jetstream().key_value("CHILD_KEYS")
+        return {len((await kv.get(child)).value or b"") for child in await kv.keys()}
+    finally:
+        await nc.close()
 
 
 def read_case(base: int, data: Path, case_id: str, leader: str, unit: str) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import msgspec
 
 from deploy.tests.secured_nats import Credentials, create_streams, secured_server
 from stafett_runtime.natsserver import NatsServer, free_port
+from stafett_runtime.testing import TEST_DIRECTORY
 
 T = TypeVar("T")
 
@@ -152,10 +154,12 @@ class Service:
 
 
 def start_services(names: list[str], cluster: Cluster, data_dir: Path) -> list[Service]:
-    """`python -m stafett_<name>` for each, as its own NATS user with R3 streams, as in prod.
+    """`python -m stafett_<name>` for each, as its own NATS user with R3 streams, as in prod,
+    with the test municipality's directory and the register file `<data_dir>/register.json`.
 
     They start side by side, and are returned once all are ready.
     """
+    (data_dir / "directory.json").write_bytes(msgspec.json.encode(TEST_DIRECTORY))
     services = [_launch(name, cluster, data_dir) for name in names]
     for service in services:
         eventually(service.ready, f"{service.name} is ready")
@@ -172,6 +176,8 @@ def _launch(name: str, cluster: Cluster, data_dir: Path) -> Service:
         "NATS_STREAM_REPLICAS": "3",
         "STAFETT_HTTP_PORT": str(port),
         "STAFETT_DATA_DIR": str(data_dir),
+        "STAFETT_DIRECTORY_FILE": str(data_dir / "directory.json"),
+        "STAFETT_REGISTER_FILE": str(data_dir / "register.json"),
         "STAFETT_LOG_FORMAT": "json",
     }
     with open(log, "ab") as out:

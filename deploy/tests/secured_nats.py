@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
 import nats
 from nats.aio.client import Client
 
-from deploy.nats.access import DEPLOY, password_variable, users
+from deploy.nats.access import DEPLOY
+from stafett_runtime.natsaccess import generate_passwords, password_variable
 from stafett_runtime.natsserver import NatsServer
 
 STREAMS_DIR = DEPLOY / "k8s" / "base" / "streams"
@@ -25,7 +25,7 @@ class Credentials:
     """
 
     def __init__(self) -> None:
-        self.passwords = {user: "p" + secrets.token_hex(24) for user, _ in users()}
+        self.passwords = generate_passwords()
 
     def server_environment(self) -> dict[str, str]:
         return {password_variable(user): password for user, password in self.passwords.items()}

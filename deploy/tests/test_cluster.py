@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import httpx
 import pytest
@@ -24,6 +24,8 @@ from deploy.tests.secured_nats import Credentials
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.jetstream import JetStreamFactory
+from stafett_runtime.register import FileRegister
+from stafett_runtime.testing import a_child
 
 KINDERGARTEN = "barnehage-solsikke"
 EMPLOYEE = Actor(person="ansatt-1", role=Role.EMPLOYEE, service=KINDERGARTEN)
@@ -49,7 +51,14 @@ class Stafett:
         self.key = DevelopmentKey.load_or_create(data_dir / "dev-signing-key.pem")
         self.services: list[Service] = start_services(["consent", "case"], cluster, data_dir)
         self.consent, self.case = self.services
+        self.register = FileRegister(data_dir / "register.json")
         self.http = httpx.Client(timeout=30)
+
+    def a_child(self) -> UUID:
+        """A child of the guardian, in the register the services read."""
+        child = a_child(GUARDIAN.person)
+        self.register.add(child)
+        return child.child_id
 
     def as_(self, actor: Actor) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key.mint(actor)}"}
@@ -63,12 +72,11 @@ class Stafett:
         assert raised.status_code == 201, raised.text
         return UUID(raised.json()["id"])
 
-    def give_consent(self, case_id: UUID, child_id: UUID) -> None:
+    def give_consent(self, case_id: UUID) -> None:
         given = self.http.post(
             f"{self.consent.url}/consents",
             json={
                 "case_id": str(case_id),
-                "child_id": str(child_id),
                 "given_by": {"kind": "guardian", "person": GUARDIAN.person},
                 "services": [KINDERGARTEN, "ppt"],
                 "purposes": ["cooperation"],
@@ -125,9 +133,8 @@ def test_given_r3_streams_when_one_node_stops_then_the_services_keep_working_and
     cluster: Cluster, stafett: Stafett
 ) -> None:
     # Given a case whose consent the case service learned from the CONSENT stream
-    child = uuid4()
-    first = stafett.raise_concern(child)
-    stafett.give_consent(first, child)
+    first = stafett.raise_concern(stafett.a_child())
+    stafett.give_consent(first)
     stafett.wait_for("ConsentNoted", first)
 
     # When the node that leads the CASE stream stops
@@ -137,9 +144,8 @@ def test_given_r3_streams_when_one_node_stops_then_the_services_keep_working_and
 
     # Then commands are still appended, and consents still reach the case service
     stafett.note_bright_spot(first, "Leker med de andre igjen.")
-    second_child = uuid4()
-    second = stafett.raise_concern(second_child)
-    stafett.give_consent(second, second_child)
+    second = stafett.raise_concern(stafett.a_child())
+    stafett.give_consent(second)
     stafett.wait_for("ConsentNoted", second)
 
     # When the node comes back and has caught up

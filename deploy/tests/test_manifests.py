@@ -19,7 +19,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from deploy.nats.access import ACCESS, DEPLOY, generated_files
+from deploy.nats.access import DEPLOY, generated_files
+from stafett_runtime.directory import parse
+from stafett_runtime.natsaccess import ACCESS
 
 SERVICES = [row.service for row in ACCESS]
 KUBERNETES_VERSION = "1.37.0"
@@ -96,6 +98,38 @@ def test_each_service_runs_unprivileged_probed_limited_and_drains_before_it_stop
             "name": "stafett-nats",
             "key": service,
         }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_reads_the_municipalitys_directory_and_register(overlay: str) -> None:
+    (directory,) = [
+        m for n, m in of_kind(overlay, "ConfigMap").items() if n.startswith("stafett-directory")
+    ]
+    deployments = of_kind(overlay, "Deployment")
+    for service in SERVICES:
+        pod = deployments[f"stafett-{service}"]["spec"]["template"]["spec"]
+        main = container(deployments[f"stafett-{service}"])
+        env = {e["name"]: e for e in main["env"]}
+        # The directory: the ConfigMap's file, mounted read-only
+        path = Path(env["STAFETT_DIRECTORY_FILE"]["value"])
+        (mount,) = [m for m in main["volumeMounts"] if m["mountPath"] == str(path.parent)]
+        assert mount["readOnly"] is True
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["configMap"]["name"] == directory["metadata"]["name"]
+        assert path.name in directory["data"]
+        # The register: the gateway and its token from a Secret, which prod requires
+        for variable, key in (("STAFETT_REGISTER_URL", "url"), ("STAFETT_REGISTER_TOKEN", "token")):
+            assert env[variable]["valueFrom"]["secretKeyRef"] == {
+                "name": "stafett-register",
+                "key": key,
+                "optional": overlay != "prod",
+            }
+
+
+def test_the_example_directory_is_one_the_services_read() -> None:
+    directory = parse(DEPLOY / "k8s" / "base" / "directory.toml")  # a SettingsError if not
+    assert directory.municipality == "Eksempel kommune"
+    assert directory.leads("rektor-lia", "skole-lia")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -1,18 +1,22 @@
 """`stafett up --demo`: a small municipality, made through the services' own HTTP APIs.
 
 Nothing here writes an event: every step is a request an integrator could send, with a bearer
-token for the person who acts, so the services apply every rule as they would to anyone.
+token for the person who acts, so the services apply every rule as they would to anyone. The
+facts no request may assert come from where the services look them up: the children, their
+birth dates and guardians from the development register (the demo adds them to
+`<data>/register.json`), the units and their leaders from the directory `stafett up` wrote
+(`stafett_cli.municipality`).
 
 The municipality: two kindergartens, two schools, a health clinic; the helper services PPT, child
 welfare (barnevern) and BUP; people in every role; six cases, from a worry at level 0 to a
 responsibility group at level 3, one closed, one reported to child welfare.
 
-The demo is loaded once per data folder: `<data>/demo-loaded` records that it was, so starting
-again with --demo continues on the same data instead of adding the cases twice.
+The demo is loaded once per data folder: `<data>/demo-loaded` records the cases it made, so
+starting again with --demo lists them and continues on the same data instead of adding them twice.
 
 Steps are data (`STEPS`, `meeting_steps()`): who acts, on which service, which path, which
-body. In bodies and paths, `{case}` and `{child}` are the step's case and its child,
-`{measure:<name>}` (or `{id:<name>}`) a stable id within that case, `{meeting:<name>}` the
+body. In bodies and paths, `{case}` and `{child}` are the step's case and its child's register
+id, `{measure:<name>}` (or `{id:<name>}`) a stable id within that case, `{meeting:<name>}` the
 meeting a step scheduled, `{time:+<hours>}` a time and `{date:+<days>}` a date from now, `{now}`
 the current time, `{sha256}` a document hash.
 """
@@ -27,69 +31,20 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import httpx
 
+from stafett_cli.municipality import CHILDREN, DIRECTORY, PEOPLE, registered_children
 from stafett_cli.token import development_token
+from stafett_runtime.register import FileRegister
 
 if TYPE_CHECKING:
     from stafett_cli.platform import Platform
 
 MARKER = "demo-loaded"
 CONSENT_NOTED_WITHIN = 30.0  # seconds for the case service to learn a consent from its stream
-
-UNITS = {
-    "barnehage-solsikke": "Solsikken kindergarten",
-    "barnehage-lia": "Lia kindergarten",
-    "skole-lia": "Lia school",
-    "skole-fjell": "Fjell school",
-    "helsestasjon-sentrum": "Sentrum health clinic",
-}
-HELPER_SERVICES = {
-    "ppt": "educational-psychological service (PPT)",
-    "barnevern": "child welfare",
-    "bup": "child and adolescent psychiatry (BUP)",
-}
-
-
-@dataclass(frozen=True)
-class Person:
-    id: str
-    role: str
-    service: str | None
-    title: str
-
-
-PEOPLE = {
-    p.id: p
-    for p in (
-        Person("styrer-solsikke", "unit_leader", "barnehage-solsikke", "kindergarten head"),
-        Person("ped-solsikke", "employee", "barnehage-solsikke", "pedagogical leader"),
-        Person("styrer-lia", "unit_leader", "barnehage-lia", "kindergarten head"),
-        Person("ped-lia", "employee", "barnehage-lia", "pedagogical leader"),
-        Person("rektor-lia", "unit_leader", "skole-lia", "headteacher"),
-        Person("laerer-lia", "employee", "skole-lia", "class teacher"),
-        Person("rektor-fjell", "unit_leader", "skole-fjell", "headteacher"),
-        Person("laerer-fjell", "employee", "skole-fjell", "class teacher"),
-        Person("leder-helsestasjon", "unit_leader", "helsestasjon-sentrum", "clinic head"),
-        Person("helsesykepleier", "employee", "helsestasjon-sentrum", "public health nurse"),
-        Person("ppt-radgiver", "employee", "ppt", "PPT adviser"),
-        Person("barnevern-saksbehandler", "employee", "barnevern", "child welfare officer"),
-        Person("bup-psykolog", "employee", "bup", "psychologist"),
-        Person("koordinator-fjell", "employee", "skole-fjell", "coordinator"),
-        Person("mor-emma", "guardian", None, "Emma's mother"),
-        Person("mor-noah", "guardian", None, "Noah's mother"),
-        Person("far-sara", "guardian", None, "Sara's father"),
-        Person("mor-jonas", "guardian", None, "Jonas's mother"),
-        Person("far-ella", "guardian", None, "Ella's father"),
-        Person("jonas", "child", None, "Jonas, 15"),
-        Person("tilsyn-1", "auditor", None, "county supervisor"),
-        Person("admin-kommune", "administrator", None, "municipal administrator"),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -108,7 +63,6 @@ class Step:
 def _consent(case: str, guardian: str, services: list[str], purposes: list[str]) -> Step:
     body = {
         "case_id": "{case}",
-        "child_id": "{child}",
         "given_by": {"kind": "guardian", "person": guardian},
         "services": services,
         "purposes": purposes,
@@ -293,6 +247,19 @@ STEPS: list[Step] = [
         "helsesykepleier",
         "file-child-welfare-report",
         {"legal_basis": "barnevernsloven § 13-2", "grounds": "Gjentatte skader uten forklaring."},
+    ),
+    # Child welfare examines the report on a legal basis of its own: no consent is asked.
+    Step(
+        "liam",
+        "barnevern-saksbehandler",
+        "consent",
+        "/legal-bases",
+        {
+            "case_id": "{case}",
+            "service": "barnevern",
+            "legal_basis": "barnevernsloven § 2-2",
+            "justification": "Undersøker bekymringsmeldingen fra helsestasjonen.",
+        },
     ),
     # Ella, Lia school: helped at level 1, the measure worked, the case closed (exit A).
     _raise("ella", "laerer-lia", "Lei seg og isolert etter flytting."),
@@ -487,7 +454,7 @@ class Demo:
         return self._tokens[person]
 
     def run(self, step: Step) -> None:
-        case = self.cases.setdefault(step.case, DemoCase(step.case, uuid4()))
+        case = self.cases.setdefault(step.case, DemoCase(step.case, CHILDREN[step.case].child_id))
         path = self._fill(step.path, case)
         body = json.loads(self._fill(json.dumps(step.body, ensure_ascii=False), case))
         url = f"{self.urls[step.service]}{path}"
@@ -509,12 +476,10 @@ class Demo:
             self._wait_for_consents(case, step)
 
     def _wait_for_consents(self, case: DemoCase, step: Step) -> None:
-        """The case learns a consent from the CONSENT stream, a moment after it is given."""
-        unit_leader = next(
-            p.id
-            for p in PEOPLE.values()
-            if p.role == "unit_leader" and p.service == step.body["services"][0]
-        )
+        """The case learns a consent from the CONSENT stream, a moment after it is given; the
+        case's unit (the first of the consent's services) leads, as the directory says."""
+        unit_leader = DIRECTORY.leader_of(step.body["services"][0])
+        assert unit_leader is not None, "every unit of the demo directory has a leader"
         deadline = time.monotonic() + CONSENT_NOTED_WITHIN
         while time.monotonic() < deadline:
             answer = self.http.get(
@@ -576,7 +541,14 @@ def load_demo(platform: Platform, say: Callable[[str], None]) -> None:
     marker = platform.config.data_dir / MARKER
     if marker.exists():
         say(f"demo: already loaded ({marker}); continuing on the same data")
+        say(roster(json.loads(marker.read_text())["cases"]))
         return
+    if platform.register_file is None:
+        raise DemoError(
+            f"the register is {platform.register_url}: the demo adds its children to the "
+            "development register file, so unset STAFETT_REGISTER_URL to load it"
+        )
+    FileRegister(platform.register_file).add(*registered_children(datetime.now(UTC).date()))
     urls = {s.name: s.url for s in platform.services}
     steps = [s for s in STEPS + meeting_steps() if s.service in urls]
     skipped = len(STEPS) + len(meeting_steps()) - len(steps)
@@ -595,26 +567,22 @@ def load_demo(platform: Platform, say: Callable[[str], None]) -> None:
                 say(f"demo: {number}/{len(steps)} requests")
     finally:
         demo.close()
-    write_marker(marker, demo)
+    cases = {key: str(case.id) for key, case in demo.cases.items() if case.id is not None}
+    marker.write_text(
+        json.dumps({"loaded_at": datetime.now(UTC).isoformat(), "cases": cases}, indent=2) + "\n"
+    )
     say(
-        f"demo: loaded {len(demo.cases)} cases with {len(steps)} requests"
+        f"demo: loaded {len(cases)} cases with {len(steps)} requests"
         + (f" ({skipped} skipped: their service is not built yet)" if skipped else "")
     )
-    say(roster(demo))
+    say(roster(cases))
 
 
-def write_marker(marker: Path, demo: Demo) -> None:
-    record = {
-        "loaded_at": datetime.now(UTC).isoformat(),
-        "cases": {key: str(case.id) for key, case in demo.cases.items()},
-    }
-    marker.write_text(json.dumps(record, indent=2) + "\n")
-
-
-def roster(demo: Demo) -> str:
-    lines = ["demo cases:"]
-    for key, case in demo.cases.items():
-        lines.append(f"  {key:<6} {case.id}")
+def roster(cases: Mapping[str, str]) -> str:
+    """The demo's cases (by child) and people, with what it takes to act as each."""
+    lines = ["demo cases (the child, as the register names them):"]
+    for key, case_id in cases.items():
+        lines.append(f"  {key:<6} {case_id}  {CHILDREN[key].name}")
     lines.append("demo people (get a token: stafett token --person ID --role ROLE [--service S]):")
     for p in PEOPLE.values():
         lines.append(f"  {p.id:<24} {p.role:<13} {p.service or '':<21} {p.title}")

@@ -8,12 +8,15 @@ import logging
 import os
 import sys
 from datetime import timedelta
+from pathlib import Path
 from uuid import UUID
 
+import nats
 from eventsourcing.persistence import OperationalError
 from rich.console import Console
 
 from stafett_cli import platform
+from stafett_cli.datafolder import Login, operator_login, service_login
 from stafett_cli.streams import Store, default_nats_url
 from stafett_cli.token import development_token
 from stafett_contracts.identity import Role
@@ -25,7 +28,8 @@ Stafett: coordinated early help for children at risk, on NATS JetStream.
 Run everything locally with `stafett up` (add --demo for a demo municipality), then look at it
 with `stafett status`, `stafett tail` and `stafett verify`. Every command that reads the streams
 connects to NATS_URL, or by default to the server `stafett up` runs (port STAFETT_NATS_PORT,
-default 14222)."""
+default 14222), as NATS_USER, or else as the operator user of that server (its password is in
+the data folder, STAFETT_DATA_DIR)."""
 
 EPILOG = """\
 configuration: environment variables, or one file (stafett.toml in the current folder, or the
@@ -48,8 +52,11 @@ def parser() -> argparse.ArgumentParser:
             "Start a local nats-server with JetStream (data in STAFETT_DATA_DIR, default ./var; "
             "port STAFETT_NATS_PORT, default 14222) and every service (ports from "
             "STAFETT_PORT_BASE + 1, default 8101), wait until all are ready, and keep them "
-            "running until Ctrl-C. A service that crashes is restarted. Starting again "
-            "continues on the same data."
+            "running until Ctrl-C. NATS has a user per service, as in production, and no "
+            "anonymous access; the passwords and the children's key-encryption key are made "
+            "once in the data folder, beside the municipality directory and the development "
+            "register. A service that crashes is restarted. Starting again continues on the "
+            "same data."
         ),
     )
     up.add_argument(
@@ -268,19 +275,19 @@ def _tail(args: argparse.Namespace) -> int:
     from stafett_cli.tail import Filter, NotReachableError, Tail
 
     err = Console(stderr=True)
+    login = _login()
     tail = Tail(
         args.nats,
         Filter(subject=args.subject, types=frozenset(args.types)),
         raw_json=args.json,
         from_start=args.from_start,
         count=args.count,
+        login=login,
     )
     try:
         asyncio.run(tail.run(lambda line: err.print(line, style="dim", highlight=False)))
     except NotReachableError as error:
-        raise CommandError(
-            f"{error}: is `stafett up` running? (or set NATS_URL / --nats)"
-        ) from error
+        raise _not_reached(args.nats, login) from error
     return 0
 
 
@@ -288,9 +295,14 @@ def _replay(args: argparse.Namespace) -> int:
     from stafett_cli.replay import ReplayError, replay
 
     console = Console(stderr=True)
+    environ = {**os.environ, "NATS_URL": args.nats}
+    # The rebuild is the projection's own work: on `stafett up`'s server, as the projection.
+    projection = None if os.environ.get("NATS_USER") else service_login(_data_dir(), "projection")
+    if projection is not None:
+        environ.update(projection.env())
     try:
         total = _count_events(args.nats)
-        return replay(console, total, environ={**os.environ, "NATS_URL": args.nats})
+        return replay(console, total, environ=environ)
     except ReplayError as error:
         raise CommandError(str(error)) from error
 
@@ -300,13 +312,56 @@ def _count_events(url: str) -> int:
         return sum(info.state.messages for info in store.event_streams())
 
 
+def _data_dir() -> Path:
+    return platform.PlatformConfig.from_env().data_dir
+
+
+def _login() -> Login | None:
+    return operator_login(_data_dir())
+
+
 def _open_store(url: str) -> Store:
+    login = _login()
     try:
-        return Store(url)
+        return Store(url, login)
     except OperationalError as error:
-        raise CommandError(
-            f"cannot reach NATS at {url}: is `stafett up` running? (or set NATS_URL / --nats)"
-        ) from error
+        raise _not_reached(url, login) from error
+
+
+def _not_reached(url: str, login: Login | None) -> CommandError:
+    """Why a command could not use NATS, and what to do about it."""
+    if asyncio.run(_refuses(url, login)):
+        who = f"as {login.user}" if login else "without a user"
+        return CommandError(
+            f"NATS at {url} refused the connection {who}: set NATS_USER and NATS_PASSWORD, "
+            "or STAFETT_DATA_DIR to the data folder of `stafett up`"
+        )
+    return CommandError(
+        f"cannot reach NATS at {url}: is `stafett up` running? (or set NATS_URL / --nats)"
+    )
+
+
+async def _refuses(url: str, login: Login | None) -> bool:
+    """Whether the server is there but refuses this login: one attempt, no retries (a command
+    retries until its timeout, and then knows only that it did not connect)."""
+
+    async def quiet(_: Exception) -> None:
+        pass
+
+    try:
+        # nats-py tries a server it cannot reach again and again, even told not to reconnect.
+        nc = await asyncio.wait_for(
+            nats.connect(
+                url, allow_reconnect=False, error_cb=quiet, **(login.options() if login else {})
+            ),
+            2,
+        )
+    except nats.errors.Error as error:
+        return "authorization violation" in str(error).lower()
+    except (OSError, TimeoutError):
+        return False
+    await nc.close()
+    return False
 
 
 def _with_store(args: argparse.Namespace) -> int:

@@ -1,8 +1,15 @@
 """The embedded platform: a local nats-server and every service, as separate processes.
 
-Data lives in one folder (default `./var`): the JetStream store under `nats/`, logs under `logs/`.
-Starting again continues on the same data. A service that exits unexpectedly is started again,
-after a pause that doubles with each crash in a row (1 s up to 30 s), and the screen says so.
+Data lives in one folder (default `./var`): the JetStream store under `nats/`, logs under `logs/`,
+and the files of `datafolder` (NATS passwords, the key-encryption key, the directory, the
+register). Starting again continues on the same data. A service that exits unexpectedly is
+started again, after a pause that doubles with each crash in a row (1 s up to 30 s), and the
+screen says so.
+
+NATS runs as in production (`stafett_runtime.natsaccess`): every service connects as its own
+user with its own permissions, the CLI's tools as the operator user, and nobody anonymously.
+Before any service starts, the operator user creates the streams (as deploy's Job does) and wraps
+any child's key stored before there was a key-encryption key.
 
 Every child process is asked by the kernel to stop (SIGTERM) when `stafett up` itself dies, even
 by SIGKILL (Linux `PR_SET_PDEATHSIG`), so no service or nats-server is left behind.
@@ -10,6 +17,7 @@ by SIGKILL (Linux `PR_SET_PDEATHSIG`), so no service or nats-server is left behi
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import importlib.util
 import os
@@ -26,8 +34,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 
+from stafett_cli.datafolder import (
+    KEY_ENCRYPTION_KEY_FILE,
+    USERS_FILE,
+    Login,
+    key_encryption_key,
+    nats_passwords,
+    write_directory_if_missing,
+    write_register_if_missing,
+)
 from stafett_cli.outbox import Outbox
+from stafett_runtime import directory, register
+from stafett_runtime.keystore import ChildKeys, KeyStoreError
+from stafett_runtime.natsaccess import ADMIN_USER, authorization_block, create_missing_streams
 from stafett_runtime.natsserver import NatsServer, NatsServerError, port_is_free
 
 # The services in start order; each listens on STAFETT_PORT_BASE + its position (8101, 8102, ...).
@@ -207,12 +228,27 @@ class Platform:
         )
         self.services: list[ServiceProcess] = []
         self._stopping = threading.Event()
+        settings = {**os.environ, **config.service_env}
         # Mail stays on this machine unless a real SMTP server is configured for notify.
-        mail = {**os.environ, **config.service_env}
         configured = any(
-            k in mail for k in ("STAFETT_NOTIFY_SMTP_HOST", "STAFETT_NOTIFY_SMTP_PORT")
+            k in settings for k in ("STAFETT_NOTIFY_SMTP_HOST", "STAFETT_NOTIFY_SMTP_PORT")
         )
         self.outbox = None if configured else Outbox(config.data_dir / "mail")
+        # Where the services find the directory and the register: the data folder's own files,
+        # unless the configuration names others (or the register's gateway).
+        self.directory_file = Path(
+            settings.get("STAFETT_DIRECTORY_FILE") or config.data_dir / directory.FILE_NAME
+        ).resolve()
+        self.register_url = settings.get("STAFETT_REGISTER_URL") or None
+        self.register_file = (
+            None
+            if self.register_url
+            else Path(
+                settings.get("STAFETT_REGISTER_FILE") or config.data_dir / register.FILE_NAME
+            ).resolve()
+        )
+        self._passwords: dict[str, str] = {}
+        self._key_encryption: dict[str, str] = {}
 
     @property
     def runnable(self) -> list[str]:
@@ -223,28 +259,68 @@ class Platform:
         self._check_port(self.config.nats_port, "STAFETT_NATS_PORT")
         for name in self.runnable:
             self._check_port(self.config.service_port(name), "STAFETT_PORT_BASE")
+        self.start_nats()
+        self._start_services()
+        self._wait_until_ready()
+
+    def start_nats(self) -> None:
+        """nats-server with the access table's users, the streams made and the stored keys
+        wrapped: everything the services need before the first of them starts."""
+        data = self.config.data_dir
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._passwords = nats_passwords(data)
+        self._key_encryption = key_encryption_key(data)
+        self.nats.extra_config = authorization_block(self._passwords)
+        write_directory_if_missing(self.directory_file)
+        if self.register_file is not None:
+            write_register_if_missing(self.register_file)
         try:
             self.nats.start()
-        except NatsServerError as error:
+            asyncio.run(self._make_streams_and_wrap_keys())
+        except (NatsServerError, KeyStoreError, nats.errors.Error) as error:
             raise PlatformError(str(error)) from error
+
+    def login(self, user: str) -> Login:
+        """A NATS user's login on this platform's server (once it has started)."""
+        return Login(user, self._passwords[user])
+
+    async def _make_streams_and_wrap_keys(self) -> None:
+        nc = await nats.connect(
+            self.nats.url, **self.login(ADMIN_USER).options(), allow_reconnect=False
+        )
+        try:
+            await create_missing_streams(nc)
+            keys = await ChildKeys.bind(nc, environ=self._key_encryption)
+            await keys.wrap_stored_keys()
+        finally:
+            await nc.close()
+
+    def _start_services(self) -> None:
         env = {
             **os.environ,
             **self.config.service_env,
             "NATS_URL": self.nats.url,
             "STAFETT_DATA_DIR": str(self.config.data_dir),
+            "STAFETT_DIRECTORY_FILE": str(self.directory_file),
+            **self._key_encryption,
         }
+        if self.register_file is not None:
+            env["STAFETT_REGISTER_FILE"] = str(self.register_file)
         if self.outbox is not None:
             self.outbox.start()
             env.update(STAFETT_NOTIFY_SMTP_HOST=self.outbox.host)
             env.update(STAFETT_NOTIFY_SMTP_PORT=str(self.outbox.port))
         for name in self.runnable:
-            service_env = {**env, "STAFETT_HTTP_PORT": str(self.config.service_port(name))}
+            service_env = {
+                **env,
+                **self.login(name).env(),
+                "STAFETT_HTTP_PORT": str(self.config.service_port(name)),
+            }
             service = ServiceProcess(
                 name, service_env, self.logs / f"{name}.log", self.config.service_url(name)
             )
             service.start()
             self.services.append(service)
-        self._wait_until_ready()
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.config.ready_timeout
@@ -295,13 +371,22 @@ class Platform:
             if QUERY_SERVICE in running
             else "not built yet (the projection service)"
         )
+        data = self.config.data_dir
+        register_source = (
+            f"{self.register_url}  (the register's gateway)"
+            if self.register_url
+            else f"{self.register_file}  (development population register)"
+        )
         lines = [
             "Stafett is running (embedded).",
             "",
-            f"  NATS JetStream  {self.nats.url}",
+            f"  NATS JetStream  {self.nats.url}  (a user per service; the CLI connects as admin)",
             f"  event store     {self.nats.store_dir / 'jetstream'} (fsync before every ack)",
             f"  query API       {query}",
             f"  logs            {self.logs}  (one file per service, JSON lines)",
+            f"  directory       {self.directory_file}  (units and their leaders)",
+            f"  register        {register_source}",
+            f"  secrets         {data / USERS_FILE}, {data / KEY_ENCRYPTION_KEY_FILE}",
         ]
         if self.outbox is not None:
             lines.append(
@@ -318,7 +403,8 @@ class Platform:
                 lines.append(f"    {name:<12}  {service.url}/schema  (pid {service.pid})")
         lines += [
             "",
-            "  try it          stafett token --person p-1 --role employee --service skole-lia",
+            "  try it          stafett token --person laerer-lia --role employee "
+            "--service skole-lia",
             "                  stafett tail     stafett status     stafett verify",
             "",
             f"Press Ctrl-C to stop (or kill {os.getpid()}). "

@@ -15,6 +15,7 @@ from typing import Any
 
 from nats.js.api import ConsumerInfo, StreamInfo
 
+from stafett_cli.datafolder import Login
 from stafett_runtime.jetstream.client import ConnectionSettings, JetStreamClient, StoredMessage
 from stafett_runtime.jetstream.layout import (
     APPLICATION_NAME,
@@ -62,10 +63,17 @@ class Deleted:
 class Store:
     """A read-only view of the server's streams."""
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, login: Login | None = None, timeout: float = 5.0) -> None:
         self.url = url
         self.client = JetStreamClient(
-            ConnectionSettings(url=url, name="stafett-cli", timeout=timeout)
+            ConnectionSettings(
+                url=url,
+                name="stafett-cli",
+                user=login.user if login else None,
+                password=login.password if login else None,
+                inbox_prefix=login.inbox_prefix if login else None,
+                timeout=timeout,
+            )
         )
 
     def close(self) -> None:

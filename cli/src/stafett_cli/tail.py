@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from stafett_cli.datafolder import Login
 from stafett_cli.streams import TOPIC, is_bucket
 
 NEW_STREAMS_EVERY = 2.0
@@ -94,16 +95,22 @@ class NotReachableError(ConnectionError):
     pass
 
 
-async def connect(url: str, seconds: float = 5.0) -> Client:
-    """Connected within `seconds`, or NotReachableError; after that, reconnect for as long as it
-    takes (a tail outlives a nats-server restart)."""
+async def connect(url: str, login: Login | None = None, seconds: float = 5.0) -> Client:
+    """Connected (as `login`, if given) within `seconds`, or NotReachableError; after that,
+    reconnect for as long as it takes (a tail outlives a nats-server restart)."""
 
     async def quiet(_: Exception) -> None:
         pass  # nats-py would print each failed attempt with a traceback
 
     try:
         return await asyncio.wait_for(
-            nats.connect(url, connect_timeout=seconds, max_reconnect_attempts=-1, error_cb=quiet),
+            nats.connect(
+                url,
+                connect_timeout=seconds,
+                max_reconnect_attempts=-1,
+                error_cb=quiet,
+                **(login.options() if login else {}),
+            ),
             seconds,
         )
     except (TimeoutError, OSError, nats.errors.Error) as error:
@@ -119,8 +126,10 @@ class Tail:
         from_start: bool,
         count: int | None,
         out: TextIO = sys.stdout,
+        login: Login | None = None,
     ) -> None:
         self.url = url
+        self.login = login
         self.filter = filter_
         self.raw_json = raw_json
         self.from_start = from_start
@@ -130,7 +139,7 @@ class Tail:
         self._followed: set[str] = set()
 
     async def run(self, announce: Callable[[str], None]) -> None:
-        nc = await connect(self.url)
+        nc = await connect(self.url, self.login)
         try:
             await self._follow_new_streams(nc, announce, first=True)
             while not self.done.is_set():

@@ -16,7 +16,10 @@ stream, projection and process (crypto-shredding).
   erased child is never given a new key: its old blobs would then read as tampered.
 - No key is cached, so an erasure holds at once for every process.
 - With a key-encryption key (STAFETT_KEY_ENCRYPTION_KEY), the bucket holds keys only wrapped, so a
-  copy of the bucket alone reveals nothing.
+  copy of the bucket alone reveals nothing. Keys stored before a KEK was set are wrapped in place
+  by `wrap_stored_keys`, once, before any service opens the bucket (`stafett up` does).
+- A process that only opens sealed data (the projection) binds with `create=False`: its NATS user
+  may read the bucket but not make it, so a missing bucket is said at once, not as a timeout.
 - No key is ever logged or put in an error message.
 """
 
@@ -36,7 +39,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nats.aio.client import Client
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import (
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 
 from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
@@ -89,13 +97,19 @@ class ChildKeys:
         bucket: str = DEFAULT_BUCKET,
         replicas: int = 1,
         environ: Mapping[str, str] = os.environ,
+        create: bool = True,
     ) -> ChildKeys:
-        """The key store in `bucket`, created if missing; the KEK, if any, comes from `environ`."""
+        """The key store in `bucket`, created if missing (unless `create` is false: a reader's
+        NATS user may not make it); the KEK, if any, comes from `environ`."""
         key_encryption_key = _key_encryption_key(environ)
         js = nc.jetstream()
         try:
             config = (await js.stream_info(f"KV_{bucket}")).config
         except NotFoundError:
+            if not create:
+                raise KeyStoreError(
+                    f"bucket {bucket} does not exist yet: the case service makes it"
+                ) from None
             # A KV bucket as create_key_value makes it, but with message deletes allowed. Making
             # the same config twice, as two processes starting at once may, is no conflict.
             config = (await js.add_stream(bucket_config(bucket, replicas))).config
@@ -148,6 +162,29 @@ class ChildKeys:
             await self._js.delete_msg(self._stream, entry.revision)  # a secure delete
         await self._kv.purge(child_id)
         log.info("child_key_erased", child_id=child_id, reason=reason)
+
+    async def wrap_stored_keys(self) -> int:
+        """Wrap, in place, every key stored unwrapped (made before there was a KEK); erasure
+        markers stay as they are. How many were wrapped. Run it before any service opens the
+        bucket: a service with the KEK refuses an unwrapped key. The unwrapped bytes are no
+        longer readable; on disk they go when nats-server compacts the message block."""
+        if self._kek is None:
+            raise KeyStoreError(f"set {KEY_ENCRYPTION_KEY_VARIABLE} to wrap the stored keys")
+        try:
+            children = await self._kv.keys()  # purged (erased) keys are not listed
+        except NoKeysError:
+            return 0
+        wrapped = 0
+        for child_id in children:
+            entry = await self._kv.get(child_id)
+            stored = entry.value or b""
+            if len(stored) != _KEY_BYTES:  # wrapped already: nonce, key and tag
+                continue
+            # Only if it is still the message read: never over a key changed meanwhile.
+            await self._kv.update(child_id, self._wrap(child_id, stored), last=entry.revision)
+            wrapped += 1
+        log.info("child_keys_wrapped", count=wrapped)
+        return wrapped
 
     async def _stored_key(self, child_id: str) -> bytes | Erased | None:
         """The child's key; `Erased` once it was deleted or purged; None if there never was one."""

