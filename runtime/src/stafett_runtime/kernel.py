@@ -7,7 +7,9 @@ rule needs.
 - who is calling (`auth.TokenVerifier`), and the sources of record for facts about people: the
   population register (`register`) and the municipality directory (`directory`);
 - the access rule's settings, the access log, and, for the services that seal or open a child's
-  personal data, the children's keys (`keystore`);
+  personal data, the children's keys (`keystore`): `seal` and `unseal`. The case service seals
+  (its NATS user makes the bucket and writes keys); the projection only opens (its user reads
+  keys, and binds to the bucket once the case service has made it);
 - `reads(...)`: the gate every read of case data goes through (`reads.CaseReads`).
 
     kernel = Kernel.from_env("meeting")
@@ -20,10 +22,12 @@ rule needs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from uuid import uuid4
 
 import nats
@@ -32,19 +36,21 @@ from nats.aio.client import Client
 from stafett_contracts.access import ReadRules
 from stafett_contracts.identity import Actor
 from stafett_contracts.people import Directory
+from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
 from stafett_runtime.accesslog import AccessLog
 from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.directory import DirectorySource, FixedDirectory, directory_from_env
 from stafett_runtime.domain import Context
 from stafett_runtime.health import CheckResult
 from stafett_runtime.jetstream.core import JetStreamCore
-from stafett_runtime.keystore import ChildKeys
+from stafett_runtime.keystore import ChildKeys, KeyStoreError
 from stafett_runtime.logging import current_correlation_id
 from stafett_runtime.reads import CaseReads, CaseSource, StreamCases
 from stafett_runtime.register import FileRegister, Register, register_from_env
 from stafett_runtime.settings import Settings, SettingsError
 
 READS_FROM_AGE_VARIABLE = "STAFETT_CHILD_READS_FROM_AGE"
+KeyUse = Literal["seal", "open"]  # what a service does with children's keys
 
 
 class NotOpenError(RuntimeError):
@@ -60,7 +66,7 @@ class Kernel:
         register: Register,
         directory: DirectorySource,
         read_rules: ReadRules | None = None,
-        child_keys: bool = False,
+        child_keys: KeyUse | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> None:
         self.settings = settings
@@ -69,7 +75,7 @@ class Kernel:
         self.directory = directory
         self.read_rules = read_rules or ReadRules()
         self.access_log = AccessLog(self, settings.service, settings.nats_stream_replicas)
-        self._wants_keys = child_keys
+        self._key_use = child_keys
         self._environ = environ
         self._nc: Client | None = None
         self._core: JetStreamCore | None = None
@@ -80,7 +86,7 @@ class Kernel:
         cls,
         service: str,
         *,
-        child_keys: bool = False,
+        child_keys: KeyUse | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> Kernel:
         return cls(
@@ -115,10 +121,9 @@ class Kernel:
         )
         self._core = await JetStreamCore.attach(self._nc)
         await self.access_log.open()
-        if self._wants_keys:
-            self._keys = await ChildKeys.bind(
-                self._nc, replicas=s.nats_stream_replicas, environ=self._environ
-            )
+        if self._key_use is not None:
+            with contextlib.suppress(KeyStoreError):  # an opener binds once the bucket is made
+                await self._child_keys()
 
     async def close(self) -> None:
         nc, self._nc, self._core, self._keys = self._nc, None, None, None
@@ -144,10 +149,24 @@ class Kernel:
             raise NotOpenError("the service's NATS connection is not open")
         return self._core
 
-    @property
-    def keys(self) -> ChildKeys:
+    async def seal(self, data: PersonalData, child_id: str) -> SealedPersonalData:
+        """Seal a child's personal data with the child's own key (made if it is the first)."""
+        return await (await self._child_keys()).seal(data, child_id)
+
+    async def unseal(self, sealed: SealedPersonalData) -> PersonalData | Erased:
+        """Open sealed personal data; `Erased` once the child's key is deleted."""
+        return await (await self._child_keys()).open(sealed)
+
+    async def _child_keys(self) -> ChildKeys:
+        if self._key_use is None:
+            raise NotOpenError("this service does not seal or open children's personal data")
         if self._keys is None:
-            raise NotOpenError("the children's keys are not open in this service")
+            self._keys = await ChildKeys.bind(
+                self.nc,
+                replicas=self.settings.nats_stream_replicas,
+                environ=self._environ,
+                create=self._key_use == "seal",
+            )
         return self._keys
 
     def context(self, actor: Actor, causation_id: str | None = None) -> Context:

@@ -33,7 +33,7 @@ from stafett_contracts.access import ReadRules
 from stafett_contracts.people import Directory, RegisteredChild, ServiceKind, Unit
 from stafett_runtime.auth import DevelopmentKey, TokenVerifier
 from stafett_runtime.directory import FixedDirectory
-from stafett_runtime.kernel import Kernel
+from stafett_runtime.kernel import Kernel, KeyUse
 from stafett_runtime.natsserver import NatsServer, NatsServerError, free_port
 from stafett_runtime.register import FileRegister
 from stafett_runtime.settings import Settings
@@ -203,7 +203,7 @@ def kernel_for_tests(
     key: DevelopmentKey,
     register: FileRegister,
     directory: Directory = TEST_DIRECTORY,
-    child_keys: bool = False,
+    child_keys: KeyUse | None = None,
     read_rules: ReadRules | None = None,
 ) -> Kernel:
     """A service's kernel on the test's nats-server, its register file and directory."""

@@ -87,7 +87,9 @@ def cases(nats_server: NatsTestServer) -> Iterator[Cases]:
 def http(nats_server: NatsTestServer, cases: Cases, tmp_path: Path) -> Iterator[Http]:
     key = DevelopmentKey.load_or_create(tmp_path / "key.pem")
     register = FileRegister(tmp_path / "register.json")
-    kernel = kernel_for_tests("case", nats_server.url, key=key, register=register, child_keys=True)
+    kernel = kernel_for_tests(
+        "case", nats_server.url, key=key, register=register, child_keys="seal"
+    )
     with TestClient(create_app(cases, kernel)) as client:
         yield Http(client, key, register)
 

@@ -124,7 +124,7 @@ def api(nats_server: NatsTestServer, tmp_path: Path, database: Database) -> Iter
 
     asyncio.run(streams())
     kernel = kernel_for_tests(
-        "projection", nats_server.url, key=key, register=register, child_keys=True
+        "projection", nats_server.url, key=key, register=register, child_keys="open"
     )
     with TestClient(create_app(Projection(database), kernel)) as client:
         yield Api(client, key, nats_server.url, register)

@@ -181,7 +181,7 @@ def create_app(
             name=child.name, birth_date=child.birth_date, national_id=child.national_id
         )
         try:
-            return await kernel.keys.seal(identity, str(child.child_id))
+            return await kernel.seal(identity, str(child.child_id))
         except ChildErasedError as erased:
             raise RuleViolation("erased-child-stays-erased", str(erased)) from None
 
@@ -220,7 +220,7 @@ def create_app(
         identity = admitted.case.personal_data
         if not admitted.access.identity or identity is None:
             return view
-        opened = await kernel.keys.open(identity)
+        opened = await kernel.unseal(identity)
         if isinstance(opened, Erased):
             return msgspec.structs.replace(view, erased=opened)
         return msgspec.structs.replace(view, personal_data=opened)

@@ -26,7 +26,7 @@ from stafett_runtime.tracing import configure_tracing
 
 
 def main() -> None:
-    kernel = Kernel.from_env("case", child_keys=True)
+    kernel = Kernel.from_env("case", child_keys="seal")
     settings = kernel.settings
     configure_logging(settings.service, settings.log_level, settings.log_format)
     configure_tracing(settings.service)

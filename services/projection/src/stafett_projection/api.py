@@ -114,7 +114,7 @@ def create_app(
         if sealed is None or not admitted.access.identity:
             return None
         try:
-            return await kernel.keys.open(sealed)
+            return await kernel.unseal(sealed)
         except KeyStoreError:
             return None  # a key store without this child's key: show no personal data
 

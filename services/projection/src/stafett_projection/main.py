@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "rebuild":
         return asyncio.run(_rebuild(Settings.from_env("projection")))
-    kernel = Kernel.from_env("projection", child_keys=True)
+    kernel = Kernel.from_env("projection", child_keys="open")
     settings = kernel.settings
     configure_logging(settings.service, settings.log_level, settings.log_format)
     configure_tracing(settings.service)
