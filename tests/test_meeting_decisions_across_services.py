@@ -11,36 +11,21 @@ import hashlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
 import msgspec
-from eventsourcing.utils import Environment
 
 from stafett_contracts.identity import Actor, Role
-from stafett_runtime.auth import DevelopmentKey
-from stafett_runtime.jetstream import JetStreamFactory
-from stafett_runtime.testing import NatsTestServer
-from tests.conftest import RunningService
+from stafett_runtime.testing import a_child
+from tests.platform import Platform
 
 KINDERGARTEN = "barnehage-solsikke"
 TEACHER = Actor(person="ped-1", role=Role.EMPLOYEE, service=KINDERGARTEN)
 LEADER = Actor(person="styrer-1", role=Role.UNIT_LEADER, service=KINDERGARTEN)
 GUARDIAN = Actor(person="forelder-1", role=Role.GUARDIAN)
 PPT = Actor(person="ppt-1", role=Role.EMPLOYEE, service="ppt")
-
-
-def stream_events(nats_url: str, service: str, aggregate_id: UUID) -> list[dict[str, Any]]:
-    """An aggregate's events as JSON, in order, read straight from the service's stream."""
-    env = Environment(service, {"NATS_URL": nats_url, "CREATE_TABLE": "no"})
-    factory = JetStreamFactory(env)
-    try:
-        stored = factory.application_recorder().select_events(aggregate_id)
-        return [msgspec.json.decode(s.state) for s in stored]
-    finally:
-        factory.close()
 
 
 def wait_until(what: str, holds: Callable[[], bool]) -> None:
@@ -50,13 +35,10 @@ def wait_until(what: str, holds: Callable[[], bool]) -> None:
         time.sleep(0.1)
 
 
-def test_a_meeting_decision_to_move_to_level_2_escalates_the_case(
-    run_service: Callable[[str], RunningService], nats_server: NatsTestServer, tmp_path: Path
-) -> None:
-    key = DevelopmentKey.load_or_create(tmp_path / "dev-signing-key.pem")  # the services' key
-    consent = run_service("consent")
-    case = run_service("case")
-    meeting = run_service("meeting")
+def test_a_meeting_decision_to_move_to_level_2_escalates_the_case(platform: Platform) -> None:
+    key = platform.key  # the services' development key
+    platform.start("consent", "case", "meeting")
+    consent, case, meeting = (platform.services[n] for n in ("consent", "case", "meeting"))
     http = httpx.Client(timeout=10)
 
     def post(actor: Actor, url: str, body: dict[str, Any]) -> Any:
@@ -68,19 +50,19 @@ def test_a_meeting_decision_to_move_to_level_2_escalates_the_case(
         return http.get(url, headers={"Authorization": f"Bearer {key.mint(actor)}"})
 
     def case_types() -> list[str]:
-        return [e["type"] for e in stream_events(nats_server.url, "case", case_id)]
+        return platform.event_types("case", case_id)
 
     # Given a concern in the kindergarten, the guardian's consent to cooperate with PPT,
     # a baton holder, and the case at level 1
-    child_id = uuid4()
-    body = {"child_id": str(child_id), "concern": "Trekker seg unna i lek over flere uker."}
+    child = a_child(GUARDIAN.person)
+    platform.register_child(child)
+    body = {"child_id": str(child.child_id), "concern": "Trekker seg unna i lek over flere uker."}
     case_id = UUID(post(TEACHER, f"{case.url}/cases", body)["id"])
     post(
         GUARDIAN,
         f"{consent.url}/consents",
         {
             "case_id": str(case_id),
-            "child_id": str(child_id),
             "given_by": {"kind": "guardian", "person": GUARDIAN.person},
             "services": [KINDERGARTEN, "ppt"],
             "purposes": ["cooperation", "referral"],
@@ -139,7 +121,7 @@ def test_a_meeting_decision_to_move_to_level_2_escalates_the_case(
 
     # Then the case service escalates the case to level 2 by itself
     wait_until("the case escalates to level 2", lambda: case_types().count("Escalated") == 2)
-    events = stream_events(nats_server.url, "case", case_id)
+    events = platform.events("case", case_id)
     assert [e["type"] for e in events] == [
         "ConcernRaised",
         "ConsentNoted",
@@ -147,7 +129,7 @@ def test_a_meeting_decision_to_move_to_level_2_escalates_the_case(
         "Escalated",
         "Escalated",
     ]
-    recorded = stream_events(nats_server.url, "meeting", UUID(meeting_id))[-1]
+    recorded = platform.events("meeting", UUID(meeting_id))[-1]
     assert recorded["type"] == "DecisionRecorded"
     escalated = events[-1]
     assert (escalated["from_level"], escalated["to_level"]) == (1, 2)

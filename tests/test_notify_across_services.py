@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import httpx
 import pytest
 
 from stafett_contracts.identity import Actor, Role
-from stafett_notify.testing import ConsentStandIn, Mailbox, calendar_in, smtp_server
-from stafett_runtime.auth import DevelopmentKey
-from stafett_runtime.testing import NatsTestServer
-from tests.conftest import RunningService
+from stafett_notify.testing import Mailbox, calendar_in, smtp_server
+from stafett_runtime.testing import a_child
+from tests.platform import Platform
 
 UNIT = "skole-lia"
 TEACHER = Actor(person="laerer-1", role=Role.EMPLOYEE, service=UNIT)
@@ -46,43 +45,39 @@ def wait_for_mail(mailbox: Mailbox, count: int) -> list[str]:
 
 
 def test_the_notify_service_mails_once_even_when_killed_and_started_again(
-    run_service: Callable[[str], RunningService],
-    nats_server: NatsTestServer,
+    platform: Platform,
     smtp: tuple[Mailbox, int],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     mailbox, port = smtp
-    directory = tmp_path / "directory.json"
+    directory = tmp_path / "contacts.json"
     people = (TEACHER, COLLEAGUE, LEADER, GUARDIAN)
     directory.write_text(
         json.dumps(
             {
                 "contacts": {a.person: {"email": f"{a.person}@example.org"} for a in people},
-                "units": {UNIT: {"leader": LEADER.person}},
             }
         )
     )
     monkeypatch.setenv("STAFETT_NOTIFY_DIRECTORY", str(directory))
     monkeypatch.setenv("STAFETT_NOTIFY_SMTP_PORT", str(port))
     monkeypatch.setenv("STAFETT_NOTIFY_INTERVAL", "1")
-    key = DevelopmentKey.load_or_create(tmp_path / "dev-signing-key.pem")  # the services' key
 
     def as_(actor: Actor) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key.mint(actor)}"}
+        return {"Authorization": f"Bearer {platform.key.mint(actor)}"}
 
-    # The consent service's stream, as it would make it (no consent is needed here)
-    store = {"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url}
-    ConsentStandIn(store).close()
-    case = run_service("case")
-    meeting = run_service("meeting")
-    notify = run_service("notify")
+    # The leader is the directory's (rektor-1 leads skole-lia in the test municipality)
+    platform.start("consent", "case", "meeting", "notify")
+    case, meeting = platform.services["case"], platform.services["meeting"]
     http = httpx.Client(timeout=10)
+    child = a_child(GUARDIAN.person, name="Kari Nordmann")
+    platform.register_child(child)
 
     # Given a concern raised, and the teacher appointed to hold the baton
     raised = http.post(
         f"{case.url}/cases",
-        json={"child_id": str(uuid4()), "concern": "Kari Nordmann gråter ofte."},
+        json={"child_id": str(child.child_id), "concern": "Kari Nordmann gråter ofte."},
         headers=as_(TEACHER),
     )
     assert raised.status_code == 201, raised.text
@@ -133,9 +128,8 @@ def test_the_notify_service_mails_once_even_when_killed_and_started_again(
         assert event.decoded("DTSTART") == starts
 
     # When the notify service is killed and started again, and the baton is then offered on
-    notify.process.kill()
-    notify.process.wait()
-    notify = run_service("notify")
+    platform.kill("notify")
+    platform.start("notify")
     offered = http.post(
         f"{case.url}/cases/{case_id}/offer-baton",
         json={"to_person": COLLEAGUE.person, "to_service": UNIT},
@@ -151,6 +145,8 @@ def test_the_notify_service_mails_once_even_when_killed_and_started_again(
         "mor-1@example.org",
         "rektor-1@example.org",
     ]
-    listed = http.get(f"{notify.url}/notifications?case_id={case_id}", headers=as_(LEADER))
+    listed = http.get(
+        f"{platform.url('notify')}/notifications?case_id={case_id}", headers=as_(LEADER)
+    )
     assert [n["status"] for n in listed.json()] == ["sent"] * 5
     assert "Hjemme" not in "".join(m.as_string() for m in mailbox.messages)

@@ -33,10 +33,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from eventsourcing.utils import Environment
 
+from stafett_cli.datafolder import operator_login
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.jetstream import JetStreamFactory
 from stafett_runtime.natsserver import free_port, port_is_free
+from stafett_runtime.register import FileRegister
+from stafett_runtime.testing import a_child
 
 SCHOOL = "skole-lia"
 TEACHER = Actor(person="laerer-lia", role=Role.EMPLOYEE, service=SCHOOL)
@@ -76,6 +79,7 @@ class Platform:
     """`stafett up` in a subprocess; its output read on a thread so the pipe never fills."""
 
     def __init__(self, data_dir: Path, smtp_port: int) -> None:
+        self.data_dir = data_dir
         self.nats_port = free_port()
         self.port_base = free_port_base(len(SERVICES))
         env = {
@@ -179,9 +183,19 @@ def wait_until(what: str, holds: Callable[[], bool], timeout: float = CONVERGES_
         time.sleep(0.2)
 
 
-def stream(nats_url: str, service: str) -> list[dict[str, Any]]:
-    """Every event in a service's stream, in order, as JSON."""
-    env = Environment(service, {"NATS_URL": nats_url, "CREATE_TABLE": "no"})
+def stream(platform: Platform, service: str) -> list[dict[str, Any]]:
+    """Every event in a service's stream, in order, as JSON, read as the operator user."""
+    login = operator_login(platform.data_dir)
+    assert login is not None, "stafett up made no NATS users"
+    env = Environment(
+        service,
+        {
+            "NATS_URL": platform.nats_url,
+            "NATS_USER": login.user,
+            "NATS_PASSWORD": login.password,
+            "CREATE_TABLE": "no",
+        },
+    )
     factory = JetStreamFactory(env)
     try:
         found = factory.application_recorder().select_notifications(start=1, limit=100_000)
@@ -227,18 +241,19 @@ def drive_a_case_and_check(platform: Platform, data_dir: Path, mailbox: Mailbox)
         post(actor, f"{case}/cases/{case_id}/{command}", body or {})
 
     def case_types() -> list[str]:
-        return [e["type"] for e in stream(platform.nats_url, "case") if e["aggregate_id"] == cid]
+        return [e["type"] for e in stream(platform, "case") if e["aggregate_id"] == cid]
 
     def roster_level() -> int | None:
         answer = http.get(f"{meeting}/cases/{case_id}/roster", headers=headers(TEACHER))
         return int(answer.json()["level"]) if answer.status_code == 200 else None
 
-    # Given a teacher's concern about a pupil
-    child_id = uuid4()
+    # Given a pupil in the population register, and a teacher's concern about them
+    child = a_child(GUARDIAN.person, born=date(2015, 3, 2), name="Noah Hansen")
+    FileRegister(data_dir / "register.json").add(child)
     raised = post(
         TEACHER,
         f"{case}/cases",
-        {"child_id": str(child_id), "concern": "Mye fravær og uro i timene."},
+        {"child_id": str(child.child_id), "concern": "Mye fravær og uro i timene."},
     )
     case_id = UUID(raised["id"])
     cid = str(case_id)
@@ -249,7 +264,6 @@ def drive_a_case_and_check(platform: Platform, data_dir: Path, mailbox: Mailbox)
         f"{consent}/consents",
         {
             "case_id": cid,
-            "child_id": str(child_id),
             "given_by": {"kind": "guardian", "person": GUARDIAN.person},
             "services": [SCHOOL, "ppt"],
             "purposes": ["cooperation", "referral"],
@@ -393,7 +407,7 @@ def drive_a_case_and_check(platform: Platform, data_dir: Path, mailbox: Mailbox)
 
     # Then every notification that was asked for is settled, and none reached anyone twice
     def notify_events() -> list[dict[str, Any]]:
-        return stream(platform.nats_url, "notify")
+        return stream(platform, "notify")
 
     def settled() -> bool:
         events = notify_events()
@@ -434,6 +448,7 @@ def drive_a_case_and_check(platform: Platform, data_dir: Path, mailbox: Mailbox)
     # And `stafett verify` finds every stream sound
     verify = subprocess.run(
         [sys.executable, "-m", "stafett_cli.main", "verify", "--nats", platform.nats_url],
+        env={**os.environ, "STAFETT_DATA_DIR": str(data_dir)},  # it logs in as the operator
         capture_output=True,
         text=True,
         timeout=120,

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import httpx
-from eventsourcing.utils import Environment
 
 from stafett_contracts.identity import Actor, Role
-from stafett_runtime.auth import DevelopmentKey
-from stafett_runtime.jetstream import JetStreamFactory
-from stafett_runtime.testing import NatsTestServer
-from tests.conftest import RunningService
+from stafett_runtime.testing import a_child
+from tests.platform import Platform
 
 KINDERGARTEN = "barnehage-solsikke"
 EMPLOYEE = Actor(person="ansatt-1", role=Role.EMPLOYEE, service=KINDERGARTEN)
@@ -30,40 +25,32 @@ GUARDIAN = Actor(person="forelder-1", role=Role.GUARDIAN)
 PPT = Actor(person="ppt-1", role=Role.EMPLOYEE, service="ppt")
 
 
-def case_event_types(nats_url: str, case_id: UUID) -> list[str]:
-    """The types of the case's events, in stream order, read straight from the CASE stream."""
-    factory = JetStreamFactory(Environment("case", {"NATS_URL": nats_url, "CREATE_TABLE": "no"}))
-    try:
-        stored = factory.application_recorder().select_events(case_id)
-        return [s.topic.removeprefix("case.").split("@")[0] for s in stored]
-    finally:
-        factory.close()
-
-
-def wait_for(event_type: str, nats_url: str, case_id: UUID) -> None:
+def wait_for(platform: Platform, event_type: str, case_id: UUID) -> None:
     deadline = time.monotonic() + 20
-    while event_type not in case_event_types(nats_url, case_id):
+    while event_type not in platform.event_types("case", case_id):
         assert time.monotonic() < deadline, f"no {event_type} on the case in 20 s"
         time.sleep(0.1)
 
 
 def test_consent_given_in_one_service_lets_a_service_join_in_another_and_withdrawal_removes_it(
-    run_service: Callable[[str], RunningService], nats_server: NatsTestServer, tmp_path: Path
+    platform: Platform,
 ) -> None:
-    key = DevelopmentKey.load_or_create(tmp_path / "dev-signing-key.pem")  # the services' key
-
     def as_(actor: Actor) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key.mint(actor)}"}
+        return {"Authorization": f"Bearer {platform.key.mint(actor)}"}
 
-    consent = run_service("consent")
-    case = run_service("case")
+    platform.start("consent", "case")
+    consent, case = platform.services["consent"], platform.services["case"]
     http = httpx.Client(timeout=10)
-    child_id = uuid4()
+    child = a_child(GUARDIAN.person)
+    platform.register_child(child)
 
     # Given a concern raised in the kindergarten
     raised = http.post(
         f"{case.url}/cases",
-        json={"child_id": str(child_id), "concern": "Trekker seg unna i lek over flere uker."},
+        json={
+            "child_id": str(child.child_id),
+            "concern": "Trekker seg unna i lek over flere uker.",
+        },
         headers=as_(EMPLOYEE),
     )
     assert raised.status_code == 201, raised.text
@@ -74,7 +61,6 @@ def test_consent_given_in_one_service_lets_a_service_join_in_another_and_withdra
         f"{consent.url}/consents",
         json={
             "case_id": str(case_id),
-            "child_id": str(child_id),
             "given_by": {"kind": "guardian", "person": GUARDIAN.person},
             "services": [KINDERGARTEN, "ppt"],
             "purposes": ["cooperation", "referral"],
@@ -90,7 +76,7 @@ def test_consent_given_in_one_service_lets_a_service_join_in_another_and_withdra
     assert given.status_code == 201, given.text
     consent_id = given.json()["id"]
     # Then the case service learns of it from the CONSENT stream
-    wait_for("ConsentNoted", nats_server.url, case_id)
+    wait_for(platform, "ConsentNoted", case_id)
 
     # And the case goes to level 1, and PPT joins on a referral
     def command(actor: Actor, name: str, body: dict[str, object]) -> httpx.Response:
@@ -114,10 +100,10 @@ def test_consent_given_in_one_service_lets_a_service_join_in_another_and_withdra
     )
     assert withdrawn.status_code == 201, withdrawn.text
     # Then PPT leaves the case at once, and is refused from then on
-    wait_for("AgencyLeft", nats_server.url, case_id)
+    wait_for(platform, "AgencyLeft", case_id)
     refused = command(PPT, "note-bright-spot", {"note": "Godt samarbeid i dag."})
     assert refused.status_code == 403, refused.text
-    assert case_event_types(nats_server.url, case_id) == [
+    assert platform.event_types("case", case_id) == [
         "ConcernRaised",
         "ConsentNoted",
         "BatonHolderAppointed",
