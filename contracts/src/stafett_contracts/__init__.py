@@ -1,5 +1,11 @@
-"""The one definition of every Stafett event (ARCHITECTURE.md section 3).
+"""The one definition of every Stafett event (ARCHITECTURE.md section 3), and the vocabulary
+every service shares over them.
 
-Not built yet: the event Structs, their JSON Schema and the AsyncAPI document arrive with the
-contracts issue. The package exists so that services can already depend on it.
+- the events, by owner: `case`, `consent`, `meeting`, `notify`, `audit` (listed in `catalogue`),
+  each a frozen msgspec Struct with its envelope (`envelope`); identity (`identity`) and sealed
+  personal data (`personal`);
+- `casefile`: the one fold of a case's events, which every service reads a case through;
+- `access`: the one access rule, who may read a case and what of it;
+- `people`: the shapes of the population register's answers and the municipality directory;
+- `export` and `asyncapi`: the JSON Schemas and the AsyncAPI document, made from the code.
 """
