@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import aiohttp
 import httpx
+import msgspec
 import nats
 
 from bench import raw
@@ -32,6 +32,8 @@ from stafett_projection.projection import rebuild
 from stafett_projection.store import Database
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.natsserver import NatsServer, free_port
+from stafett_runtime.register import FileRegister
+from stafett_runtime.testing import TEST_DIRECTORY, a_child
 
 REBUILD_RATIO_TARGET = 0.30
 P99_MS_TARGET = 100.0
@@ -71,6 +73,15 @@ async def _rebuild_vs_raw(url: str, events: int, tmp: Path) -> dict[str, Any]:
     }
 
 
+def _municipality(data_dir: Path, children: int) -> list[str]:
+    """The test municipality's directory, and `children` children in the register: their ids."""
+    (data_dir / "directory.json").write_bytes(msgspec.json.encode(TEST_DIRECTORY))
+    register = FileRegister(data_dir / "register.json")
+    registered = [a_child(f"forelder-{n}") for n in range(children)]
+    register.add(*registered)
+    return [str(c.child_id) for c in registered]
+
+
 def _start(name: str, url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
@@ -78,6 +89,8 @@ def _start(name: str, url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes]
         "NATS_URL": url,
         "STAFETT_HTTP_PORT": str(port),
         "STAFETT_DATA_DIR": str(data_dir),
+        "STAFETT_DIRECTORY_FILE": str(data_dir / "directory.json"),
+        "STAFETT_REGISTER_FILE": str(data_dir / "register.json"),
         "STAFETT_LOG_LEVEL": "WARNING",
     }
     env.pop("STAFETT_PROJECTION_DATABASE_URL", None)
@@ -99,7 +112,12 @@ def _start(name: str, url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes]
 
 
 async def _latency(
-    case_url: str, projection_url: str, key: DevelopmentKey, seconds: float, rate: float = 100.0
+    case_url: str,
+    projection_url: str,
+    key: DevelopmentKey,
+    children: list[str],
+    seconds: float,
+    rate: float = 100.0,
 ) -> dict[str, Any]:
     # aiohttp, not httpx: at 200 requests/s httpx took most of a core here, and a load generator
     # that falls behind measures itself, not the services.
@@ -108,8 +126,8 @@ async def _latency(
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(headers=headers, connector=connector, timeout=timeout) as http:
         cases = []
-        for _ in range(200):  # many cases, each with a modest history, as in a municipality
-            body = {"child_id": str(uuid4()), "concern": "Trekker seg unna i lek."}
+        for child_id in children:  # many cases, each with a modest history, as in a municipality
+            body = {"child_id": child_id, "concern": "Trekker seg unna i lek."}
             async with http.post(f"{case_url}/cases", json=body) as answer:
                 answer.raise_for_status()
                 cases.append((await answer.json())["id"])
@@ -209,6 +227,7 @@ def bench_projection(
         cpu: dict[str, float] = {}  # each service's CPU time over the run, start-up included
         try:
             key = DevelopmentKey.load_or_create(tmp / "dev-signing-key.pem")
+            children = _municipality(tmp, 200)
             # The case service follows the consent stream, which the consent service makes.
             processes.append(("consent", _start("consent", server.url, tmp)[0]))
             case, case_url = _start("case", server.url, tmp)
@@ -216,7 +235,9 @@ def bench_projection(
             projection, projection_url = _start("projection", server.url, tmp)
             processes.append(("projection", projection))
             latency = asyncio.run(
-                _latency(case_url, projection_url, key, seconds=3 if quick else 20, rate=rate)
+                _latency(
+                    case_url, projection_url, key, children, seconds=3 if quick else 20, rate=rate
+                )
             )
         finally:
             for name, process in processes:
