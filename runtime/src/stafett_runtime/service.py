@@ -12,6 +12,12 @@ mapping from domain outcomes to HTTP answers:
 | `StaleVersion`, or a concurrent write (`IntegrityError`) | 409 |
 | `RuleViolation` | 409, naming the rule |
 | the population register or the event store does not answer | 503, with Retry-After |
+| a body that is not valid UTF-8 or JSON, or nests too deeply | 400 |
+| a body over `MAX_BODY_BYTES` | 413 |
+| anything else (a fault of ours) | 500, with no detail; the exception is logged |
+
+Every refusal is logged at info with its rule, every 5xx at error with the exception, each under
+the request's correlation id.
 
 Nothing is stored when a command is refused: the domain decides before anything is written, and
 the store writes all of a command's events or none.
@@ -21,14 +27,15 @@ Application code is synchronous: handlers call it with `await call(fn, ...)`, on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
+import structlog
 import uvicorn
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, OperationalError
 from litestar import Litestar, Request, Response
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler, LifespanHook
 
@@ -40,12 +47,15 @@ from stafett_runtime.logging import CorrelationMiddleware
 from stafett_runtime.register import RegisterUnavailableError
 from stafett_runtime.settings import Settings
 from stafett_runtime.threads import call
-
-__all__ = ["call", "http_app", "serve"]
 from stafett_runtime.tracing import http_tracing_middleware
 
-P = ParamSpec("P")
-T = TypeVar("T")
+__all__ = ["MAX_BODY_BYTES", "call", "http_app", "serve"]
+
+# The largest request body a service reads: a command with every free-text field at its limit
+# fits many times over; anything larger is refused (413) before it is parsed.
+MAX_BODY_BYTES = 256 * 1024
+
+log = structlog.get_logger(__name__)
 
 
 def http_app(
@@ -78,14 +88,19 @@ def http_app(
         ],
         exception_handlers={
             ValidationException: _invalid,
+            HTTPException: _http_error,
             NotAllowed: _not_allowed,
             AggregateNotFoundError: _not_found,
-            StaleVersion: _answer(409),
+            StaleVersion: _stale,
             IntegrityError: _concurrent_write,
             RuleViolation: _rule_violated,
             RegisterUnavailableError: _unavailable,
             OperationalError: _unavailable,
+            UnicodeDecodeError: _unreadable_body,
+            RecursionError: _unreadable_body,
+            Exception: _failed,
         },
+        request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title=f"Stafett {service}",
             version="1",
@@ -112,42 +127,74 @@ def serve(app: Litestar, settings: Settings) -> None:
     )
 
 
-def _body(status: int, detail: str, extra: Any = None) -> Response[dict[str, Any]]:
+def _answer(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    extra: Any = None,
+    error: BaseException | None = None,
+) -> Response[dict[str, Any]]:
+    """The answer, logged with the request's correlation id: a refusal at info, with its rule;
+    a failure of ours at error, with the exception (the caller sees only that it failed)."""
+    route = request.scope.get("path_template") or request.url.path
+    where = {"method": request.method, "route": route, "status": status}
+    if status >= 500:
+        log.error("request_failed", **where, reason=detail, exc_info=error)
+    else:
+        rule = extra.get("rule") if isinstance(extra, dict) else None
+        log.info("request_refused", **where, reason=detail[:500], rule=rule)
     content: dict[str, Any] = {"status_code": status, "detail": detail}
     if extra is not None:
         content["extra"] = extra
     return Response(content, status_code=status)
 
 
-def _answer(status: int) -> Callable[[Request[Any, Any, Any], Exception], Response[Any]]:
-    def handler(_: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-        return _body(status, str(error))
-
-    return handler
-
-
-def _not_allowed(_: Request[Any, Any, Any], error: NotAllowed) -> Response[Any]:
-    return _body(403, str(error), None if error.rule is None else {"rule": error.rule})
+def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    answer = _answer(request, error.status_code, error.detail, error.extra or None)
+    answer.headers.update(error.headers or {})
+    return answer
 
 
-def _unavailable(_: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-    answer = _body(503, f"unavailable, try again shortly: {error}")
+def _not_allowed(request: Request[Any, Any, Any], error: NotAllowed) -> Response[Any]:
+    return _answer(request, 403, str(error), None if error.rule is None else {"rule": error.rule})
+
+
+def _unavailable(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    answer = _answer(request, 503, f"unavailable, try again shortly: {error}")
     answer.headers["Retry-After"] = "1"
     return answer
 
 
-def _invalid(_: Request[Any, Any, Any], error: ValidationException) -> Response[Any]:
+def _invalid(request: Request[Any, Any, Any], error: ValidationException) -> Response[Any]:
     # Litestar says which field and why in `extra`; the status for unusable input is 422.
-    return _body(422, error.detail, error.extra)
+    return _answer(request, 422, error.detail, error.extra)
 
 
-def _not_found(_: Request[Any, Any, Any], error: AggregateNotFoundError) -> Response[Any]:
-    return _body(404, f"not found: {error}")
+def _not_found(request: Request[Any, Any, Any], error: AggregateNotFoundError) -> Response[Any]:
+    return _answer(request, 404, f"not found: {error}")
 
 
-def _concurrent_write(_: Request[Any, Any, Any], error: IntegrityError) -> Response[Any]:
-    return _body(409, "someone else changed it at the same time: reload and try again")
+def _stale(request: Request[Any, Any, Any], error: StaleVersion) -> Response[Any]:
+    return _answer(request, 409, str(error), {"rule": "expected-version"})
 
 
-def _rule_violated(_: Request[Any, Any, Any], error: RuleViolation) -> Response[Any]:
-    return _body(409, error.message, {"rule": error.rule})
+def _concurrent_write(request: Request[Any, Any, Any], error: IntegrityError) -> Response[Any]:
+    detail = "someone else changed it at the same time: reload and try again"
+    return _answer(request, 409, detail, {"rule": "one-write-at-a-time"})
+
+
+def _rule_violated(request: Request[Any, Any, Any], error: RuleViolation) -> Response[Any]:
+    return _answer(request, 409, error.message, {"rule": error.rule})
+
+
+def _unreadable_body(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    # Raised while the JSON body is decoded: not valid UTF-8, or nested deeper than the decoder
+    # goes. The body is the client's mistake, so it is a 400, never a 500.
+    why = "is not valid UTF-8" if isinstance(error, UnicodeDecodeError) else "nests too deeply"
+    return _answer(request, 400, f"the request body {why}", {"key": "body"})
+
+
+def _failed(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    return _answer(
+        request, 500, "internal error: it is logged under this request's id", None, error
+    )
