@@ -17,6 +17,17 @@ from stafett_contracts.envelope import Event, PersonRef, ServiceRef, Text
 from stafett_contracts.personal import SealedPersonalData
 
 Level = Annotated[int, msgspec.Meta(ge=0, le=3, description="BTI level 0-3")]
+# The name of a rule of the domain, as a refusal names it (e.g. "level-3-needs-coordinator").
+RuleName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[a-z0-9-]+$")]
+
+
+# What a meeting may decide about a case (the meeting's DecisionRecorded); kept here, beside
+# the case events that carry it out or refuse it, since the meeting's contracts build on these.
+class DecisionKind(StrEnum):
+    CLOSE = "close"  # the case closes
+    CONTINUE = "continue"  # the case continues at its level
+    MOVE_TO_LEVEL = "move_to_level"  # up or down the staircase, to `to_level`
+    SYSTEM_MEASURE = "system_measure"  # a problem beyond the child, for management
 
 
 class CaseEvent(Event, frozen=True, kw_only=True):
@@ -85,6 +96,21 @@ class DeEscalated(CaseEvent, frozen=True, kw_only=True):
     to_level: Level
     reason: Text
     participants: tuple[PersonRef, ...] = ()
+
+
+class DecisionRefused(CaseEvent, frozen=True, kw_only=True):
+    """A meeting's decision that the case could not carry out, and the rule that refused it.
+
+    Recorded by the case service for the meeting's DecisionRecorded (its `causation_id`), as the
+    person who recorded the decision (its actor), who is told. An entry: the case is unchanged.
+    """
+
+    meeting_id: UUID
+    decision_id: UUID
+    kind: DecisionKind
+    to_level: Level | None = None  # for move_to_level
+    rule: RuleName  # the rule that refused, as the case service names it
+    reason: Text  # the refusal in words
 
 
 class ProblemDefined(CaseEvent, frozen=True, kw_only=True):

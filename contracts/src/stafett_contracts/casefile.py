@@ -48,6 +48,7 @@ from stafett_contracts.case import (
     ConsentLapsed,
     ConsentNoted,
     CoordinatorAssigned,
+    DecisionRefused,
     DeEscalated,
     Escalated,
     IndividualPlanRequested,
@@ -219,6 +220,7 @@ def _apply(event: CaseEvent, state: CaseFile) -> CaseFile:
 @_apply.register(ResponsibilityGroupFormed)
 @_apply.register(IndividualPlanRequested)
 @_apply.register(SystemMeasureProposed)
+@_apply.register(DecisionRefused)  # a meeting's decision not carried out leaves the case as it was
 def _log_entry(event: CaseEvent, state: CaseFile) -> CaseFile:
     return state
 

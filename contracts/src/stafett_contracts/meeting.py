@@ -3,7 +3,8 @@
 A meeting belongs to one case; every meeting event names its `case_id`, so a reader can follow a
 case's meetings without looking anything up. People appear by reference only: a guardian or a
 child by their person id, staff by person id and service. A decision recorded in a meeting is the
-meeting's word; the case service turns it into the case's own event (DOMAIN.md, "The levels").
+meeting's word; the case service turns it into the case's own event (DOMAIN.md, "The levels"),
+or records it refused (`DecisionRefused`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from uuid import UUID
 
 import msgspec
 
+from stafett_contracts.case import DecisionKind as DecisionKind  # re-exported: a meeting decides it
 from stafett_contracts.case import Level
 from stafett_contracts.envelope import Event, PersonRef, ServiceRef, Text
 
@@ -81,13 +83,6 @@ class MinutesRecorded(MeetingEvent, frozen=True, kw_only=True):
     """The meeting's entry in the relay log."""
 
     minutes: Text
-
-
-class DecisionKind(StrEnum):
-    CLOSE = "close"  # the case closes
-    CONTINUE = "continue"  # the case continues at its level
-    MOVE_TO_LEVEL = "move_to_level"  # up or down the staircase, to `to_level`
-    SYSTEM_MEASURE = "system_measure"  # a problem beyond the child, for management
 
 
 class DecisionRecorded(MeetingEvent, frozen=True, kw_only=True):

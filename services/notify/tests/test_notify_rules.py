@@ -11,7 +11,12 @@ from stafett_contracts import consent as k
 from stafett_contracts import meeting as m
 from stafett_contracts.envelope import Event
 from stafett_contracts.identity import Actor, Role
-from stafett_contracts.notify import NotificationRequested, ReminderKind, ReminderScheduled
+from stafett_contracts.notify import (
+    Channel,
+    NotificationRequested,
+    ReminderKind,
+    ReminderScheduled,
+)
 from stafett_notify.domain.delivery import DeliveryRules, fold, message_of, next_step, retry_at
 from stafett_notify.domain.facts import MeetingFacts, Watch
 from stafett_notify.domain.rules import (
@@ -76,6 +81,42 @@ def test_a_consent_withdrawn_wholly_tells_every_service_it_covered() -> None:
     assert [(t.recipient, t.case_id) for t in told] == [("ppt", case_id), ("bup", case_id)]
     partly = k.ConsentWithdrawn(**stamp(uuid4(), 2), services=("bup",))
     assert recipients(partly, around) == [("bup", "consent_withdrawn")]
+
+
+def test_a_decision_refused_tells_the_person_who_recorded_it_and_no_one_else() -> None:
+    # Given a meeting's decision to move a case to level 3, recorded by the teacher, which the
+    # case refused
+    case_id = uuid4()
+    refused = c.DecisionRefused(
+        **stamp(case_id, 5),
+        meeting_id=uuid4(),
+        decision_id=uuid4(),
+        kind=c.DecisionKind.MOVE_TO_LEVEL,
+        to_level=3,
+        rule="level-3-needs-coordinator",
+        reason="assign a coordinator before going to level 3",
+    )
+    # When notify learns of it
+    around = Concerned(guardians=("mor-1",), directory=TEST_DIRECTORY)
+    told = tell(refused, around)
+    # Then the teacher who recorded it is told, about the case, and nobody else
+    assert [(t.recipient, t.reason, t.case_id) for t in told] == [
+        (ACTOR.person, "decision_refused", case_id)
+    ]
+    # In a fixed sentence that leaves the refusal's words behind the link (rule 8)
+    message = message_of(
+        NotificationRequested(
+            **stamp(uuid4()),
+            recipient=ACTOR.person,
+            channel=Channel.EMAIL,
+            reason="decision_refused",
+            trigger=refused.event_id,
+            reference="STF-1",
+            link=f"https://stafett.example/cases/{case_id}",
+        )
+    )
+    assert "A decision you recorded in a meeting was not carried out" in message.subject
+    assert refused.reason not in message.body
 
 
 def test_a_rescheduled_meeting_tells_everyone_invited_with_a_newer_invitation() -> None:
@@ -188,7 +229,7 @@ def test_a_reminder_lapses_once_its_measure_is_evaluated() -> None:
 
 
 def test_an_attempt_with_no_outcome_is_never_sent_again_only_given_up() -> None:
-    from stafett_contracts.notify import Channel, DeliveryAttempted
+    from stafett_contracts.notify import DeliveryAttempted
 
     notification_id = uuid4()
     requested = NotificationRequested(

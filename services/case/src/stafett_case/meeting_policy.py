@@ -14,8 +14,15 @@ case's own decision, without anyone entering it again:
 The command is decided by the person who recorded the decision (the event's actor), as of the
 decision's `occurred_at`, caused by it and in its correlation, with the municipality directory as
 it stands (who leads the case's unit), so the case's rules (who may decide, the staircase,
-consent for level 1, a coordinator for level 3) hold as if that person had entered it. A decision the case refuses, or for a case it does not know, is logged and
-skipped: one bad event must not stop the loop. Every other meeting event is not the case's.
+consent for level 1, a coordinator for level 3) hold as if that person had entered it.
+
+A decision the case refuses, by one of its rules (`RuleViolation`) or because the person who
+recorded it may not give that command (`NotAllowed`, rule `who-may-act`), is recorded as
+`DecisionRefused` on the case: the decision, the rule and the refusal in words, as that person
+and caused by the decision, so it is on the relay log and notify tells them. Like a decision
+carried out, it is written with its tracking record, so a redelivered decision records nothing
+twice. A decision for a case the case service does not know is logged and skipped: there is no
+case to record it on. Every other meeting event is not the case's.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from eventsourcing.utils import EnvType
 
 from stafett_case.application import case_history
 from stafett_case.domain import decide
+from stafett_case.domain.access import WHO_MAY_ACT
 from stafett_case.domain.commands import (
     CloseCase,
     Command,
@@ -37,6 +45,8 @@ from stafett_case.domain.commands import (
     Escalate,
     ProposeSystemMeasure,
 )
+from stafett_case.domain.deciding import next_envelope
+from stafett_contracts.case import CaseEvent, DecisionRefused
 from stafett_contracts.casefile import CaseFile, fold
 from stafett_contracts.envelope import topic_of
 from stafett_contracts.meeting import DecisionKind, DecisionRecorded
@@ -74,17 +84,27 @@ class MeetingPolicy(ContractProcessApplication):
             causation_id=str(event.event_id),
             directory=self._directory.current(),
         )
-        try:
-            new = decide(state, command_for(event, state), context)
-        except (RuleViolation, NotAllowed) as refusal:
-            log.warning(
-                "case refused a meeting's decision",
-                case_id=event.case_id,
-                decision_id=event.decision_id,
-                reason=str(refusal),
-            )
-            return
-        processing_event.collect_events(*new)
+        processing_event.collect_events(*carry_out(event, state, context))
+
+
+def carry_out(event: DecisionRecorded, state: CaseFile, context: Context) -> list[CaseEvent]:
+    """The case's events for the meeting's decision: its command's, or, if the case refuses the
+    command, the `DecisionRefused` that names the rule."""
+    try:
+        return decide(state, command_for(event, state), context)
+    except (RuleViolation, NotAllowed) as refusal:
+        rule = refusal.rule or WHO_MAY_ACT
+        log.info("case refused a meeting's decision", case_id=state.id, rule=rule)
+        refused = DecisionRefused(
+            **next_envelope(state, context),
+            meeting_id=event.aggregate_id,
+            decision_id=event.decision_id,
+            kind=event.kind,
+            to_level=event.to_level,
+            rule=rule,
+            reason=str(refusal),
+        )
+        return [refused]
 
 
 def command_for(event: DecisionRecorded, state: CaseFile) -> Command:

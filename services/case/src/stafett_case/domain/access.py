@@ -3,7 +3,7 @@
 A token gives an organisational role and the service acted for; the municipality directory says
 which units exist and who leads each; the case roles (baton holder, coordinator) follow from the
 case's events. Anyone else, such as an employee of a service that is not on the case, a guardian
-or an auditor, gets `NotAllowed`.
+or an auditor, gets `NotAllowed` naming the rule `who-may-act` (this table).
 
 | command | who may |
 |---|---|
@@ -61,6 +61,8 @@ from stafett_contracts.casefile import CaseFile, Post
 from stafett_contracts.identity import STAFF, Actor, Role
 from stafett_contracts.people import Directory
 from stafett_runtime.domain import Context, NotAllowed
+
+WHO_MAY_ACT = "who-may-act"  # the rule of the table above, as a refusal names it
 
 
 def unit_raising_concern(actor: Actor, directory: Directory) -> str:
@@ -187,4 +189,4 @@ def check_allowed(case: CaseFile, command: Command, context: Context) -> None:
     """Raise NotAllowed unless the context's actor may give `command` on `case`."""
     permit, who = _PERMITS[type(command)]
     if not permit(case, command, context):
-        raise NotAllowed(f"only {who} may {type(command).__name__} on this case")
+        raise NotAllowed(f"only {who} may {type(command).__name__} on this case", rule=WHO_MAY_ACT)

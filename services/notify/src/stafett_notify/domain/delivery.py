@@ -23,6 +23,7 @@ REASONS = {
     "coordinator_assigned": "A coordinator was assigned in a case",
     "measure_planned": "You are responsible for a measure",
     "bright_spot": "Something good was noted in a case",
+    "decision_refused": "A decision you recorded in a meeting was not carried out in the case",
     "consent_withdrawn": "A consent was withdrawn: your service no longer has access",
     "action_item_assigned": "You own an action item from a meeting",
     "meeting.scheduled": "You are invited to a meeting",

@@ -10,6 +10,7 @@
 | MeasurePlanned | the responsible person (and two reminders) | measure_planned |
 | MeasureEvaluated with a next date | (two reminders for the new date) | |
 | BrightSpotNoted | the guardians, as the population register says | bright_spot |
+| DecisionRefused | the person who recorded the meeting's decision the case refused | decision_refused |
 | ConsentWithdrawn | every service that loses access | consent_withdrawn |
 | MeetingScheduled | the leader, with an .ics | meeting.scheduled |
 | ParticipantInvited | the invitee, with an .ics | meeting.scheduled |
@@ -128,6 +129,8 @@ def tell(event: Event, around: Concerned) -> list[Told]:
             return to([event.responsible], "measure_planned", event.aggregate_id)
         case c.BrightSpotNoted():
             return to(around.guardians, "bright_spot", event.aggregate_id)
+        case c.DecisionRefused():  # its actor is who recorded the decision
+            return to([event.actor.person], "decision_refused", event.aggregate_id)
         case k.ConsentWithdrawn():
             case_id = around.consent_case_id
             lost = event.services or around.consent_services
