@@ -4,6 +4,7 @@ accept; an identity no service would accept gets no token."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,34 @@ def test_a_printed_token_is_accepted_by_a_service_with_the_same_environment(
     assert actor == Actor(person="p-1001", role=Role.EMPLOYEE, service="solbakken-skole")
 
 
+def test_the_token_says_which_data_folders_key_signed_it(environ: dict[str, str]) -> None:
+    minted = stafett_token(environ, "--person", "p-2001", "--role", "guardian")
+
+    key_file = Path(environ["STAFETT_DATA_DIR"]).resolve() / "dev-signing-key.pem"
+    assert minted.stderr.strip() == (
+        f"signed with the development key of the data folder {key_file.parent} ({key_file})"
+    )
+
+
+def test_a_token_is_minted_for_the_development_issuer_the_services_trust(
+    environ: dict[str, str],
+) -> None:
+    # Given services that trust a real provider and the development key, for its own audience
+    environ["STAFETT_TRUSTED_ISSUERS"] = json.dumps(
+        [
+            {"issuer": "https://idporten.example", "claims": {"person": "pid"}},
+            {"issuer": "dev-key", "audience": "stafett-dev", "development_key": True},
+        ]
+    )
+
+    minted = stafett_token(environ, "--person", "p-2001", "--role", "guardian")
+
+    verifier = TokenVerifier.from_env(environ)
+    assert asyncio.run(verifier.verify(minted.stdout.strip())) == Actor(
+        person="p-2001", role=Role.GUARDIAN
+    )
+
+
 def test_an_unknown_role_is_refused_naming_the_roles(environ: dict[str, str]) -> None:
     minted = stafett_token(environ, "--person", "p-1001", "--role", "headmaster")
 
@@ -68,4 +97,5 @@ def test_no_development_token_is_printed_where_the_services_trust_an_identity_pr
     minted = stafett_token(environ, "--person", "p-2001", "--role", "guardian")
 
     assert minted.returncode == 2
-    assert "STAFETT_JWKS_URL is set" in minted.stderr
+    assert minted.stdout == ""
+    assert "the services trust no development key" in minted.stderr

@@ -1,8 +1,11 @@
 """`stafett token`: a bearer token for trying the local services' HTTP APIs.
 
-Outside production no identity provider runs, so the token is signed with the development key
-that the services read from the same environment (STAFETT_DATA_DIR or STAFETT_DEV_KEY_FILE,
-STAFETT_TOKEN_ISSUER, STAFETT_TOKEN_AUDIENCE), and they accept it.
+Outside production the services trust the development key (`stafett_runtime.auth`), so the token
+is signed with the key they read from the same environment (STAFETT_DEV_KEY_FILE, or
+dev-signing-key.pem in STAFETT_DATA_DIR), for the development issuer and audience they trust:
+the entry of STAFETT_TRUSTED_ISSUERS with `development_key`, or else STAFETT_TOKEN_ISSUER and
+STAFETT_TOKEN_AUDIENCE. A service of another data folder refuses it, so `signed_with` says which
+key signed it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from stafett_runtime.auth import DevelopmentKey, TokenError, TokenSettings, identity
+from stafett_runtime.settings import SettingsError
 
 
 def development_token(
@@ -21,12 +25,29 @@ def development_token(
     ttl: timedelta,
     environ: Mapping[str, str] = os.environ,
 ) -> str:
-    """A token naming the person, role and service; TokenError if that is no valid identity."""
-    settings = TokenSettings.from_env(environ)
-    if settings.jwks_url:
+    """A token naming the person, role and service; TokenError if that is no valid identity, or
+    if the services trust no development key."""
+    settings = _settings(environ)
+    issuer = settings.development_issuer
+    if issuer is None:
         raise TokenError(
-            "STAFETT_JWKS_URL is set, so the services accept only the identity provider's tokens"
+            "the services trust no development key (STAFETT_JWKS_URL or "
+            "STAFETT_TRUSTED_ISSUERS names their identity providers), so they accept only the "
+            "identity providers' tokens"
         )
     actor = identity(person, role, service)
     key = DevelopmentKey.load_or_create(settings.dev_key_file)
-    return key.mint(actor, ttl, issuer=settings.issuer, audience=settings.audience)
+    return key.mint(actor, ttl, issuer=issuer.issuer, audience=issuer.audience)
+
+
+def signed_with(environ: Mapping[str, str] = os.environ) -> str:
+    """Which key `development_token` signs with: services of another data folder refuse it."""
+    key_file = _settings(environ).dev_key_file
+    return f"signed with the development key of the data folder {key_file.parent} ({key_file})"
+
+
+def _settings(environ: Mapping[str, str]) -> TokenSettings:
+    try:
+        return TokenSettings.from_env(environ)
+    except SettingsError as error:
+        raise TokenError(str(error)) from None
