@@ -18,7 +18,7 @@ from rich.console import Console
 from stafett_cli import platform
 from stafett_cli.datafolder import Login, operator_login, service_login
 from stafett_cli.streams import Store, default_nats_url
-from stafett_cli.token import development_token
+from stafett_cli.token import development_token, signed_with
 from stafett_contracts.identity import Role
 from stafett_runtime.auth import TokenError
 
@@ -188,6 +188,34 @@ def parser() -> argparse.ArgumentParser:
     )
     _nats_option(status)
 
+    retry = commands.add_parser(
+        "retry",
+        help="process a service's parked events again, after a fix",
+        description=(
+            "Ask the running service to process again the upstream events its policies parked "
+            "(those `stafett status` lists): every one, those of one upstream stream, or the one "
+            "at POSITION. Each retry is recorded in the service's stream and happens once; an "
+            "event that fails again stays parked. Exit status 1 if any is still parked."
+        ),
+        epilog="Example: stafett retry notify 1234 --upstream case",
+    )
+    retry.add_argument(
+        "service", choices=platform.SERVICES, metavar="SERVICE", help="case, meeting or notify"
+    )
+    retry.add_argument(
+        "position",
+        type=_positive_int,
+        nargs="?",
+        help="only the event at this sequence of its upstream stream",
+    )
+    retry.add_argument(
+        "--upstream", help="only events of this service's stream (consent, case, meeting)"
+    )
+    retry.add_argument(
+        "--url",
+        help="the service (default: the URL `stafett up` gives it, from STAFETT_PORT_BASE)",
+    )
+
     docs = commands.add_parser(
         "docs",
         help="write the AsyncAPI and OpenAPI documents under docs/",
@@ -257,6 +285,7 @@ def _run(args: argparse.Namespace) -> int:
         ttl = timedelta(minutes=args.ttl_minutes)
         try:
             print(development_token(args.person, args.role, args.service, ttl))
+            print(signed_with(), file=sys.stderr)
         except TokenError as error:
             raise CommandError(str(error)) from error
         return 0
@@ -268,7 +297,23 @@ def _run(args: argparse.Namespace) -> int:
         return docs(check=args.check, folder=args.dir)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "retry":
+        return _retry(args)
     return _with_store(args)
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from stafett_cli.retry import RetryError, print_outcomes, retry_parked
+
+    url = args.url or platform.PlatformConfig.from_env().service_url(args.service)
+    try:
+        administrator = development_token(
+            "stafett-cli", "administrator", None, timedelta(minutes=10)
+        )
+        retried = retry_parked(args.service, url, administrator, args.upstream, args.position)
+    except (TokenError, RetryError) as error:
+        raise CommandError(str(error)) from error
+    return print_outcomes(args.service, retried, Console())
 
 
 def _tail(args: argparse.Namespace) -> int:

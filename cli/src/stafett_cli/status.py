@@ -4,6 +4,10 @@ Two kinds of readers lag behind a stream: JetStream consumers (durable or not; t
 server's `num_pending`), and the services' own processing positions, the tracking records a
 service writes beside its events (`case.tracking.consent`: how far the case service has
 processed the CONSENT stream). For these the lag is the upstream's last event minus the position.
+
+Then the upstream events each service has parked (`stafett_contracts.processing`): those whose
+handling failed again and again, recorded in the service's own stream and not yet processed by
+`stafett retry`. Nothing is skipped silently: a parked event is listed until it is processed.
 """
 
 from __future__ import annotations
@@ -13,8 +17,16 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from stafett_cli.streams import APPLICATION_NAME, NOTIFICATION_ID, Store, is_bucket
-from stafett_runtime.jetstream.layout import default_names
+from stafett_cli.streams import APPLICATION_NAME, NOTIFICATION_ID, TOPIC, Store, is_bucket
+from stafett_contracts.envelope import topic_of
+from stafett_contracts.processing import (
+    ParkedEventRetried,
+    ProcessingParked,
+    ProcessingRecord,
+    still_parked,
+)
+from stafett_runtime.contracts import decode_event
+from stafett_runtime.jetstream.layout import StreamLayout, default_names
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,24 @@ def positions(store: Store) -> list[Position]:
                         upstream_last=0 if top is None else top.seq,
                     )
                 )
+    return found
+
+
+def parked(store: Store) -> list[tuple[str, ProcessingParked]]:
+    """Every upstream event parked and not yet processed, with the stream that records it."""
+    found: list[tuple[str, ProcessingParked]] = []
+    for info in store.event_streams():
+        stream = info.config.name or ""
+        prefixes = {s.split(".")[0] for s in info.config.subjects or () if ".events." in s}
+        for prefix in sorted(prefixes):
+            layout = StreamLayout(stream, prefix)
+            records = [
+                decode_event(message.headers[TOPIC], message.data)
+                for cls in (ProcessingParked, ParkedEventRetried)
+                for message in store.read(stream, layout.type_filter(topic_of(cls)))
+            ]
+            events = [e for e in records if isinstance(e, ProcessingRecord)]
+            found.extend((stream, event) for event in still_parked(events))
     return found
 
 
@@ -121,6 +151,25 @@ def print_status(store: Store, console: Console) -> None:
         console.print(table)
     else:
         console.print("processing positions: none")
+
+    waiting = parked(store)
+    table = Table(title="parked events (stafett retry SERVICE)", title_justify="left")
+    for column in ("stream", "follows", "position", "event", "error", "parked at", "attempts"):
+        table.add_column(column, justify="right" if column in ("position", "attempts") else "left")
+    for stream, event in waiting:
+        table.add_row(
+            stream,
+            default_names(event.upstream)[0],
+            str(event.position),
+            event.event_type,
+            f"{event.error_type}: {event.error}",
+            f"{event.occurred_at:%Y-%m-%d %H:%M:%S %Z}",
+            str(event.attempts),
+        )
+    if waiting:
+        console.print(table)
+    else:
+        console.print("parked events: none")
 
 
 def _size(size: int) -> str:

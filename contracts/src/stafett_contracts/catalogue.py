@@ -8,19 +8,22 @@ from stafett_contracts.consent import ConsentEvent
 from stafett_contracts.envelope import Event, topic_of
 from stafett_contracts.meeting import MeetingEvent
 from stafett_contracts.notify import NotifyEvent
+from stafett_contracts.processing import ProcessingRecord
 
 CASE_EVENTS: tuple[type[Event], ...] = tuple(CaseEvent.__subclasses__())
 CONSENT_EVENTS: tuple[type[Event], ...] = tuple(ConsentEvent.__subclasses__())
 MEETING_EVENTS: tuple[type[Event], ...] = tuple(MeetingEvent.__subclasses__())
 NOTIFY_EVENTS: tuple[type[Event], ...] = tuple(NotifyEvent.__subclasses__())
 AUDIT_EVENTS: tuple[type[Event], ...] = tuple(AuditEvent.__subclasses__())
+# What a service that follows another's stream parks and retries, in its own stream.
+PROCESSING_EVENTS: tuple[type[Event], ...] = tuple(ProcessingRecord.__subclasses__())
 
 # Each service's events, by the name of the service (its stream is the name in capitals).
 BY_SERVICE: dict[str, tuple[type[Event], ...]] = {
-    "case": CASE_EVENTS,
+    "case": CASE_EVENTS + PROCESSING_EVENTS,
     "consent": CONSENT_EVENTS,
-    "meeting": MEETING_EVENTS,
-    "notify": NOTIFY_EVENTS,
+    "meeting": MEETING_EVENTS + PROCESSING_EVENTS,
+    "notify": NOTIFY_EVENTS + PROCESSING_EVENTS,
     "audit": AUDIT_EVENTS,
 }
 EVENTS: dict[str, type[Event]] = {

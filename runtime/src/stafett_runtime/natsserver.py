@@ -86,6 +86,12 @@ class NatsServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """How the process ended (negative: the signal that ended it); None while it runs, and
+        after `stop` or `kill`."""
+        return None if self._process is None else self._process.poll()
+
     def write_config(self) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         sync = "sync_interval: always" if self.sync_always else ""
@@ -144,6 +150,16 @@ class NatsServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, and nothing answers."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server go on (SIGCONT)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def __enter__(self) -> NatsServer:
         self.start()

@@ -19,6 +19,12 @@ mapping from domain outcomes to HTTP answers:
 Every refusal is logged at info with its rule, every 5xx at error with the exception, each under
 the request's correlation id.
 
+A service with policies (`Readiness.add_policy`) also has `POST /processing/parked/retry`, for
+an administrator: it processes the policies' parked events again (`stafett retry`), all of them,
+those of one `upstream`, or the one at `position`, and answers what became of each (404 when
+nothing is parked there). It is an operator's route, like the health routes: not in the OpenAPI
+document.
+
 Nothing is stored when a command is refused: the domain decides before anything is written, and
 the store writes all of a command's events or none.
 
@@ -27,23 +33,36 @@ Application code is synchronous: handlers call it with `await call(fn, ...)`, on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
+import msgspec
 import structlog
 import uvicorn
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, OperationalError
-from litestar import Litestar, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar import Litestar, Request, Response, post
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_200_OK
 from litestar.types import ControllerRouterHandler, LifespanHook
 
-from stafett_runtime.auth import TokenVerifier, bearer_token_auth, bearer_token_openapi
+from stafett_contracts.envelope import ServiceRef
+from stafett_contracts.identity import Actor, Role
+from stafett_runtime.auth import (
+    TokenVerifier,
+    bearer_token_auth,
+    bearer_token_openapi,
+    require_role,
+)
 from stafett_runtime.domain import NotAllowed, RuleViolation, StaleVersion
+from stafett_runtime.follower import Follower
 from stafett_runtime.health import Readiness, health_routes
 from stafett_runtime.kernel import Kernel
 from stafett_runtime.logging import CorrelationMiddleware
+from stafett_runtime.processing import RetryOutcome
 from stafett_runtime.register import RegisterUnavailableError
 from stafett_runtime.settings import Settings
 from stafett_runtime.threads import call
@@ -80,7 +99,11 @@ def http_app(
         raise TypeError("http_app needs a kernel or a verifier")
     components, security = bearer_token_openapi()
     return Litestar(
-        route_handlers=[*route_handlers, *health_routes(readiness)],
+        route_handlers=[
+            *route_handlers,
+            *health_routes(readiness),
+            *processing_routes(readiness.policies),
+        ],
         middleware=[
             CorrelationMiddleware(),
             bearer_token_auth(verifier),
@@ -113,6 +136,42 @@ def http_app(
         on_startup=on_startup,
         on_shutdown=on_shutdown,
     )
+
+
+class RetryParked(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which parked events to process again: every one, those of one upstream, or one."""
+
+    upstream: ServiceRef | None = None  # the service whose stream holds it: "consent"
+    position: Annotated[int, msgspec.Meta(ge=1)] | None = None  # its sequence in that stream
+
+
+class RetryAnswer(msgspec.Struct, frozen=True):
+    retried: list[RetryOutcome]
+
+
+def processing_routes(policies: Mapping[str, Follower]) -> list[HTTPRouteHandler]:
+    """The administrator's route to the policies' parked events; none without policies."""
+    if not policies:
+        return []
+
+    @post(
+        "/processing/parked/retry",
+        guards=[require_role(Role.ADMINISTRATOR)],
+        include_in_schema=False,
+        status_code=HTTP_200_OK,
+    )
+    async def retry(request: Request[Actor, Any, Any], data: JSONBody[RetryParked]) -> RetryAnswer:
+        followers = [f for f in policies.values() if data.upstream in (None, f.upstream.name)]
+        if not followers:
+            raise NotFoundException(f"this service follows no stream named {data.upstream}")
+        retried: list[RetryOutcome] = []
+        for follower in followers:
+            retried += await call(follower.retry, request.user, data.position)
+        if data.position is not None and not retried:
+            raise NotFoundException(f"nothing is parked at position {data.position}")
+        return RetryAnswer(retried=retried)
+
+    return [retry]
 
 
 def serve(app: Litestar, settings: Settings) -> None:

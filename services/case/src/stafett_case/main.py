@@ -7,6 +7,9 @@ log and the children's keys. NATS_URL, STAFETT_HTTP_PORT (8102 for this service)
 come from the environment, as every setting in `stafett_runtime.settings`. The loops start with
 the HTTP app and stop before the application closes; a loop stopped mid-event leaves nothing
 half-written (its events and its position are one atomic write), so it resumes where it left off.
+Each loop retries any failure to follow, forever, and parks an event it cannot handle
+(`stafett_runtime.processing`); `Readiness.add_policy` makes it a readiness check and part of
+liveness, and gives the app the administrator's route that retries parked events.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ def main() -> None:
     consent = ConsentFollower(env, kernel.directory)
     meeting = MeetingFollower(env, kernel.directory)
     readiness = Readiness()
-    readiness.add("consent-policy", consent.check)
-    readiness.add("meeting-policy", meeting.check)
+    readiness.add_policy("consent-policy", consent)
+    readiness.add_policy("meeting-policy", meeting)
 
     async def stop() -> None:
         # All block on the store, which must never run on the event loop.

@@ -6,6 +6,9 @@ as `stafett_runtime.kernel` says. The kernel's NATS connection (reads of the CAS
 access log) opens with the HTTP app and closes last. The roster loop starts with the HTTP app
 and stops before the application closes; a loop stopped mid-event leaves nothing half-written
 (its events and its position are one atomic write), so it resumes where it left off.
+Each loop retries any failure to follow, forever, and parks an event it cannot handle
+(`stafett_runtime.processing`); `Readiness.add_policy` makes it a readiness check and part of
+liveness, and gives the app the administrator's route that retries parked events.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def main() -> None:
     meetings = Meetings(env)
     cases = CaseFollower(env)
     readiness = Readiness()
-    readiness.add("roster-policy", cases.check)
+    readiness.add_policy("roster-policy", cases)
 
     async def stop() -> None:
         # Both block on the store, which must never run on the event loop.

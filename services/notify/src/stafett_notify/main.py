@@ -5,6 +5,9 @@ setting in `stafett_runtime.settings`; the population register and the municipal
 as the kernel reads them (`stafett_runtime.kernel`); the notify settings are in
 `stafett_notify.config`. The service is ready when its NATS connection is up and its policies
 follow the CASE, CONSENT and MEETING streams.
+Each loop retries any failure to follow, forever, and parks an event it cannot handle
+(`stafett_runtime.processing`); `Readiness.add_policy` makes it a readiness check and part of
+liveness, and gives the app the administrator's route that retries parked events.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def main(argv: list[str] = sys.argv[1:]) -> None:
     ]
     readiness = Readiness()
     for follower in followers:
-        readiness.add(f"{follower.upstream.name}-policy", follower.check)
+        readiness.add_policy(f"{follower.upstream.name}-policy", follower)
     courier = Courier(notifications, config.interval)
 
     async def start() -> None:
