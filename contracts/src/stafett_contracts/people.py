@@ -23,8 +23,8 @@ from uuid import UUID
 import msgspec
 
 from stafett_contracts.envelope import PersonRef, ServiceRef
+from stafett_contracts.inputs import NationalId
 
-NationalId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}-?[0-9]{4,5}$", max_length=12)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Provision = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]  # "barnevernsloven § 2-1"
 

@@ -4,18 +4,20 @@ A domain never reads the clock, the network or the environment: a command arrive
 `Context` (who, when, in answer to what, and the directory), and `decide` functions return
 contract events or raise `RuleViolation` / `NotAllowed`. `envelope` fills in an event's envelope
 from the context, with an event id derived from the aggregate and version, so deciding twice
-gives the same events.
+gives the same events. `require_within` refuses a date outside its case's window, the one rule
+(`stafett_contracts.inputs.DateWindow`) every domain asks.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid5
 
 import msgspec
 
 from stafett_contracts.identity import Actor
+from stafett_contracts.inputs import DATE_WITHIN_WINDOW, DateWindow
 from stafett_contracts.people import Directory
 
 
@@ -47,6 +49,13 @@ class NotAllowed(Exception):  # noqa: N818 (as RuleViolation: named as the domai
     def __init__(self, message: str, rule: str | None = None) -> None:
         super().__init__(message)
         self.rule = rule
+
+
+def require_within(window: DateWindow, field: str, value: date | datetime) -> None:
+    """Refuse `value`, the command's `field`, unless it lies in the case's date window."""
+    refusal = window.refusal(field, value)
+    if refusal is not None:
+        raise RuleViolation(DATE_WITHIN_WINDOW, refusal)
 
 
 def envelope(context: Context, aggregate_id: UUID, version: int) -> dict[str, Any]:

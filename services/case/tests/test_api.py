@@ -468,3 +468,82 @@ def test_the_openapi_document_shows_each_commands_body(http: Http) -> None:
     body = plan["requestBody"]["content"]["application/json"]["schema"]
     assert body["$ref"].endswith("PlanMeasure")
     assert "/cases/{case_id}/accept-baton" in schema["paths"]
+
+
+# Bounded input (stafett_contracts.inputs): a body that breaks a limit is 422 naming the field,
+# a date outside the case's window is 409 naming `date-within-window`; nothing is stored.
+
+
+def test_date_within_window_an_evaluation_date_in_year_9999_is_409_and_stores_nothing(
+    http: Http, nats_server: NatsTestServer
+) -> None:
+    # Given a case at level 0
+    case_id = http.raise_concern()
+    # When its leader plans a measure to be evaluated on the last day of the calendar
+    measure = {
+        "measure_id": str(uuid4()),
+        "description": "Fast voksen i lek",
+        "responsible": TEACHER.person,
+        "service": UNIT,
+        "evaluation_date": "9999-12-31",
+    }
+    answer = http.post(LEADER, f"/cases/{case_id}/plan-measure", measure)
+    # Then it is refused naming the rule and the window, and the case has only its concern
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["extra"] == {"rule": "date-within-window"}
+    assert "evaluation_date 9999-12-31" in answer.json()["detail"]
+    assert "5 years ahead" in answer.json()["detail"]
+    assert len(case_events(nats_server.url)) == 1
+
+
+@pytest.mark.parametrize(
+    ("character", "what"),
+    [("\x00", "NUL"), ("\u200b", "zero-width space"), ("\u202e", "right-to-left override")],
+)
+def test_person_id_with_a_control_or_invisible_character_is_422_naming_the_field(
+    http: Http, nats_server: NatsTestServer, character: str, what: str
+) -> None:
+    # Given a case
+    case_id = http.raise_concern()
+    # When the concern is shared with a person id holding a NUL, zero-width or RTL character
+    shared = {"shared_with": f"styrer{character}-1", "note": "Delt med styrer."}
+    answer = http.post(TEACHER, f"/cases/{case_id}/share-concern", shared)
+    # Then it is refused as invalid input naming the field, and nothing is stored
+    assert answer.status_code == 422, what
+    assert answer.json()["extra"][0]["key"] == "shared_with"
+    assert len(case_events(nats_server.url)) == 1
+
+
+def test_a_note_of_only_whitespace_is_422_naming_the_field(
+    http: Http, nats_server: NatsTestServer
+) -> None:
+    case_id = http.raise_concern()
+    answer = http.post(TEACHER, f"/cases/{case_id}/note-bright-spot", {"note": " \n\t\u00a0 "})
+    assert answer.status_code == 422
+    assert answer.json()["extra"][0]["key"] == "note"
+    assert len(case_events(nats_server.url)) == 1
+
+
+def test_an_oversize_concern_is_422_and_leaves_no_event_and_no_child_key(
+    http: Http, nats_server: NatsTestServer
+) -> None:
+    # Given a child the register knows
+    child = http.registered(MOTHER.person)
+    # When a concern of 10 001 characters is raised about them
+    body = {"child_id": str(child.child_id), "concern": "x" * 10_001}
+    answer = http.post(TEACHER, "/cases", body)
+    # Then it is refused naming the field and its limit, before a child's key is made
+    assert answer.status_code == 422
+    (named,) = answer.json()["extra"]
+    assert named["key"] == "concern"
+    assert "10000" in named["message"]
+    assert no_concern_stored(nats_server.url)
+
+
+def test_the_openapi_document_shows_the_limits_of_each_field(http: Http) -> None:
+    schemas = http.client.get("/schema/openapi.json").json()["components"]["schemas"]
+    share = schemas["ShareConcern"]["properties"]
+    assert share["shared_with"]["maxLength"] == 128
+    assert "pattern" in share["shared_with"]
+    assert "description" in share["shared_with"]
+    assert share["note"]["maxLength"] == 10_000

@@ -33,6 +33,7 @@ from stafett_case.domain.commands import (
     OfferBaton,
     PlanMeasure,
     RaiseConcern,
+    RecordWonderingConversation,
     ReopenCase,
     SendReferral,
 )
@@ -47,6 +48,7 @@ from stafett_contracts.case import (
 from stafett_contracts.case import MeasureOutcome as Outcome
 from stafett_contracts.casefile import CaseFile, fold
 from stafett_contracts.identity import Actor, Role
+from stafett_contracts.inputs import MAX_YEARS_AHEAD
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation
 from stafett_runtime.testing import TEST_DIRECTORY
 
@@ -320,6 +322,36 @@ def test_measure_has_evaluation_date_not_in_the_past() -> None:
     past = measure(evaluation_date=TODAY - timedelta(days=1))
     assert refused(relay, TEACHER, past) == "measure-has-evaluation-date"
     assert names(relay.when(TEACHER, measure(evaluation_date=TODAY))) == ["MeasurePlanned"]
+
+
+def test_date_within_window_an_evaluation_date_at_most_the_configured_years_ahead() -> None:
+    # Given a case at level 1, and the window's years ahead (STAFETT_MAX_YEARS_AHEAD, default 5)
+    relay = at_level_1()
+    last_day = TODAY.replace(year=TODAY.year + MAX_YEARS_AHEAD)
+    # When a measure is planned for the day after the window's last, then it is refused
+    assert refused(relay, TEACHER, measure(last_day + timedelta(days=1))) == "date-within-window"
+    assert refused(relay, TEACHER, measure(date(9999, 12, 31))) == "date-within-window"
+    # And on its last day it is planned
+    planned = measure(last_day)
+    assert names(relay.given(TEACHER, planned).events[-1:]) == ["MeasurePlanned"]
+    # And its next evaluation is held to the same window
+    again = EvaluateMeasure(
+        measure_id=planned.measure_id,
+        outcome=Outcome.PARTLY,
+        notes="Litt bedre",
+        next_evaluation_date=date(9999, 12, 31),
+    )
+    assert refused(relay, TEACHER, again) == "date-within-window"
+
+
+def test_date_within_window_a_wondering_conversation_not_before_the_case() -> None:
+    relay = concern()
+    before = RecordWonderingConversation(
+        held_on=date(1970, 1, 1), with_guardians=True, with_child=False, summary="Samtale"
+    )
+    assert refused(relay, TEACHER, before) == "date-within-window"
+    today = msgspec.structs.replace(before, held_on=TODAY)
+    assert names(relay.when(TEACHER, today)) == ["WonderingConversationHeld"]
 
 
 def test_measure_is_open_to_be_evaluated_or_ended() -> None:

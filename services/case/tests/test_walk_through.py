@@ -29,6 +29,7 @@ from stafett_case.domain.commands import (
     EvaluateMeasure,
     FormResponsibilityGroup,
     JoinAgency,
+    Member,
     NoteConsent,
     OfferBaton,
     PlanMeasure,
@@ -38,7 +39,7 @@ from stafett_case.domain.commands import (
     SendReferral,
     ShareConcern,
 )
-from stafett_contracts.case import GroupMember, MeasureOutcome
+from stafett_contracts.case import MeasureOutcome
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.domain import Context, StaleVersion
 from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer
@@ -126,7 +127,7 @@ def test_a_case_goes_up_the_staircase_and_down_again(
     # Level 3: a coordinator, a responsibility group, an individual plan
     step(LEADER, AssignCoordinator(coordinator=COORDINATOR.person, service=UNIT))
     step(PPT_WORKER, Escalate(to_level=3, reason="Langvarig behov"))
-    group = (GroupMember(person="mor-1"), GroupMember(person=PPT_WORKER.person, service="ppt"))
+    group = (Member(person="mor-1"), Member(person=PPT_WORKER.person, service="ppt"))
     step(COORDINATOR, FormResponsibilityGroup(members=group))
     step(COORDINATOR, RequestIndividualPlan(requested_by_guardian=True))
     # Down again to level 1, and closed

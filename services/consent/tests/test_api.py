@@ -485,6 +485,50 @@ def test_invalid_input_is_422_naming_the_field(api: Api) -> None:
     assert api.events_stored() == 0
 
 
+@pytest.mark.parametrize(
+    ("field", "changes"),
+    [
+        ("given_by.person", {"given_by": {"kind": "guardian", "person": "guardian-\x00mother"}}),
+        ("given_by.person", {"given_by": {"kind": "guardian", "person": "guardian\u200b-mother"}}),
+        ("given_by.person", {"given_by": {"kind": "guardian", "person": "\u202eguardian-mother"}}),
+        ("evidence.document_ref", {"evidence": {"form": "written", "document_ref": "d" * 501}}),
+        ("evidence.document_ref", {"evidence": {"form": "written", "document_ref": "doc\n17"}}),
+        (
+            "evidence.document_sha256",
+            {"evidence": {"form": "written", "document_sha256": "ab" * 32 + "\n"}},
+        ),
+        ("services[0]", {"services": ["ppt\n"]}),
+    ],
+)
+def test_a_person_id_evidence_or_unit_beyond_its_limits_is_422_naming_the_field(
+    api: Api, field: str, changes: dict[str, Any]
+) -> None:
+    # Given a case; when a consent names its party, its evidence or a unit beyond their limits
+    answer = api.post("/consents", mothers_consent(api.a_case(), **changes))
+    # Then it is refused as invalid input naming the field, and nothing is stored
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["extra"][0]["key"] == field
+    assert api.events_stored() == 0
+
+
+@pytest.mark.parametrize(
+    ("valid_from", "valid_until", "rule"),
+    [
+        ("9999-12-31T23:59:59-14:00", None, "consent-begins-within-a-year"),
+        ("0001-01-01T00:00:00+14:00", None, "consent-not-backdated"),
+        (None, "9999-12-31T23:59:59+00:00", "consent-ends-within-three-validity-periods"),
+    ],
+)
+def test_a_consent_at_the_ends_of_the_calendar_is_409_naming_the_rule_never_a_500(
+    api: Api, valid_from: str | None, valid_until: str | None, rule: str
+) -> None:
+    body = mothers_consent(api.a_case())
+    body["valid_from"] = valid_from or body["valid_from"]
+    body["valid_until"] = valid_until or body["valid_until"]
+    refused(api.post("/consents", body), 409, rule)
+    assert api.events_stored() == 0
+
+
 def test_an_unknown_consent_is_404(api: Api) -> None:
     unknown = uuid4()
     assert api.get(f"/consents/{unknown}").status_code == 404

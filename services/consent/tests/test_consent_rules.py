@@ -34,7 +34,9 @@ from stafett_consent.domain.consent import (
     WRITTEN_CONSENT_NEEDS_DOCUMENT,
     ChangeScope,
     Command,
+    ConsentingParty,
     ConsentRules,
+    EvidenceOfConsent,
     ExpireConsent,
     GiveConsent,
     WithdrawConsent,
@@ -59,8 +61,6 @@ from stafett_contracts.consent import (
     ConsentGiven,
     ConsentScopeChanged,
     ConsentWithdrawn,
-    Evidence,
-    Party,
     Purpose,
 )
 from stafett_contracts.identity import Actor, Role
@@ -71,11 +71,13 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 RAISED = NOW - timedelta(days=7)
 CONSENT, CASE = uuid4(), uuid4()
-MOTHER = Party(kind="guardian", person="guardian-mother")
-TEEN = Party(kind="child", person="child-16")
+MOTHER = ConsentingParty(kind="guardian", person="guardian-mother")
+TEEN = ConsentingParty(kind="child", person="child-16")
 # The register's child of the case: 16 today, with both parents as guardians.
 CHILD = a_child("guardian-mother", "guardian-father", born=date(2010, 1, 10), person=TEEN.person)
-WRITTEN = Evidence(form="written", document_ref="archive/2026/17", document_sha256="ab" * 32)
+WRITTEN = EvidenceOfConsent(
+    form="written", document_ref="archive/2026/17", document_sha256="ab" * 32
+)
 EMPLOYEE = Actor(person="teacher-1", role=Role.EMPLOYEE, service="skole-lia")  # the case's unit
 LEADER = Actor(person="rektor-1", role=Role.UNIT_LEADER, service="skole-lia")
 PPT_WORKER = Actor(person="ppt-1", role=Role.EMPLOYEE, service="ppt")  # joined the case
@@ -194,12 +196,12 @@ def born_years_ago(years: int) -> Facts:
 def test_a_guardian_gives_consent_in_their_own_name_for_the_registers_child() -> None:
     (event,) = when([], giving(), by(THE_MOTHER))
     assert isinstance(event, ConsentGiven)
-    assert (event.given_by, event.actor) == (MOTHER, THE_MOTHER)
+    assert (event.given_by, event.actor) == (MOTHER.recorded(), THE_MOTHER)
     assert event.child_id == CHILD.child_id  # the case's child, never the request's
 
 
 def test_guardian_of_the_child_a_guardian_of_another_child_gives_no_consent_on_this_case() -> None:
-    herself = Party(kind="guardian", person=ANOTHER_MOTHER.person)
+    herself = ConsentingParty(kind="guardian", person=ANOTHER_MOTHER.person)
     forbidden(GUARDIAN_OF_THE_CHILD, [], giving(given_by=herself), by(ANOTHER_MOTHER))
     unknown_child = Facts(case=FACTS.case, child=None)
     forbidden(GUARDIAN_OF_THE_CHILD, [], giving(), by(THE_MOTHER), facts=unknown_child)
@@ -208,7 +210,7 @@ def test_guardian_of_the_child_a_guardian_of_another_child_gives_no_consent_on_t
 def test_party_acts_for_themselves_a_guardian_or_child_consents_only_in_their_own_name() -> None:
     forbidden(PARTY_ACTS_FOR_THEMSELVES, [], giving(), by(THE_FATHER))
     forbidden(PARTY_ACTS_FOR_THEMSELVES, [], teens_own(), by(THE_MOTHER))
-    as_guardian = Party(kind="guardian", person=TEEN.person)
+    as_guardian = ConsentingParty(kind="guardian", person=TEEN.person)
     forbidden(PARTY_ACTS_FOR_THEMSELVES, [], giving(given_by=as_guardian), by(THE_TEEN))
 
 
@@ -218,11 +220,11 @@ def test_child_consents_alone_from_age_threshold_by_the_registers_birth_date() -
     )
     (event,) = when([], teens_own(), by(THE_TEEN), facts=born_years_ago(15))
     assert isinstance(event, ConsentGiven)
-    assert event.given_by == TEEN
+    assert event.given_by == TEEN.recorded()
 
 
 def test_child_consents_alone_only_as_the_registers_child_of_the_case() -> None:
-    stranger = Party(kind="child", person="some-other-child")
+    stranger = ConsentingParty(kind="child", person="some-other-child")
     as_stranger = Actor(person=stranger.person, role=Role.CHILD)
     forbidden(CHILD_CONSENTS_ALONE_FROM_AGE, [], teens_own(given_by=stranger), by(as_stranger))
     unknown_child = Facts(case=FACTS.case, child=None)
@@ -241,7 +243,7 @@ def test_employees_and_unit_leaders_of_units_taking_part_record_consent_for_the_
     for actor in (EMPLOYEE, LEADER, PPT_WORKER):
         (event,) = when([], giving(), by(actor))
         assert isinstance(event, ConsentGiven)
-        assert (event.given_by, event.actor) == (MOTHER, actor)
+        assert (event.given_by, event.actor) == (MOTHER.recorded(), actor)
 
 
 def test_service_takes_part_an_employee_of_a_unit_not_on_the_case_records_no_consent() -> None:
@@ -250,7 +252,7 @@ def test_service_takes_part_an_employee_of_a_unit_not_on_the_case_records_no_con
 
 
 def test_guardian_in_the_register_an_employee_records_no_consent_of_an_invented_parent() -> None:
-    invented = Party(kind="guardian", person="someone-who-says-they-are-the-father")
+    invented = ConsentingParty(kind="guardian", person="someone-who-says-they-are-the-father")
     forbidden(GUARDIAN_IN_THE_REGISTER, [], giving(given_by=invented), by(EMPLOYEE))
     unknown_child = Facts(case=FACTS.case, child=None)
     forbidden(GUARDIAN_IN_THE_REGISTER, [], giving(), by(EMPLOYEE), facts=unknown_child)
@@ -262,7 +264,7 @@ def test_child_consents_alone_from_age_threshold_also_when_an_employee_records_i
     )
     (event,) = when([], teens_own(), by(EMPLOYEE))
     assert isinstance(event, ConsentGiven)
-    assert (event.given_by, event.actor) == (TEEN, EMPLOYEE)
+    assert (event.given_by, event.actor) == (TEEN.recorded(), EMPLOYEE)
 
 
 def test_role_gives_no_consent_auditors_and_administrators_never_write() -> None:
@@ -284,25 +286,25 @@ def test_role_gives_no_consent_auditors_and_administrators_never_write() -> None
 
 
 def test_written_consent_needs_a_document_reference_and_its_sha256() -> None:
-    no_hash = Evidence(form="written", document_ref="archive/2026/17")
-    no_document = Evidence(form="written", document_sha256="ab" * 32)
+    no_hash = EvidenceOfConsent(form="written", document_ref="archive/2026/17")
+    no_document = EvidenceOfConsent(form="written", document_sha256="ab" * 32)
     for evidence in (no_hash, no_document):
         refused(WRITTEN_CONSENT_NEEDS_DOCUMENT, [], giving(evidence=evidence), by(EMPLOYEE))
 
 
 def test_oral_consent_is_recorded_by_the_employee_who_heard_it() -> None:
-    heard_by_teacher = Evidence(form="oral", recorded_by=EMPLOYEE.person)
+    heard_by_teacher = EvidenceOfConsent(form="oral", recorded_by=EMPLOYEE.person)
     refused(
         ORAL_CONSENT_RECORDED_BY_EMPLOYEE,
         [],
-        giving(evidence=Evidence(form="oral")),
+        giving(evidence=EvidenceOfConsent(form="oral")),
         by(EMPLOYEE),
     )
     refused(ORAL_CONSENT_RECORDED_BY_EMPLOYEE, [], giving(evidence=heard_by_teacher), by(LEADER))
     refused(
         ORAL_CONSENT_RECORDED_BY_EMPLOYEE,
         [],
-        giving(evidence=Evidence(form="oral", recorded_by=THE_MOTHER.person)),
+        giving(evidence=EvidenceOfConsent(form="oral", recorded_by=THE_MOTHER.person)),
         by(THE_MOTHER),
     )
     (event,) = when([], giving(evidence=heard_by_teacher), by(EMPLOYEE))

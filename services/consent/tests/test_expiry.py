@@ -10,11 +10,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from stafett_consent.application import Consents
-from stafett_consent.domain.consent import GiveConsent
+from stafett_consent.domain.consent import ConsentingParty, EvidenceOfConsent, GiveConsent
 from stafett_consent.domain.facts import Facts
 from stafett_consent.expiry import ExpiryTimer
 from stafett_contracts.casefile import CaseFile
-from stafett_contracts.consent import ConsentExpired, Evidence, Party, Purpose
+from stafett_contracts.consent import ConsentExpired, Purpose
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.domain import Context
 from stafett_runtime.service import call
@@ -23,7 +23,7 @@ from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer, a_child
 
 UNIT = "skole-lia"
 EMPLOYEE = Actor(person="teacher-1", role=Role.EMPLOYEE, service=UNIT)
-GUARDIAN = Party(kind="guardian", person="guardian-1")
+GUARDIAN = ConsentingParty(kind="guardian", person="guardian-1")
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def give_until(consents: Consents, valid_until: datetime) -> UUID:
         purposes=(Purpose.COOPERATION,),
         valid_from=now,
         valid_until=valid_until,
-        evidence=Evidence(form="oral", recorded_by=EMPLOYEE.person),
+        evidence=EvidenceOfConsent(form="oral", recorded_by=EMPLOYEE.person),
     )
     context = Context(actor=EMPLOYEE, now=now, correlation_id="t", directory=TEST_DIRECTORY)
     consent_id, _ = consents.give(command, context, Facts(case=case, child=child))

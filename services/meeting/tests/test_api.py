@@ -467,6 +467,53 @@ def test_bad_input_is_422_naming_the_field_and_stores_nothing(
     assert http.get(HOLDER, f"/cases/{case.id}/meetings").json() == []
 
 
+def test_date_within_window_a_meeting_in_1970_is_409_and_stores_nothing(
+    http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
+) -> None:
+    # Given a case raised today
+    case = a_case_at_level_1(cases, meetings, register)
+    stored = meetings.recorder.max_notification_id()
+    # When its baton holder schedules a meeting on 1 January 1970
+    old = schedule_body(
+        case.id, starts_at="1970-01-01T09:00:00+01:00", ends_at="1970-01-01T10:00:00+01:00"
+    )
+    answer = http.post(HOLDER, "/meetings", old)
+    # Then it is refused naming the rule and the window, and the stream holds nothing new
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["extra"] == {"rule": "date-within-window"}
+    assert "from when the case was raised" in answer.json()["detail"]
+    assert meetings.recorder.max_notification_id() == stored
+    assert http.get(HOLDER, f"/cases/{case.id}/meetings").json() == []
+
+
+@pytest.mark.parametrize("character", ["\x00", "\u200b", "\u202e"])
+def test_a_person_id_with_a_control_or_invisible_character_is_422_naming_the_field(
+    http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister, character: str
+) -> None:
+    case = a_case_at_level_1(cases, meetings, register)
+    meeting_id = http.post(HOLDER, "/meetings", schedule_body(case.id)).json()["id"]
+    invite = {"person": f"mor{character}-1", "kind": "guardian"}
+    answer = http.post(HOLDER, f"/meetings/{meeting_id}/invite", invite)
+    assert answer.status_code == 422
+    assert answer.json()["extra"][0]["key"] == "person"
+    assert stream_types(meetings, UUID(meeting_id)) == ["MeetingScheduled"]
+
+
+def test_a_meeting_time_without_a_time_zone_or_minutes_of_only_whitespace_are_422(
+    http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
+) -> None:
+    case = a_case_at_level_1(cases, meetings, register)
+    naive = schedule_body(case.id, starts_at="2030-01-07T09:00:00", ends_at="2030-01-07T10:00:00")
+    answer = http.post(HOLDER, "/meetings", naive)
+    assert answer.status_code == 422
+    assert answer.json()["extra"][0]["key"] == "starts_at"
+    meeting_id = a_held_meeting(http, case)
+    blank = http.post(HOLDER, f"/meetings/{meeting_id}/record-minutes", {"minutes": "  \n  "})
+    assert blank.status_code == 422
+    assert blank.json()["extra"][0]["key"] == "minutes"
+    assert stream_types(meetings, UUID(meeting_id)) == ["MeetingScheduled", "MeetingHeld"]
+
+
 def test_a_rule_broken_is_409_naming_it_and_an_outsider_may_not_schedule(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:

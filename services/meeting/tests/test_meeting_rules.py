@@ -16,6 +16,7 @@ import pytest
 from stafett_contracts.access import COVERED_NOW, Access
 from stafett_contracts.casefile import Period
 from stafett_contracts.identity import Actor, Role
+from stafett_contracts.inputs import MAX_YEARS_AHEAD
 from stafett_contracts.meeting import (
     ActionItemAssigned,
     ActionItemCompleted,
@@ -70,6 +71,7 @@ CONSENT = CoveringConsent(
 ROSTER = Roster(
     case_id=CASE,
     version=3,
+    raised_at=NOW - timedelta(days=30),
     unit=UNIT,
     level=1,
     services=(UNIT,),
@@ -265,8 +267,9 @@ def test_when_a_meeting_ends_before_it_starts_then_the_command_is_invalid() -> N
 
 
 def test_when_a_video_link_is_not_https_then_the_command_is_invalid() -> None:
-    with pytest.raises(ValueError, match="https"):
-        msgspec.structs.replace(SCHEDULE, video_link="http://video.example/rom")
+    sent = msgspec.json.encode(msgspec.structs.replace(SCHEDULE, video_link="http://video.x/rom"))
+    with pytest.raises(msgspec.ValidationError, match=r"https.*video_link"):
+        msgspec.json.decode(sent, type=ScheduleMeeting)
 
 
 # case-is-open
@@ -276,6 +279,40 @@ def test_given_a_closed_case_when_a_meeting_is_scheduled_then_refused() -> None:
     with pytest.raises(RuleViolation) as refused:
         Given(msgspec.structs.replace(ROSTER, closed=True)).when(HOLDER, SCHEDULE)
     assert refused.value.rule == "case-is-open"
+
+
+# date-within-window: not before the case was raised, at most STAFETT_MAX_YEARS_AHEAD years ahead
+
+
+def test_given_a_case_raised_last_month_when_a_meeting_is_scheduled_in_1970_then_refused() -> None:
+    in_1970 = datetime(1970, 1, 1, 9, 0, tzinfo=UTC)
+    old = msgspec.structs.replace(SCHEDULE, starts_at=in_1970, ends_at=in_1970 + timedelta(hours=1))
+    with pytest.raises(RuleViolation, match="starts_at 1970-01-01") as refused:
+        Given().when(HOLDER, old)
+    assert refused.value.rule == "date-within-window"
+
+
+def test_given_a_meeting_when_rescheduled_beyond_the_years_ahead_then_refused() -> None:
+    later = NOW.replace(year=NOW.year + MAX_YEARS_AHEAD) + timedelta(days=1)
+    move = RescheduleMeeting(starts_at=later, ends_at=later + timedelta(hours=1))
+    with pytest.raises(RuleViolation) as refused:
+        Given().scheduled().when(HOLDER, move)
+    assert refused.value.rule == "date-within-window"
+
+
+def test_given_a_held_meeting_when_an_item_is_due_in_year_9999_then_refused() -> None:
+    with pytest.raises(RuleViolation, match="due_on 9999-12-31") as refused:
+        Given().held().when(HOLDER, item(due_on=date(9999, 12, 31)), AFTER)
+    assert refused.value.rule == "date-within-window"
+
+
+def test_when_a_meeting_is_recorded_as_held_before_the_case_was_raised_then_refused() -> None:
+    before_the_case = RecordMeetingHeld(
+        attended=(HOLDER.person,), held_at=ROSTER.raised_at - timedelta(days=1)
+    )
+    with pytest.raises(RuleViolation) as refused:
+        Given().scheduled().when(HOLDER, before_the_case, AFTER)
+    assert refused.value.rule == "date-within-window"
 
 
 # meeting-not-cancelled, meeting-not-yet-held, reschedule

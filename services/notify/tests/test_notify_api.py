@@ -294,3 +294,28 @@ def test_the_openapi_document_names_both_routes_and_the_purpose() -> None:
     assert set(document["paths"]) >= {"/notifications", "/notifications/{notification_id}"}
     parameters = document["paths"]["/notifications"]["get"]["parameters"]
     assert {p["name"] for p in parameters} >= {"case_id", "purpose"}
+
+
+@pytest.mark.parametrize("purpose", ["x" * 501, "tilsyn%00", "tilsyn%0A2026"])
+def test_a_purpose_beyond_its_limits_is_422_naming_it_and_nothing_is_read(
+    env: dict[str, str],
+    upstreams: Upstreams,
+    envelope: Envelopes,
+    child: RegisteredChild,
+    get: Any,
+    purpose: str,
+) -> None:
+    # Given a case; when an auditor states a purpose too long or holding a control character
+    case_id = raise_concern(upstreams, envelope, child)
+    answer = get(AUDITOR, f"/notifications?case_id={case_id}&purpose={purpose}")
+    # Then it is refused naming the parameter, before the case is read
+    assert answer.status_code == 422
+    assert answer.json()["extra"][0]["key"] == "purpose"
+    assert case_accesses(env) == []
+
+
+def test_the_openapi_document_shows_the_purpose_s_limits() -> None:
+    parameters = json.loads(openapi())["paths"]["/notifications"]["get"]["parameters"]
+    (purpose,) = (p for p in parameters if p["name"] == "purpose")
+    assert purpose["schema"]["maxLength"] == 500
+    assert "pattern" in purpose["schema"]

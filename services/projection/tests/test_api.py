@@ -526,6 +526,40 @@ def test_time_travel_shows_the_case_as_it_stood_at_a_moment(api: Api) -> None:
     assert api.get(path, TEACHER).json()["state"]["level"] == 2
 
 
+@pytest.mark.parametrize(
+    ("as_of", "why"),
+    [
+        ("2026-11-02T09:00:00", "needs a time zone"),
+        ("0001-01-01T00:00:00+01:00", "outside the calendar"),
+        ("yesterday", "RFC3339"),
+    ],
+)
+def test_time_travel_needs_a_real_moment_with_its_time_zone_or_is_422_naming_as_of(
+    api: Api, as_of: str, why: str
+) -> None:
+    # Given a case the teacher's unit reads
+    story = Story(api)
+    api.publish(story.raised(30))
+    # When the relay log is asked for as of a moment with no time zone, or none in UTC
+    answer = api.get(f"/cases/{story.case_id}/relay-log", TEACHER, as_of=as_of)
+    # Then it is refused as invalid input naming the parameter and why, never a 500
+    assert answer.status_code == 422, answer.text
+    (named,) = answer.json()["extra"]
+    assert named["key"] == "as_of"
+    assert why in named["message"]
+
+
+def test_a_unit_or_purpose_beyond_its_limits_is_422_naming_it(api: Api) -> None:
+    hidden = api.get("/units/skole\u200b-lia/overview", LEADER)
+    assert hidden.status_code == 422
+    assert hidden.json()["extra"][0]["key"] == "unit"
+    story = Story(api)
+    api.publish(story.raised(30))
+    control = api.get(f"/cases/{story.case_id}/relay-log", AUDITOR, purpose="tilsyn\x00")
+    assert control.status_code == 422
+    assert control.json()["extra"][0]["key"] == "purpose"
+
+
 def test_the_child_s_personal_data_is_opened_for_those_who_may_read_the_case(api: Api) -> None:
     story = Story(api)
     sealed = api.seal(PersonalData(name="Kari Nordmann"), story.child)

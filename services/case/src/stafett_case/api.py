@@ -6,7 +6,9 @@
 | POST /cases/{case_id}/<command> | one route per command, named in kebab case: /escalate, /plan-measure, ... |
 | GET /cases/{case_id}?purpose= | the case, as the one access rule lets the caller see it; every read and refusal recorded |
 
-Every POST answers `{"id", "version"}`; refusals are mapped by `stafett_runtime.service`.
+Every POST answers `{"id", "version"}`; refusals are mapped by `stafett_runtime.service`. A body
+or query parameter beyond the limits of `stafett_contracts.inputs` is 422 naming the field; a date
+outside the case's window is 409 naming `date-within-window` (rules.py).
 The consent facts (NoteConsent, LapseConsent, NoteLegalBasis) have no route: only the consent
 policy gives them.
 
@@ -70,9 +72,9 @@ from stafett_case.domain.commands import (
 )
 from stafett_contracts.access import visible
 from stafett_contracts.casefile import CaseFile, fold
-from stafett_contracts.envelope import Text
 from stafett_contracts.identity import Actor
-from stafett_contracts.people import NationalId, RegisteredChild
+from stafett_contracts.inputs import FreeText, NationalId, ReadPurpose, limits
+from stafett_contracts.people import RegisteredChild
 from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
 from stafett_runtime.domain import RuleViolation
 from stafett_runtime.health import Readiness
@@ -111,7 +113,9 @@ UNKNOWN_CHILD = "the population register knows no such child"
 Purpose = Annotated[
     str | None,
     Parameter(
-        description="why you read: required of auditors, recorded for everyone", max_length=500
+        description="why you read: required of auditors, recorded for everyone; at most 500 "
+        "characters, no control character",
+        **limits(ReadPurpose),
     ),
 ]
 
@@ -122,7 +126,7 @@ class RaiseConcernBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
     child_id: UUID | None = None
     national_id: NationalId | None = None
-    concern: Text
+    concern: FreeText
 
 
 class Answer(msgspec.Struct, frozen=True, kw_only=True):

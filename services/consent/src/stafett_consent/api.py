@@ -17,8 +17,10 @@ the read gate first (`stafett_runtime.reads.CaseReads.admit`): it records the re
 refusal on the AUDIT stream, and refuses with 403 naming the rule before anything is said;
 `purpose` says why the reader reads (required of auditors: 422 without it).
 
-Refusals map to statuses in `stafett_runtime.service.http_app`: invalid input 422, NotAllowed
-403 naming the rule, unknown consent or case 404, a stale expected_version or a broken rule 409.
+Refusals map to statuses in `stafett_runtime.service.http_app`: invalid input 422 (a field
+beyond the limits of `stafett_contracts.inputs`, `service` not a unit id, `at` without a time
+zone), NotAllowed 403 naming the rule, unknown consent or case 404, a stale expected_version or a
+broken rule 409.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import msgspec
 from litestar import Litestar, Request, Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.types import LifespanHook
 
 from stafett_consent.application import CaseConsents, Consents
@@ -42,16 +44,19 @@ from stafett_consent.domain.legal_basis import RecordLegalBasis
 from stafett_contracts.access import read_access
 from stafett_contracts.consent import Purpose
 from stafett_contracts.identity import Actor, Role
+from stafett_contracts.inputs import ReadPurpose, UnitId, limits, utc_moment
 from stafett_runtime.health import Check, CheckResult, Readiness
 from stafett_runtime.kernel import Kernel
 from stafett_runtime.reads import StreamCases
 from stafett_runtime.service import call, http_app
 
 ActorRequest = Request[Actor, Any, Any]
-ReadPurpose = Annotated[
+StatedPurpose = Annotated[
     str | None,
     Parameter(
-        description="why you read: required of auditors, recorded for everyone", max_length=500
+        description="why you read: required of auditors, recorded for everyone; at most 500 "
+        "characters, no control character",
+        **limits(ReadPurpose),
     ),
 ]
 
@@ -176,7 +181,7 @@ async def read_consent(
     consents: NamedDependency[Consents],
     kernel: NamedDependency[Kernel],
     consent_id: FromPath[UUID],
-    purpose: ReadPurpose = None,
+    purpose: StatedPurpose = None,
 ) -> Consent:
     consent = await call(consents.consent, consent_id)
     await kernel.reads().admit(request.user, consent.case_id, "consent", purpose)
@@ -189,7 +194,7 @@ async def consents_of_case(
     consents: NamedDependency[Consents],
     kernel: NamedDependency[Kernel],
     case_id: FromPath[UUID],
-    purpose: ReadPurpose = None,
+    purpose: StatedPurpose = None,
 ) -> CaseConsents:
     await kernel.reads().admit(request.user, case_id, "consents", purpose)
     return await call(consents.consents_of_case, case_id)
@@ -200,20 +205,22 @@ async def access(
     request: ActorRequest,
     kernel: NamedDependency[Kernel],
     case_id: FromPath[UUID],
-    service: FromQuery[str],
+    service: Annotated[
+        str, Parameter(description="the unit that would see the case", **limits(UnitId))
+    ],
     for_purpose: Annotated[
         Purpose, Parameter(description="the purpose the service would see the case for")
     ],
-    at: FromQuery[datetime | None] = None,
-    purpose: ReadPurpose = None,
+    at: Annotated[
+        datetime | None,
+        Parameter(description="the moment asked about, with its time zone (default now)"),
+    ] = None,
+    purpose: StatedPurpose = None,
 ) -> ServiceAccess:
     """May `service` see the case for `for_purpose` at `at` (default now)? And on what basis."""
-    if at is not None and at.tzinfo is None:
-        raise ValidationException(
-            "at needs a time zone", extra=[{"key": "at", "message": "add Z or an offset"}]
-        )
+    asked_at = _moment("at", at)
     admitted = await kernel.reads().admit(request.user, case_id, "access", purpose)
-    moment = at or datetime.now(UTC)
+    moment = asked_at or datetime.now(UTC)
     someone = Actor(person="someone", role=Role.EMPLOYEE, service=service)
     answer = read_access(
         admitted.case,
@@ -231,6 +238,15 @@ async def access(
         until=None if not ends or None in ends else max(e for e in ends if e is not None),
         reason=answer.refusal,
     )
+
+
+def _moment(parameter: str, value: datetime | None) -> datetime | None:
+    """The moment a query names, in UTC; 422 naming the parameter if it has no time zone."""
+    try:
+        return None if value is None else utc_moment(value)
+    except ValueError as wrong:
+        extra = [{"key": parameter, "message": str(wrong), "source": "query"}]
+        raise ValidationException(f"{parameter} {wrong}", extra=extra) from None
 
 
 async def _facts(kernel: Kernel, case_id: UUID) -> Facts:

@@ -9,7 +9,9 @@
 | GET /cases/{case_id}/roster?purpose= | what the meeting service knows of the case: services, deciders, consents |
 
 Every POST answers `{"id", "version"}`; refusals are mapped by `stafett_runtime.service`
-(a person from a service the case's consent does not cover: 403).
+(a person from a service the case's consent does not cover: 403; a body beyond the limits of
+`stafett_contracts.inputs`: 422 naming the field; a date outside the case's window: 409
+`date-within-window`).
 
 Every GET passes the gate of `stafett_runtime.reads` first: the one access rule decides over the
 case's own events (the CASE stream) who may read it, and the read or its refusal is recorded on
@@ -34,6 +36,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.types import LifespanHook
 
 from stafett_contracts.identity import Actor
+from stafett_contracts.inputs import ReadPurpose, limits
 from stafett_meeting.application import Meetings
 from stafett_meeting.domain import Meeting, Roster, as_seen
 from stafett_meeting.domain.commands import ROUTES, Command, ScheduleMeeting
@@ -45,8 +48,9 @@ Purpose = Annotated[
     str | None,
     Parameter(
         description="why you read: required of auditors, recorded for everyone; a consent "
-        "purpose (cooperation, tvist, referral) counts only consents given for it",
-        max_length=500,
+        "purpose (cooperation, tvist, referral) counts only consents given for it; at most "
+        "500 characters, no control character",
+        **limits(ReadPurpose),
     ),
 ]
 

@@ -36,6 +36,7 @@ from litestar.types import LifespanHook
 
 from stafett_contracts.access import Access
 from stafett_contracts.identity import Actor
+from stafett_contracts.inputs import ReadPurpose, limits
 from stafett_notify.application import Notifications
 from stafett_notify.domain.facts import NotificationView
 from stafett_runtime.domain import NotAllowed
@@ -51,8 +52,9 @@ Purpose = Annotated[
     str | None,
     Parameter(
         description="why you read: required of auditors, recorded for everyone; a consent "
-        "purpose (cooperation, tvist, referral) counts only consents given for it",
-        max_length=500,
+        "purpose (cooperation, tvist, referral) counts only consents given for it; at most "
+        "500 characters, no control character",
+        **limits(ReadPurpose),
     ),
 ]
 

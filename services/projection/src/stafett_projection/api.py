@@ -20,6 +20,10 @@ about the case is said, appends CaseAccessed to the AUDIT stream (refusals too),
 403 naming the rule, or 422 naming `purpose` for an auditor who states none. What it grants is
 shown: the entries of every stream it shows, a state folded only from the case entries it shows,
 and the child's personal data only where it lets the reader know who the child is.
+
+Query and path parameters are bounded (`stafett_contracts.inputs`): `as_of` is a date-time with
+its time zone, `unit` a unit id, `purpose` at most 500 characters with no control character;
+otherwise 422 naming the parameter.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from litestar.types import LifespanHook
 from stafett_contracts.access import Dated, visible
 from stafett_contracts.casefile import CaseSummary, summary
 from stafett_contracts.identity import Actor, Role
+from stafett_contracts.inputs import ReadPurpose, UnitId, limits, utc_moment
 from stafett_contracts.personal import Erased, PersonalData
 from stafett_projection import views
 from stafett_projection.projection import Projection
@@ -52,9 +57,13 @@ from stafett_runtime.service import call, http_app
 Purpose = Annotated[
     str | None,
     Parameter(
-        description="why you read: required of auditors, recorded for everyone", max_length=500
+        description="why you read: required of auditors, recorded for everyone; at most 500 "
+        "characters, no control character",
+        **limits(ReadPurpose),
     ),
 ]
+# The newest version `min_version` may wait for: a case's versions are counted in a 64-bit integer.
+MOST_VERSIONS = 2**63 - 1
 
 
 class RelayLog(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,22 +136,27 @@ def create_app(
         purpose: Purpose = None,
         as_of: Annotated[
             datetime | None,
-            Parameter(description="the case as it stood at this moment (time travel)"),
+            Parameter(
+                description="the case as it stood at this moment (time travel), with its "
+                "time zone (Z or an offset)"
+            ),
         ] = None,
         min_version: Annotated[
             int | None,
             Parameter(
-                ge=1, description="wait (up to 5 s) until the case's own version N is visible"
+                ge=1,
+                le=MOST_VERSIONS,
+                description="wait (up to 5 s) until the case's own version N is visible",
             ),
         ] = None,
     ) -> RelayLog:
+        moment = _moment("as_of", as_of)
         if min_version is not None:
             await projection.wait_for_case_version(str(case_id), min_version, 5.0)
         # One read for the decision and the entries: a consistent snapshot, one trip to the
         # database. Access is decided on the case as it is now; `as_of` only cuts what is shown.
         found = await history(case_id)
         admitted = await reads.admit(request.user, case_id, "relay-log", purpose, case=found.case)
-        moment = None if as_of is None else as_of.astimezone(UTC)
         opened = await personal_data(admitted)
         return RelayLog(
             case_id=case_id,
@@ -264,7 +278,9 @@ def create_app(
 
     @get("/units/{unit:str}/overview", summary="A unit leader's overview")
     async def unit_overview(
-        unit: FromPath[str], request: Request[Actor, Any, Any], purpose: Purpose = None
+        unit: Annotated[str, Parameter(description="the unit, by id", **limits(UnitId))],
+        request: Request[Actor, Any, Any],
+        purpose: Purpose = None,
     ) -> dict[str, Any]:
         actor = request.user
         if actor.role == Role.AUDITOR and not (purpose or "").strip():
@@ -314,6 +330,15 @@ D = TypeVar("D", bound=Dated)
 def _until(moment: datetime | None, entries: list[D]) -> list[D]:
     """The entries up to `moment` (time travel); all of them without one."""
     return entries if moment is None else [e for e in entries if e.occurred_at <= moment]
+
+
+def _moment(parameter: str, value: datetime | None) -> datetime | None:
+    """The moment a query names, in UTC; 422 naming the parameter if it has no time zone."""
+    try:
+        return None if value is None else utc_moment(value)
+    except ValueError as wrong:
+        extra = [{"key": parameter, "message": str(wrong), "source": "query"}]
+        raise ValidationException(f"{parameter} {wrong}", extra=extra) from None
 
 
 def _purpose_required() -> ValidationException:

@@ -3,7 +3,13 @@
 A command names the decision in the imperative; `decide` (rules.py) answers with the events that
 record it. `expected_version` is optional everywhere: when given and stale, nothing is decided.
 `NoteConsent`, `LapseConsent` and `NoteLegalBasis` come only from the consent policy, which
-translates the consent service's events; they are never offered over HTTP.
+translates the consent service's events; they are never offered over HTTP, and keep the types
+of the events they come from.
+
+The fields people send have the bounded shapes of `stafett_contracts.inputs` (person and unit
+ids, free and short text), so a body that breaks a limit is refused (422) naming the field
+before any rule runs. Dates are the rules' to judge: each lies in the case's date window
+(`date-within-window`, rules.py).
 """
 
 from __future__ import annotations
@@ -14,11 +20,10 @@ from uuid import UUID
 
 import msgspec
 
-from stafett_contracts.case import GroupMember, Level, MeasureOutcome
-from stafett_contracts.envelope import PersonRef, ServiceRef, Text
+from stafett_contracts.case import Level, MeasureOutcome
+from stafett_contracts.envelope import ServiceRef, Text
+from stafett_contracts.inputs import FreeText, PersonId, PersonIds, ShortText, UnitId
 from stafett_contracts.personal import SealedPersonalData
-
-Participants = tuple[PersonRef, ...]
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -30,101 +35,101 @@ class RaiseConcern(Command, frozen=True, kw_only=True):
 
     case_id: UUID
     child_id: UUID  # the register's pseudonym of the child
-    concern: Text
+    concern: FreeText
     personal_data: SealedPersonalData | None = None  # the register's record, sealed by the API
 
 
 class ShareConcern(Command, frozen=True, kw_only=True):
-    shared_with: PersonRef
-    note: Text | None = None
+    shared_with: PersonId
+    note: FreeText | None = None
 
 
 class RecordWonderingConversation(Command, frozen=True, kw_only=True):
     held_on: date
     with_guardians: bool
     with_child: bool
-    summary: Text
+    summary: FreeText
 
 
 class RecordChildView(Command, frozen=True, kw_only=True):
-    view: Text
+    view: FreeText
     how: Literal["conversation", "drawing", "observation", "other"] = "conversation"
 
 
 class NoteBrightSpot(Command, frozen=True, kw_only=True):
-    note: Text
+    note: FreeText
 
 
 class DecideLevel(Command, frozen=True, kw_only=True):
     """Continue at the current level."""
 
-    reason: Text
-    participants: Participants = ()
+    reason: ShortText
+    participants: PersonIds = ()
 
 
 class Escalate(Command, frozen=True, kw_only=True):
     to_level: Level
-    reason: Text
-    participants: Participants = ()
+    reason: ShortText
+    participants: PersonIds = ()
 
 
 class DeEscalate(Command, frozen=True, kw_only=True):
     to_level: Level
-    reason: Text
-    participants: Participants = ()
+    reason: ShortText
+    participants: PersonIds = ()
 
 
 class DefineProblem(Command, frozen=True, kw_only=True):
-    description: Text
+    description: FreeText
     with_guardians: bool
 
 
 class PlanMeasure(Command, frozen=True, kw_only=True):
     measure_id: UUID  # chosen by the client, so that a retry plans the same measure
-    description: Text
-    responsible: PersonRef
-    service: ServiceRef
+    description: FreeText
+    responsible: PersonId
+    service: UnitId
     evaluation_date: date
 
 
 class EvaluateMeasure(Command, frozen=True, kw_only=True):
     measure_id: UUID
     outcome: MeasureOutcome
-    notes: Text
+    notes: FreeText
     next_evaluation_date: date | None = None
 
 
 class EndMeasure(Command, frozen=True, kw_only=True):
     measure_id: UUID
-    reason: Text
+    reason: ShortText
 
 
 class SendReferral(Command, frozen=True, kw_only=True):
-    to_service: ServiceRef
-    purpose: Text
+    to_service: UnitId
+    purpose: ShortText
 
 
 class JoinAgency(Command, frozen=True, kw_only=True):
-    service: ServiceRef
+    service: UnitId
 
 
 class LeaveAgency(Command, frozen=True, kw_only=True):
     """A service's part is done. Leaving for lapsed consent is the policy's, not a person's."""
 
-    service: ServiceRef
+    service: UnitId
     reason: Literal["done", "other"] = "done"
-    note: Text | None = None
+    note: FreeText | None = None
 
 
 class AppointBatonHolder(Command, frozen=True, kw_only=True):
-    holder: PersonRef
-    service: ServiceRef
+    holder: PersonId
+    service: UnitId
 
 
 class OfferBaton(Command, frozen=True, kw_only=True):
-    to_person: PersonRef
-    to_service: ServiceRef
-    note: Text | None = None
+    to_person: PersonId
+    to_service: UnitId
+    note: FreeText | None = None
 
 
 class AcceptBaton(Command, frozen=True, kw_only=True):
@@ -132,36 +137,44 @@ class AcceptBaton(Command, frozen=True, kw_only=True):
 
 
 class AssignCoordinator(Command, frozen=True, kw_only=True):
-    coordinator: PersonRef
-    service: ServiceRef
+    coordinator: PersonId
+    service: UnitId
+
+
+class Member(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One of the responsibility group: a guardian (no service), or someone of a service."""
+
+    person: PersonId
+    service: UnitId | None = None
+    task: ShortText | None = None
 
 
 class FormResponsibilityGroup(Command, frozen=True, kw_only=True):
-    members: Annotated[tuple[GroupMember, ...], msgspec.Meta(min_length=1)]
+    members: Annotated[tuple[Member, ...], msgspec.Meta(min_length=1, max_length=100)]
 
 
 class RequestIndividualPlan(Command, frozen=True, kw_only=True):
     requested_by_guardian: bool
-    note: Text | None = None
+    note: FreeText | None = None
 
 
 class ProposeSystemMeasure(Command, frozen=True, kw_only=True):
-    description: Text  # about the unit, never about the child: no personal data
+    description: FreeText  # about the unit, never about the child: no personal data
 
 
 class FileChildWelfareReport(Command, frozen=True, kw_only=True):
-    legal_basis: Text  # e.g. "barnevernsloven § 13-2"
-    grounds: Text
-    reported_to: ServiceRef = "barnevern"  # a child welfare unit of the directory
+    legal_basis: ShortText  # e.g. "barnevernsloven § 13-2"
+    grounds: FreeText
+    reported_to: UnitId = "barnevern"  # a child welfare unit of the directory
 
 
 class CloseCase(Command, frozen=True, kw_only=True):
-    reason: Text
-    participants: Participants = ()
+    reason: ShortText
+    participants: PersonIds = ()
 
 
 class ReopenCase(Command, frozen=True, kw_only=True):
-    reason: Text
+    reason: ShortText
 
 
 class NoteConsent(Command, frozen=True, kw_only=True):

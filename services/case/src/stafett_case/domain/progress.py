@@ -38,6 +38,7 @@ from stafett_contracts.case import (
     ConcernShared,
     DeEscalated,
     Escalated,
+    GroupMember,
     IndividualPlanRequested,
     LevelDecided,
     MeasureEnded,
@@ -49,8 +50,9 @@ from stafett_contracts.case import (
     WonderingConversationHeld,
 )
 from stafett_contracts.casefile import CaseFile
+from stafett_contracts.inputs import DateWindow
 from stafett_contracts.people import ServiceKind
-from stafett_runtime.domain import Context, RuleViolation
+from stafett_runtime.domain import Context, RuleViolation, require_within
 
 LEVELS_UP = {0: (1,), 1: (2, 3), 2: (3,), 3: ()}
 LEVELS_DOWN = {0: (), 1: (), 2: (1,), 3: (1, 2)}
@@ -72,6 +74,7 @@ def _share_concern(command: ShareConcern, state: CaseFile, context: Context) -> 
 def _record_wondering_conversation(
     command: RecordWonderingConversation, state: CaseFile, context: Context
 ) -> list[CaseEvent]:
+    require_within(DateWindow.of_case(state.raised_at, context.now), "held_on", command.held_on)
     return [
         WonderingConversationHeld(
             **next_envelope(state, context),
@@ -243,7 +246,7 @@ def _plan_measure(command: PlanMeasure, state: CaseFile, context: Context) -> li
         raise RuleViolation("measure-id-taken", "another measure has this id")
     if not command.responsible.strip():
         raise RuleViolation("measure-has-responsible", "a measure needs a responsible person")
-    _evaluation_not_past(command.evaluation_date, context)
+    _evaluation_in_time(state, "evaluation_date", command.evaluation_date, context)
     require_on_the_case(state, command.service)
     return [
         MeasurePlanned(
@@ -263,7 +266,8 @@ def _evaluate_measure(
 ) -> list[CaseEvent]:
     _open_measure(state, command)
     if command.next_evaluation_date is not None:
-        _evaluation_not_past(command.next_evaluation_date, context)
+        next_date = command.next_evaluation_date
+        _evaluation_in_time(state, "next_evaluation_date", next_date, context)
     return [
         MeasureEvaluated(
             **next_envelope(state, context),
@@ -292,19 +296,27 @@ def _open_measure(state: CaseFile, command: EvaluateMeasure | EndMeasure) -> Non
         raise RuleViolation("measure-is-open", f"measure {command.measure_id} {state_of}")
 
 
-def _evaluation_not_past(evaluation_date: date, context: Context) -> None:
+def _evaluation_in_time(
+    state: CaseFile, field: str, evaluation_date: date, context: Context
+) -> None:
+    """Not in the past, and in the case's date window (not too far ahead)."""
     if evaluation_date < context.now.date():
         raise RuleViolation(
             "measure-has-evaluation-date",
             f"the evaluation date {evaluation_date} is in the past",
         )
+    require_within(DateWindow.of_case(state.raised_at, context.now), field, evaluation_date)
 
 
 @decision.register
 def _form_responsibility_group(
     command: FormResponsibilityGroup, state: CaseFile, context: Context
 ) -> list[CaseEvent]:
-    return [ResponsibilityGroupFormed(**next_envelope(state, context), members=command.members)]
+    members = tuple(
+        GroupMember(person=member.person, service=member.service, task=member.task)
+        for member in command.members
+    )
+    return [ResponsibilityGroupFormed(**next_envelope(state, context), members=members)]
 
 
 @decision.register

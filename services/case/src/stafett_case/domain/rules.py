@@ -21,6 +21,7 @@ names its rule; a command already satisfied returns no events.
 | level-3-needs-coordinator | a coordinator is assigned before the case goes to level 3 |
 | closed-case-accepts-only-reopen | a closed case takes ReopenCase; also consent facts and child-welfare reports, which nothing may block |
 | measure-has-evaluation-date | a measure's (next) evaluation date is not in the past |
+| date-within-window | an evaluation date, and the day a wondering conversation was held, lie in the case's window: not before the case was raised, at most `STAFETT_MAX_YEARS_AHEAD` years (default 5) ahead (`stafett_contracts.inputs`) |
 | measure-is-open | only a planned, not yet ended measure is evaluated or ended |
 | one-baton-holder | a held baton is not appointed anew: it passes only by an accepted handover |
 | service-on-the-case | a baton holder, coordinator, handover receiver or measure belongs to a service on the case |

@@ -42,7 +42,7 @@ import calendar
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import reduce, singledispatch
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -59,11 +59,9 @@ from stafett_contracts.consent import (
     Evidence,
     Party,
     Purpose,
-    Purposes,
-    Services,
 )
-from stafett_contracts.envelope import ServiceRef, Text
 from stafett_contracts.identity import STAFF, Actor, Role
+from stafett_contracts.inputs import DocumentRef, Moment, PersonId, ShortText, UnitId
 from stafett_contracts.people import Directory, RegisteredChild
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope
 
@@ -92,8 +90,17 @@ ONE_LIVE_CONSENT_PER_PARTY = "one-live-consent-per-case-and-party"
 BEGINS_AT_MOST_MONTHS_AHEAD = 12
 LASTS_AT_MOST_VALIDITIES = 3
 
-Moment = Annotated[datetime, msgspec.Meta(tz=True)]
 Version = Annotated[int, msgspec.Meta(ge=0)]
+Sha256 = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^[0-9a-f]{64}(?![\s\S])", description="64 lowercase hex digits"),
+]
+ServicesInScope = Annotated[
+    tuple[UnitId, ...], msgspec.Meta(min_length=1, max_length=50, description="1-50 units")
+]
+PurposesInScope = Annotated[
+    tuple[Purpose, ...], msgspec.Meta(min_length=1, max_length=3, description="1-3 purposes")
+]
 
 
 class ConsentRules(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,30 +123,60 @@ class ConsentRules(msgspec.Struct, frozen=True, kw_only=True):
         return max([self.child_age, *ages])
 
 
-# Commands: what a client sends. `expected_version` is checked by the application. The child is
+# Commands: what a client sends, in the bounded shapes of `stafett_contracts.inputs` (422
+# naming the field otherwise). `expected_version` is checked by the application. The child is
 # the case's child, never a field of a command; the child's age is the register's.
+
+
+class ConsentingParty(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Who consents, as a request names them: a guardian, or the child at or over the age
+    threshold (the event records them as a `Party`)."""
+
+    kind: Literal["guardian", "child"]
+    person: PersonId
+
+    def recorded(self) -> Party:
+        return Party(kind=self.kind, person=self.person)
+
+
+class EvidenceOfConsent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the party agreed, as a request shows it. Written: the document and its hash. Oral:
+    the employee who recorded it (the event records it as `Evidence`)."""
+
+    form: Literal["written", "oral"]
+    document_ref: DocumentRef | None = None
+    document_sha256: Sha256 | None = None
+    recorded_by: PersonId | None = None
+
+    def recorded(self) -> Evidence:
+        return Evidence(
+            form=self.form,
+            document_ref=self.document_ref,
+            document_sha256=self.document_sha256,
+            recorded_by=self.recorded_by,
+        )
 
 
 class GiveConsent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     case_id: UUID
-    given_by: Party
-    services: Services
-    purposes: Purposes
+    given_by: ConsentingParty
+    services: ServicesInScope
+    purposes: PurposesInScope
     valid_from: Moment
     valid_until: Moment | None = None  # None: valid_from plus the configured validity
-    evidence: Evidence
+    evidence: EvidenceOfConsent
 
 
 class ChangeScope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    services: Services
-    purposes: Purposes
+    services: ServicesInScope
+    purposes: PurposesInScope
     valid_until: Moment | None = None  # None keeps the current end
     expected_version: Version | None = None
 
 
 class WithdrawConsent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    services: tuple[ServiceRef, ...] = ()  # none: wholly
-    reason: Text | None = None
+    services: Annotated[tuple[UnitId, ...], msgspec.Meta(max_length=50)] = ()  # none: wholly
+    reason: ShortText | None = None
     expected_version: Version | None = None
 
 
@@ -221,9 +258,11 @@ def decide(
             return _expire(state, context)
 
 
-def refuse_second_live_consent(existing: Iterable[Consent], party: Party, now: datetime) -> None:
+def refuse_second_live_consent(
+    existing: Iterable[Consent], party: ConsentingParty, now: datetime
+) -> None:
     """A party changes the scope of its live consent rather than giving a second one."""
-    if any(c.given_by == party and not c.has_ended(now) for c in existing):
+    if any(c.given_by == party.recorded() and not c.has_ended(now) for c in existing):
         raise RuleViolation(
             ONE_LIVE_CONSENT_PER_PARTY,
             "this party already has a live consent in this case: change its scope instead",
@@ -239,10 +278,11 @@ def _needed(facts: Facts | None) -> Facts:
 def _give(
     command: GiveConsent, context: Context, consent_id: UUID, rules: ConsentRules, facts: Facts
 ) -> list[ConsentEvent]:
-    _authorise(command.given_by, context.actor, facts.case)
-    _require_entitled(command.given_by, command.services, context, facts.child, rules)
+    party, evidence = command.given_by.recorded(), command.evidence.recorded()
+    _authorise(party, context.actor, facts.case)
+    _require_entitled(party, command.services, context, facts.child, rules)
     _require_scope(command.services, command.purposes, context.directory)
-    _require_evidence(command.evidence, context.actor)
+    _require_evidence(evidence, context.actor)
     _require_valid_from(command.valid_from, context.now, facts.case, rules)
     valid_until = command.valid_until or add_months(command.valid_from, rules.validity_months)
     _require_valid_until(valid_until, command.valid_from, context.now, rules)
@@ -251,12 +291,12 @@ def _give(
             **envelope(context, consent_id, 1),
             case_id=command.case_id,
             child_id=facts.case.child_id,
-            given_by=command.given_by,
+            given_by=party,
             services=command.services,
             purposes=command.purposes,
             valid_from=command.valid_from,
             valid_until=valid_until,
-            evidence=command.evidence,
+            evidence=evidence,
         )
     ]
 

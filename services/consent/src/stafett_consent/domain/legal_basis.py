@@ -23,8 +23,8 @@ import msgspec
 
 from stafett_consent.domain.facts import Facts
 from stafett_contracts.consent import LegalBasisRecorded
-from stafett_contracts.envelope import ServiceRef, Text
 from stafett_contracts.identity import STAFF
+from stafett_contracts.inputs import FreeText, ShortText, UnitId
 from stafett_runtime.domain import Context, NotAllowed, envelope
 
 # The rules, named as a refusal names them (NotAllowed.rule).
@@ -33,10 +33,12 @@ LAW_EMPOWERS_THE_SERVICE = "law-empowers-the-service"
 
 
 class RecordLegalBasis(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a client sends, in the bounded shapes of `stafett_contracts.inputs`."""
+
     case_id: UUID
-    service: ServiceRef  # the unit taking part: the recording person's own
-    legal_basis: Text  # the provision, as the directory names it: "barnevernsloven § 2-1"
-    justification: Text
+    service: UnitId  # the unit taking part: the recording person's own
+    legal_basis: ShortText  # the provision, as the directory names it: "barnevernsloven § 2-1"
+    justification: FreeText
 
 
 def record_legal_basis(

@@ -2,8 +2,10 @@
 
 The shape of a command is checked when it is made (or decoded from a request), so a request
 with, say, no place and no video link is refused as invalid input (422) naming the field, before
-any rule runs. `expected_version` is optional everywhere: when given and stale, nothing is
-decided.
+any rule runs. The fields people send have the bounded shapes of `stafett_contracts.inputs`
+(person and unit ids, free and short text, moments with their time zone); whether a date lies in
+the case's window is the rules' to judge (`date-within-window`, meeting.py). `expected_version`
+is optional everywhere: when given and stale, nothing is decided.
 """
 
 from __future__ import annotations
@@ -15,21 +17,44 @@ from uuid import UUID
 import msgspec
 
 from stafett_contracts.case import Level
-from stafett_contracts.envelope import PersonRef, ServiceRef, Text
-from stafett_contracts.meeting import DecisionKind, MeetingType, Place, Score, Url
+from stafett_contracts.inputs import (
+    TEXT_PATTERN,
+    FreeText,
+    Moment,
+    PersonId,
+    PersonIds,
+    ShortText,
+    UnitId,
+)
+from stafett_contracts.meeting import DecisionKind, MeetingType, Score
+
+Place = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=500,
+        pattern=TEXT_PATTERN,
+        description="where: a room, an address; 1-500 characters, at least one visible",
+    ),
+]
+VideoLink = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=2_000,
+        pattern=r"^https://[!-~]+(?![\s\S])",
+        description="an https:// address, at most 2 000 printable characters, no space",
+    ),
+]
+Agenda = Annotated[tuple[ShortText, ...], msgspec.Meta(max_length=50)]
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
-def _check_when(starts_at: datetime, ends_at: datetime, video_link: str | None) -> None:
-    if starts_at.tzinfo is None or ends_at.tzinfo is None:
-        raise ValueError("starts_at and ends_at need a time zone (such as Z or +01:00)")
+def _check_when(starts_at: datetime, ends_at: datetime) -> None:
     if ends_at <= starts_at:
         raise ValueError("ends_at must be after starts_at")
-    if video_link is not None and not video_link.startswith("https://"):
-        raise ValueError("video_link must be an https:// address")
 
 
 class ScheduleMeeting(Command, frozen=True, kw_only=True):
@@ -37,16 +62,16 @@ class ScheduleMeeting(Command, frozen=True, kw_only=True):
 
     case_id: UUID
     meeting_type: MeetingType
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Moment
+    ends_at: Moment
     place: Place | None = None
-    video_link: Url | None = None
-    leader: PersonRef | None = None
-    leader_service: ServiceRef | None = None
-    agenda: tuple[Text, ...] = ()
+    video_link: VideoLink | None = None
+    leader: PersonId | None = None
+    leader_service: UnitId | None = None
+    agenda: Agenda = ()
 
     def __post_init__(self) -> None:
-        _check_when(self.starts_at, self.ends_at, self.video_link)
+        _check_when(self.starts_at, self.ends_at)
         if self.place is None and self.video_link is None:
             raise ValueError("place or video_link: a meeting needs one of them, or both")
         if (self.leader is None) != (self.leader_service is None):
@@ -56,9 +81,9 @@ class ScheduleMeeting(Command, frozen=True, kw_only=True):
 class InviteParticipant(Command, frozen=True, kw_only=True):
     """Invite a guardian, the child, or a person from a service (covered by consent)."""
 
-    person: PersonRef
+    person: PersonId
     kind: Literal["guardian", "child", "service"]
-    service: ServiceRef | None = None
+    service: UnitId | None = None
 
     def __post_init__(self) -> None:
         if self.kind == "service" and self.service is None:
@@ -70,31 +95,31 @@ class InviteParticipant(Command, frozen=True, kw_only=True):
 class RescheduleMeeting(Command, frozen=True, kw_only=True):
     """Move the meeting; the place and video link stay as they were unless given."""
 
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Moment
+    ends_at: Moment
     place: Place | None = None
-    video_link: Url | None = None
-    reason: Text | None = None
+    video_link: VideoLink | None = None
+    reason: ShortText | None = None
 
     def __post_init__(self) -> None:
-        _check_when(self.starts_at, self.ends_at, self.video_link)
+        _check_when(self.starts_at, self.ends_at)
 
 
 class CancelMeeting(Command, frozen=True, kw_only=True):
-    reason: Text
+    reason: ShortText
 
 
 class RecordMeetingHeld(Command, frozen=True, kw_only=True):
     """The meeting took place: who attended (the leader and invitees), and when (default now)."""
 
-    attended: Annotated[tuple[PersonRef, ...], msgspec.Meta(min_length=1)]
-    held_at: datetime | None = None
+    attended: Annotated[tuple[PersonId, ...], msgspec.Meta(min_length=1, max_length=100)]
+    held_at: Moment | None = None
 
 
 class RecordMinutes(Command, frozen=True, kw_only=True):
     """The meeting's entry in the relay log."""
 
-    minutes: Text
+    minutes: FreeText
 
 
 class RecordDecision(Command, frozen=True, kw_only=True):
@@ -107,8 +132,8 @@ class RecordDecision(Command, frozen=True, kw_only=True):
     decision_id: UUID
     kind: DecisionKind
     to_level: Level | None = None
-    reason: Text
-    participants: tuple[PersonRef, ...] = ()
+    reason: ShortText
+    participants: PersonIds = ()
 
     def __post_init__(self) -> None:
         if self.kind == DecisionKind.MOVE_TO_LEVEL and self.to_level is None:
@@ -121,15 +146,15 @@ class AssignActionItem(Command, frozen=True, kw_only=True):
     """Someone does something by a date; `item_id` is chosen by the client (retries)."""
 
     item_id: UUID
-    description: Text
-    owner: PersonRef
-    owner_service: ServiceRef | None = None  # None when a guardian owns it
+    description: FreeText
+    owner: PersonId
+    owner_service: UnitId | None = None  # None when a guardian owns it
     due_on: date
 
 
 class CompleteActionItem(Command, frozen=True, kw_only=True):
     item_id: UUID
-    note: Text | None = None
+    note: FreeText | None = None
 
 
 class GiveFeedback(Command, frozen=True, kw_only=True):
@@ -137,7 +162,7 @@ class GiveFeedback(Command, frozen=True, kw_only=True):
 
     rating: Score  # the meeting as a whole, 1 (poor) to 5 (very good)
     heard: Score  # did they feel heard, 1 to 5
-    comment: Text | None = None
+    comment: FreeText | None = None
 
 
 # The commands on an existing meeting, by the route that gives them.

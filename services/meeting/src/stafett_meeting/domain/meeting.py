@@ -16,6 +16,7 @@ in the context, the municipality directory, which names each unit's leader.
 | level-exits | a decision to move follows the staircase: 0 -> 1; 1 -> 2, 3; 2 -> 1, 3; 3 -> 1, 2; at level 0 the case does not continue |
 | one-decision-per-id, one-item-per-id | a retry with the same id changes nothing; other content under the same id is refused |
 | due-date-not-past | an action item is not due in the past |
+| date-within-window | a meeting's start and end, when it was held, and an action item's due date lie in the case's window: not before the case was raised, at most `STAFETT_MAX_YEARS_AHEAD` years (default 5) ahead (`stafett_contracts.inputs`) |
 | item-exists | only an assigned item is completed; its owner, the leader or a decider completes it (anyone else is refused first) |
 | feedback-from-invited | feedback comes from an invited guardian or the invited child, once |
 
@@ -36,6 +37,7 @@ import msgspec
 
 from stafett_contracts.access import Access, visible
 from stafett_contracts.identity import STAFF, Actor, Role
+from stafett_contracts.inputs import DateWindow
 from stafett_contracts.meeting import (
     ActionItemAssigned,
     ActionItemCompleted,
@@ -66,7 +68,7 @@ from stafett_meeting.domain.commands import (
     ScheduleMeeting,
 )
 from stafett_meeting.domain.roster import Roster
-from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope
+from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope, require_within
 
 # The staircase, as the case service keeps it (DOMAIN.md, "The levels").
 LEVEL_EXITS: dict[int, tuple[int, ...]] = {0: (1,), 1: (2, 3), 2: (1, 3), 3: (1, 2)}
@@ -284,6 +286,7 @@ def _schedule(
     if leader_service is None:  # a decider always acts for a service; kept for the type checker
         raise NotAllowed("a meeting is led by someone acting for a service")
     _require_covered(roster, leader_service, command.meeting_type, context, "lead the meeting")
+    _require_in_window(roster, context, starts_at=command.starts_at, ends_at=command.ends_at)
     event = MeetingScheduled(
         **envelope(context, meeting_id, 1),
         case_id=roster.case_id,
@@ -350,6 +353,7 @@ def _reschedule(
         state.video_link,
     ):
         return []
+    _require_in_window(roster, context, starts_at=command.starts_at, ends_at=command.ends_at)
     return [
         MeetingRescheduled(
             **_next(state, context),
@@ -386,6 +390,7 @@ def _record_held(
     held_at = command.held_at or context.now
     if held_at > context.now:
         raise RuleViolation("held-in-the-past", "a meeting is recorded as held after it was")
+    _require_in_window(roster, context, held_at=held_at)
     invited = {state.leader, *(i.person for i in state.invited)}
     strangers = [person for person in command.attended if person not in invited]
     if strangers:
@@ -469,6 +474,7 @@ def _assign_item(
         raise RuleViolation("one-item-per-id", "another action item has this item_id")
     if command.due_on < context.now.date():
         raise RuleViolation("due-date-not-past", "an action item is not due in the past")
+    _require_in_window(roster, context, due_on=command.due_on)
     if command.owner_service is not None:
         _require_covered(
             roster, command.owner_service, state.meeting_type, context, "own an action item"
@@ -569,6 +575,12 @@ def _require_held(state: Meeting) -> None:
     _require_not_cancelled(state)
     if state.held_at is None:
         raise RuleViolation("meeting-held-first", "record the meeting as held first")
+
+
+def _require_in_window(roster: Roster, context: Context, **dates: date | datetime) -> None:
+    window = DateWindow.of_case(roster.raised_at, context.now)
+    for field, value in dates.items():
+        require_within(window, field, value)
 
 
 def _require_covered(

@@ -56,6 +56,7 @@ MEETING_PURPOSES = ("cooperation", "referral")
 class Roster(msgspec.Struct, frozen=True, kw_only=True):
     case_id: UUID
     version: int = 0  # of the roster in the MEETING stream; 0 before it is first noted
+    raised_at: datetime  # when the case began: no date of its meetings lies before it
     unit: str
     level: int = 0
     closed: bool = False
@@ -91,13 +92,16 @@ class Roster(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def fold_roster(history: Iterable[MeetingEvent]) -> Roster | None:
-    """The roster as its latest `CaseRosterNoted` left it: each one is the whole roster."""
+    """The roster as its latest `CaseRosterNoted` left it: each one is the whole roster. The
+    first was noted as of the case's `ConcernRaised` (policies.py decides as of the case
+    event), so its `occurred_at` is when the case was raised."""
     roster: Roster | None = None
     for event in history:
         if isinstance(event, CaseRosterNoted):
             roster = Roster(
                 case_id=event.case_id,
                 version=event.aggregate_version,
+                raised_at=event.occurred_at if roster is None else roster.raised_at,
                 unit=event.unit,
                 level=event.level,
                 closed=event.closed,
@@ -115,7 +119,12 @@ def note(roster: Roster | None, event: CaseEvent, context: Context) -> list[Case
     if isinstance(event, ConcernRaised):
         if roster is not None:
             return []  # a redelivered start: the case is known already
-        after = Roster(case_id=event.aggregate_id, unit=event.unit, services=(event.unit,))
+        after = Roster(
+            case_id=event.aggregate_id,
+            raised_at=event.occurred_at,
+            unit=event.unit,
+            services=(event.unit,),
+        )
     elif roster is None:
         return []  # a case whose start the meeting service never saw: nothing to add to
     else:
