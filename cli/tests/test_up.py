@@ -3,7 +3,9 @@
 No process may outlive it: each test notes the pids of its children (from /proc) and checks that
 none is left, after Ctrl-C and after `stafett up` itself is killed. Its NATS, with the services
 running, admits no anonymous client and holds only wrapped children's keys (test_up_nats.py
-checks the rest of how `stafett up` runs NATS, without the services).
+checks the rest of how `stafett up` runs NATS, without the services). A nats-server that dies is
+started again on the same data (tests/test_platform_survives_nats_dying.py checks the services
+through it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,8 +28,10 @@ from typing import Any
 import httpx
 import nats
 
+from stafett_cli.platform import Platform, PlatformConfig
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.auth import DevelopmentKey
+from stafett_runtime.natsaccess import ADMIN_USER
 from stafett_runtime.natsserver import free_port, port_is_free
 
 WRAPPED_KEY_BYTES = 12 + 32 + 16  # nonce, key, authentication tag
@@ -305,3 +310,49 @@ def test_up_refuses_a_taken_service_port_naming_the_setting(tmp_path: Path) -> N
     assert result.returncode == 1
     assert f"port {base + 2} is taken" in result.stderr
     assert "STAFETT_PORT_BASE" in result.stderr
+
+
+def test_a_nats_server_that_dies_is_started_again_on_the_same_data_with_a_growing_pause(
+    tmp_path: Path,
+) -> None:
+    # Given stafett up's nats-server, its streams made, under the platform's supervision
+    said: list[str] = []
+    platform = Platform(
+        PlatformConfig(data_dir=tmp_path / "data", nats_port=free_port()), say=said.append
+    )
+    platform.start_nats()
+    supervising = threading.Thread(target=platform.supervise)
+    supervising.start()
+    try:
+        for crash, pause in ((1, "1 s"), (2, "2 s")):
+            # When it dies (SIGKILL), twice in a row
+            ours = str(platform.nats.config_file)  # other tests' servers may run beside it
+            (server,) = [pid for pid, cmd in children(os.getpid()).items() if ours in cmd]
+            os.kill(server, signal.SIGKILL)
+            # Then the platform says so and starts it again, after a pause that doubles
+            wait_for_said(said, "nats-server is back", times=crash)
+            assert f"nats-server exited with code -9; restarting it in {pause}" in "\n".join(said)
+        # And it serves the same data: the streams made before are there
+        assert "CASE" in asyncio.run(stream_names(platform))
+    finally:
+        platform.request_stop()
+        supervising.join(timeout=30)
+        platform.stop()
+    assert port_is_free("127.0.0.1", platform.config.nats_port)
+
+
+def wait_for_said(said: list[str], line: str, times: int, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while sum(line in s for s in said) < times:
+        assert time.monotonic() < deadline, f"{line!r} not said {times} times: {said}"
+        time.sleep(0.1)
+
+
+async def stream_names(platform: Platform) -> list[str]:
+    nc = await nats.connect(
+        platform.nats.url, **platform.login(ADMIN_USER).options(), allow_reconnect=False
+    )
+    try:
+        return [info.config.name or "" for info in await nc.jetstream().streams_info()]
+    finally:
+        await nc.close()

@@ -1,7 +1,8 @@
 """What the JetStream store promises beyond the library's test cases.
 
 Given/when/then in the store's own terms: notification ids, concurrency between processes,
-durability across a crash of the server, ciphers, snapshots, and the thread rule.
+durability across a crash of the server, failing fast while it is away, ciphers, snapshots, and
+the thread rule.
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
+import nats
 import pytest
 from eventsourcing.cipher import AESCipher
 from eventsourcing.persistence import (
@@ -22,13 +26,17 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 from eventsourcing.utils import Environment
+from nats.aio.msg import Msg
 
 from example_apps import Order, Orders
 from stafett_runtime.jetstream import JetStreamFactory
 from stafett_runtime.jetstream.client import LoopThread
+from stafett_runtime.jetstream.core import JetStreamCore, close_connection, connection_options
 from stafett_runtime.jetstream.recorders import JetStreamApplicationRecorder
-from stafett_runtime.natsserver import free_port
+from stafett_runtime.natsserver import NatsServer, free_port
 from stafett_runtime.testing import NatsTestServer
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -153,15 +161,80 @@ def test_acknowledged_events_survive_a_crash_of_the_server(
     again.close()
 
 
-def test_the_store_reconnects_when_the_server_comes_back(
+def test_while_the_server_is_away_a_call_fails_at_once_and_the_store_reconnects_after(
     nats_server: NatsTestServer, env: dict[str, str]
 ) -> None:
-    orders = Orders(env)
+    # Given a store that would wait an hour for a connected server to answer
+    orders = Orders({**env, "NATS_TIMEOUT": "3600"})
     orders.place()
-    nats_server.restart()
-    order_id = orders.place()  # the same process, after the server's restart
+    # When the server goes away
+    nats_server.stop()
+    # Then a call fails at once, as unavailable (503 for a service's client), not after the wait
+    with ThreadPoolExecutor(1) as worker:
+        attempt = worker.submit(orders.place)
+        with pytest.raises(OperationalError, match="unreachable"):
+            attempt.result(timeout=30)  # far less than the hour a wait would take
+    # And when it is back, the same process writes again without being restarted
+    nats_server.start()
+    order_id = until_reachable(orders.place)
     assert orders.repository.get(order_id).lines == 1
     orders.close()
+
+
+def test_a_paused_server_is_noticed_within_seconds_and_a_call_fails_instead_of_waiting(
+    tmp_path: Path,
+) -> None:
+    with NatsServer(tmp_path / "nats") as server:
+        # Given a store that would wait an hour for a connected server to answer
+        env = {"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": server.url}
+        orders = Orders({**env, "NATS_TIMEOUT": "3600"})
+        orders.place()
+        # When the server freezes (SIGSTOP): the connection stays open, and nothing answers
+        server.pause()
+        try:
+            # Then a call fails as unavailable once the unanswered pings give the server up
+            with ThreadPoolExecutor(1) as worker:
+                attempt = worker.submit(orders.place)
+                with pytest.raises(OperationalError, match="unreachable"):
+                    attempt.result(timeout=30)  # far less than the hour a wait would take
+        finally:
+            server.resume()
+        # And when it goes on, the same process writes again
+        order_id = until_reachable(orders.place)
+        assert orders.repository.get(order_id).lines == 1
+        orders.close()
+
+
+async def test_a_call_waiting_for_the_server_is_told_when_the_connection_drops(
+    nats_server: NatsTestServer,
+) -> None:
+    # Given a call waiting for an answer that takes its time (nobody answers for now)
+    nc = await nats.connect(nats_server.url, **connection_options())
+    core = await JetStreamCore.attach(nc, wait=3600)
+    received = asyncio.Event()
+
+    async def never_answer(_: Msg) -> None:
+        received.set()
+
+    await nc.subscribe("orders.silent", cb=never_answer)
+    waiting = asyncio.ensure_future(core.while_connected(nc.request("orders.silent", timeout=3600)))
+    await received.wait()
+    # When the connection drops (the server is killed)
+    nats_server.kill()
+    # Then the call is told the store is unreachable, instead of waiting for its answer
+    with pytest.raises(OperationalError, match="unreachable"):
+        await asyncio.wait_for(waiting, 30)  # far less than the hour it would wait
+    await close_connection(nc, drain=False)
+
+
+def until_reachable(call: Callable[[], T]) -> T:
+    """`call`'s answer once the store has reconnected (each attempt fails fast until then)."""
+    for _ in range(300):
+        try:
+            return call()
+        except OperationalError:
+            time.sleep(0.1)
+    raise AssertionError("the store did not reconnect")
 
 
 def test_an_application_with_a_cipher_stores_only_ciphertext(env: dict[str, str]) -> None:

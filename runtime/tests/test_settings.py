@@ -43,6 +43,7 @@ def test_every_variable_is_read() -> None:
         "STAFETT_HTTP_PORT": "8081",
         "STAFETT_LOG_LEVEL": "debug",
         "STAFETT_LOG_FORMAT": "Console",
+        "STAFETT_BLOCKING_WORKERS": "64",
     }
 
     settings = Settings.from_env("case", environ)
@@ -60,6 +61,7 @@ def test_every_variable_is_read() -> None:
         http_port=8081,
         log_level="DEBUG",
         log_format="console",
+        blocking_workers=64,
     )
 
 
@@ -79,6 +81,8 @@ def test_an_empty_variable_counts_as_unset() -> None:
         ("STAFETT_HTTP_PORT", "65536", "1 to 65535"),
         ("STAFETT_LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("STAFETT_LOG_FORMAT", "xml", "json, console"),
+        ("STAFETT_BLOCKING_WORKERS", "0", "a whole number from 1 to 1024"),
+        ("STAFETT_BLOCKING_WORKERS", "many", "a whole number from 1 to 1024"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable_the_value_and_what_is_allowed(

@@ -4,7 +4,8 @@ Data lives in one folder (default `./var`): the JetStream store under `nats/`, l
 and the files of `datafolder` (NATS passwords, the key-encryption key, the directory, the
 register). Starting again continues on the same data. A service that exits unexpectedly is
 started again, after a pause that doubles with each crash in a row (1 s up to 30 s), and the
-screen says so.
+screen says so. So is nats-server, on the same data; the services are not restarted for it:
+they answer 503 while it is away and reconnect by themselves when it is back.
 
 NATS runs as in production (`stafett_runtime.natsaccess`): every service connects as its own
 user with its own permissions, the CLI's tools as the operator user, and nobody anonymously.
@@ -140,6 +141,19 @@ def _seconds(env: Mapping[str, str], name: str, default: str) -> float:
     return seconds
 
 
+@dataclass
+class Backoff:
+    """How long a process that died waits to start again: 1 s, doubling with each crash in a row
+    up to 30 s; one that ran STABLE_AFTER seconds before it died starts a fresh count."""
+
+    crashes_in_a_row: int = 0
+
+    def delay_after(self, ran: float) -> float:
+        """The pause before the next start, for a process that died after running `ran` s."""
+        self.crashes_in_a_row = 1 if ran >= STABLE_AFTER else self.crashes_in_a_row + 1
+        return min(FIRST_RESTART_DELAY * 2.0 ** (self.crashes_in_a_row - 1), MAX_RESTART_DELAY)
+
+
 def die_with_parent() -> None:
     """Run in the child before exec: the kernel sends SIGTERM when the parent thread dies."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -156,7 +170,7 @@ class ServiceProcess:
     url: str
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     restarts: int = 0
-    crashes_in_a_row: int = 0
+    backoff: Backoff = field(default_factory=Backoff)
     started_at: float = 0.0
     restart_at: float | None = None  # when a crashed service is due to start again
     awaiting_ready: bool = False
@@ -227,6 +241,9 @@ class Platform:
             preexec=die_with_parent if sys.platform == "linux" else None,
         )
         self.services: list[ServiceProcess] = []
+        self._nats_backoff = Backoff()
+        self._nats_started_at = 0.0
+        self._nats_restart_at: float | None = None  # when nats-server, having exited, starts again
         self._stopping = threading.Event()
         settings = {**os.environ, **config.service_env}
         # Mail stays on this machine unless a real SMTP server is configured for notify.
@@ -276,6 +293,7 @@ class Platform:
             write_register_if_missing(self.register_file)
         try:
             self.nats.start()
+            self._nats_started_at = time.monotonic()
             asyncio.run(self._make_streams_and_wrap_keys())
         except (NatsServerError, KeyStoreError, nats.errors.Error) as error:
             raise PlatformError(str(error)) from error
@@ -413,22 +431,43 @@ class Platform:
         return "\n".join(lines)
 
     def supervise(self) -> None:
-        """Wait until asked to stop; start again, with backoff, any service that died."""
+        """Wait until asked to stop; start again, with backoff, nats-server or any service that
+        died."""
         while not self._stopping.wait(0.5):
-            if not self.nats.running:
-                raise PlatformError(f"nats-server stopped; see {self.nats.log_file}")
             now = time.monotonic()
+            self._look_after_nats(now)
             for service in self.services:
                 self._look_after(service, now)
+
+    def _look_after_nats(self, now: float) -> None:
+        """nats-server starts again on the same data; the services reconnect by themselves."""
+        if self._nats_restart_at is None:
+            code = self.nats.exit_code
+            if code is None:
+                return
+            delay = self._nats_backoff.delay_after(now - self._nats_started_at)
+            self._nats_restart_at = now + delay
+            self.say(
+                f"nats-server exited with code {code}; restarting it in {delay:g} s "
+                f"(see {self.nats.log_file})"
+            )
+        elif now >= self._nats_restart_at:
+            self._nats_started_at = now
+            try:
+                self.nats.start()
+            except NatsServerError as error:
+                self.nats.kill()  # one that never became ready is not left half started
+                delay = self._nats_backoff.delay_after(0)
+                self._nats_restart_at = time.monotonic() + delay
+                self.say(f"nats-server did not start again ({error}); retrying in {delay:g} s")
+                return
+            self._nats_restart_at = None
+            self.say("nats-server is back; the services reconnect by themselves")
 
     def _look_after(self, service: ServiceProcess, now: float) -> None:
         code = service.exited()
         if code is not None:
-            ran = now - service.started_at
-            service.crashes_in_a_row = 1 if ran >= STABLE_AFTER else service.crashes_in_a_row + 1
-            delay = min(
-                FIRST_RESTART_DELAY * 2 ** (service.crashes_in_a_row - 1), MAX_RESTART_DELAY
-            )
+            delay = service.backoff.delay_after(now - service.started_at)
             service.restart_at = now + delay
             self.say(
                 f"{service.name} exited with code {code}; restarting it in {delay:g} s "

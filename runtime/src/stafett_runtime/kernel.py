@@ -3,7 +3,11 @@ rule needs.
 
 - the NATS connection, with the JetStream core over it (`jetstream.core`), opened when the
   service's HTTP app starts and closed when it stops (nats-py binds a connection to the loop that
-  made it);
+  made it). It behaves as the store's does (`jetstream.core.JetStreamCore.connect`): a service
+  that cannot reach NATS at start gives up after seconds (and is started again); once connected,
+  every call through it, children's keys included, fails at once with `OperationalError` (503)
+  while it is down, it reconnects by itself, and closing it takes seconds at most;
+- the pool that runs the service's blocking calls (`threads`), sized by its settings;
 - who is calling (`auth.TokenVerifier`), and the sources of record for facts about people: the
   population register (`register`) and the municipality directory (`directory`);
 - the access rule's settings, the access log, and, for the services that seal or open a child's
@@ -30,7 +34,6 @@ from pathlib import Path
 from typing import Literal
 from uuid import uuid4
 
-import nats
 from nats.aio.client import Client
 
 from stafett_contracts.access import ReadRules
@@ -42,12 +45,13 @@ from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.directory import DirectorySource, FixedDirectory, directory_from_env
 from stafett_runtime.domain import Context
 from stafett_runtime.health import CheckResult
-from stafett_runtime.jetstream.core import JetStreamCore
+from stafett_runtime.jetstream.core import JetStreamCore, close_connection
 from stafett_runtime.keystore import ChildKeys, KeyStoreError
 from stafett_runtime.logging import current_correlation_id
 from stafett_runtime.reads import CaseReads, CaseSource, StreamCases
 from stafett_runtime.register import FileRegister, Register, register_from_env
 from stafett_runtime.settings import Settings, SettingsError
+from stafett_runtime.threads import use_workers
 
 READS_FROM_AGE_VARIABLE = "STAFETT_CHILD_READS_FROM_AGE"
 KeyUse = Literal["seal", "open"]  # what a service does with children's keys
@@ -114,12 +118,9 @@ class Kernel:
 
     async def open(self) -> None:
         s = self.settings
-        self._nc = await nats.connect(
-            **s.nats_options(s.service),
-            max_reconnect_attempts=-1,  # a service waits for its server to come back
-            reconnect_time_wait=0.25,
-        )
-        self._core = await JetStreamCore.attach(self._nc)
+        use_workers(s.blocking_workers)
+        self._core = await JetStreamCore.connect(s.nats_options(s.service))
+        self._nc = self._core.nc
         await self.access_log.open()
         if self._key_use is not None:
             with contextlib.suppress(KeyStoreError):  # an opener binds once the bucket is made
@@ -127,8 +128,8 @@ class Kernel:
 
     async def close(self) -> None:
         nc, self._nc, self._core, self._keys = self._nc, None, None, None
-        if nc is not None and not nc.is_closed:
-            await nc.close()
+        if nc is not None:
+            await close_connection(nc, drain=False)
 
     async def check(self) -> CheckResult:
         """Ready while the NATS connection is up."""
@@ -151,10 +152,16 @@ class Kernel:
 
     async def seal(self, data: PersonalData, child_id: str) -> SealedPersonalData:
         """Seal a child's personal data with the child's own key (made if it is the first)."""
-        return await (await self._child_keys()).seal(data, child_id)
+        return await self.core.while_connected(self._seal(data, child_id))
 
     async def unseal(self, sealed: SealedPersonalData) -> PersonalData | Erased:
         """Open sealed personal data; `Erased` once the child's key is deleted."""
+        return await self.core.while_connected(self._unseal(sealed))
+
+    async def _seal(self, data: PersonalData, child_id: str) -> SealedPersonalData:
+        return await (await self._child_keys()).seal(data, child_id)
+
+    async def _unseal(self, sealed: SealedPersonalData) -> PersonalData | Erased:
         return await (await self._child_keys()).open(sealed)
 
     async def _child_keys(self) -> ChildKeys:

@@ -16,6 +16,7 @@ import msgspec
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8000
+DEFAULT_BLOCKING_WORKERS = 32  # threads for blocking calls (`stafett_runtime.threads`)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
 
@@ -25,7 +26,8 @@ class SettingsError(ValueError):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """A service's connection to NATS, where it serves HTTP, and how it logs."""
+    """A service's connection to NATS, where it serves HTTP, how it logs, and how many threads
+    run its blocking calls (`STAFETT_BLOCKING_WORKERS`, see `stafett_runtime.threads`)."""
 
     service: str
     nats_url: str = DEFAULT_NATS_URL
@@ -39,6 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_port: int = DEFAULT_HTTP_PORT
     log_level: str = "INFO"
     log_format: str = "json"
+    blocking_workers: int = DEFAULT_BLOCKING_WORKERS
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -63,6 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_format=_one_of(
                 "STAFETT_LOG_FORMAT", read("STAFETT_LOG_FORMAT"), LOG_FORMATS, str.lower, "json"
             ),
+            blocking_workers=_workers(read("STAFETT_BLOCKING_WORKERS")),
         )
 
     def __repr__(self) -> str:
@@ -108,6 +112,16 @@ def _replicas(value: str | None) -> int:
         return 1
     if not value.isdigit() or not 1 <= int(value) <= 5:
         raise SettingsError(f"NATS_STREAM_REPLICAS={value!r}: expected a whole number from 1 to 5")
+    return int(value)
+
+
+def _workers(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_BLOCKING_WORKERS
+    if not value.isdigit() or not 1 <= int(value) <= 1024:
+        raise SettingsError(
+            f"STAFETT_BLOCKING_WORKERS={value!r}: expected a whole number from 1 to 1024"
+        )
     return int(value)
 
 

@@ -9,14 +9,17 @@ Enable with `pytest_plugins = ["stafett_runtime.testing"]` in a conftest.py.
 
 Also here: a municipality for tests (`TEST_DIRECTORY`), children in a register file of the test's
 own (`a_child`, `FileRegister`), and `kernel_for_tests`, which puts a service's kernel together from
-them, so every service's tests meet the same facts about people.
+them, so every service's tests meet the same facts about people. And `store_read_held`, a read of
+a stream that waits, as one on a slow server would, for tests that no lock is held across it.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -33,6 +36,7 @@ from stafett_contracts.access import ReadRules
 from stafett_contracts.people import Directory, RegisteredChild, ServiceKind, Unit
 from stafett_runtime.auth import DevelopmentKey, TokenVerifier
 from stafett_runtime.directory import FixedDirectory
+from stafett_runtime.jetstream.recorders import JetStreamApplicationRecorder
 from stafett_runtime.kernel import Kernel, KeyUse
 from stafett_runtime.natsserver import NatsServer, NatsServerError, free_port
 from stafett_runtime.register import FileRegister
@@ -216,3 +220,44 @@ def kernel_for_tests(
         child_keys=child_keys,
         environ={},
     )
+
+
+class HeldRead:
+    """The first read of a stream's notifications on a thread named `THREAD`, held with its
+    page in hand until released: a store read that waits, as one on a slow server would."""
+
+    THREAD = "held-in-a-store-read"
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def around(self, select: Callable[..., Any]) -> Callable[..., Any]:
+        def select_notifications(
+            recorder: JetStreamApplicationRecorder, *args: Any, **kwargs: Any
+        ) -> Any:
+            page = select(recorder, *args, **kwargs)
+            if (
+                recorder.layout.stream == self.stream
+                and threading.current_thread().name == self.THREAD
+                and not self.holding.is_set()
+            ):
+                self.holding.set()
+                self.release.wait()
+            return page
+
+        return select_notifications
+
+
+@contextmanager
+def store_read_held(monkeypatch: pytest.MonkeyPatch, stream: str) -> Iterator[HeldRead]:
+    """Hold the first read of `stream` made on a thread named `HeldRead.THREAD` until the test
+    sets `release` (or leaves the block)."""
+    held = HeldRead(stream)
+    select = JetStreamApplicationRecorder.select_notifications
+    monkeypatch.setattr(JetStreamApplicationRecorder, "select_notifications", held.around(select))
+    try:
+        yield held
+    finally:
+        held.release.set()

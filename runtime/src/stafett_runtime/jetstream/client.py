@@ -4,7 +4,11 @@ The `eventsourcing` library is synchronous and services are async. This module i
 recorders call `JetStreamClient.run(coroutine)` from any thread, the coroutine runs on the
 client's loop thread (with the JetStream operations of `core.py`), and the caller blocks until
 it is done. Calling it from a thread that runs an event loop is refused, because it would stall
-that loop: service code calls the application through `asyncio.to_thread`.
+that loop: service code calls the application through `stafett_runtime.threads.call`.
+
+While the connection is down, a call fails at once with `OperationalError` (`core.py` says how),
+so a caller's thread is never held waiting for a server that is gone; closing takes seconds at
+most, whatever the server does.
 """
 
 from __future__ import annotations
@@ -17,8 +21,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import nats
-from eventsourcing.persistence import OperationalError, ProgrammingError
+from eventsourcing.persistence import ProgrammingError
 from nats.aio.client import Client
 
 from stafett_runtime.jetstream.core import (
@@ -27,6 +30,7 @@ from stafett_runtime.jetstream.core import (
     JetStreamCore,
     OutgoingMessage,
     StoredMessage,
+    close_connection,
     stream_config,
 )
 from stafett_runtime.jetstream.layout import StreamLayout
@@ -77,7 +81,8 @@ class LoopThread:
             coroutine.close()
             raise ProgrammingError(
                 "the event store blocks; call the application from a worker thread "
-                "(asyncio.to_thread), never on a running event loop"
+                "(stafett_runtime.threads.call, or asyncio.to_thread), never on a running "
+                "event loop"
             )
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         # A call in flight when the store is closed would otherwise wait forever: its loop no
@@ -145,19 +150,15 @@ class JetStreamClient:
         if _running_loop() is not None:
             # Closed on an event loop (an application garbage-collected there): that loop must
             # not block, so the store's own loop drains the connection and then stops itself.
-            drained = asyncio.run_coroutine_threadsafe(self._drain(), self._thread.loop)
+            drained = asyncio.run_coroutine_threadsafe(
+                close_connection(self.nc, drain=True), self._thread.loop
+            )
             drained.add_done_callback(lambda _: self._thread.stop_soon())
             return
         try:
-            self.run(self._drain())
+            self.run(close_connection(self.nc, drain=True))
         finally:
             self._thread.stop()
-
-    async def _drain(self) -> None:
-        if self.nc.is_connected:
-            await self.nc.drain()  # let what is in flight finish
-        elif not self.nc.is_closed:
-            await self.nc.close()  # still reconnecting: nothing can be finished
 
     async def _connect(self) -> JetStreamCore:
         s = self.settings
@@ -165,9 +166,6 @@ class JetStreamClient:
             "servers": server_urls(s.url),
             "name": s.name,
             "connect_timeout": s.timeout,
-            "max_reconnect_attempts": -1,  # a store of record waits for its server to return
-            "reconnect_time_wait": 0.25,
-            "allow_reconnect": True,
         }
         if s.user:
             options.update(user=s.user, password=s.password)
@@ -178,12 +176,7 @@ class JetStreamClient:
         if s.inbox_prefix:
             # Replies come to this service's own inboxes, so NATS can permit them narrowly.
             options["inbox_prefix"] = s.inbox_prefix
-        try:
-            # Reconnecting waits forever once connected; the first connection does not.
-            nc = await asyncio.wait_for(nats.connect(**options), s.timeout)
-        except Exception as error:
-            raise OperationalError(f"cannot connect to NATS at {s.url}: {error!r}") from error
-        return await JetStreamCore.attach(nc, s.timeout)
+        return await JetStreamCore.connect(options, s.timeout)
 
     # The JetStream operations, run on this client's loop by the recorders.
 

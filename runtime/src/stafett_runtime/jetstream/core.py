@@ -9,17 +9,27 @@ messages and headers, over one wildcard reply subscription.
 A `JetStreamCore` works on whatever event loop its connection belongs to: the store's own loop
 thread (`client.py`, for the synchronous eventsourcing recorders) or a service's loop (its access
 log, its reads of another service's aggregates).
+
+Fail fast: while the connection is down (the server gone, paused or restarting), every operation
+raises `OperationalError` at once instead of waiting (`http_app` answers 503 with Retry-After),
+and one already waiting for the server when the connection drops is told within a moment. The
+connection notices a server that stopped answering within seconds (`connection_options`: a
+ping every PING_INTERVAL seconds, lost after MAX_OUTSTANDING_PINGS unanswered), and reconnects
+by itself. A connected server that is merely slow gets the core's `timeout`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import nats
+import nats.errors
 from eventsourcing.persistence import (
     DataError,
     IntegrityError,
@@ -37,6 +47,61 @@ WRONG_LAST_SEQUENCE = 10071  # JetStream's answer to a failed optimistic concurr
 MAX_BATCH = 1000  # the server's limit on messages in one atomic batch (ADR-50)
 MAX_BATCHES_IN_FLIGHT = 40  # the server allows 50 per stream; stay below it in one process
 DEFAULT_TIMEOUT = 10.0  # seconds to wait for the server
+PING_INTERVAL = 2  # seconds between the client's pings to the server
+MAX_OUTSTANDING_PINGS = 2  # unanswered pings after which the connection counts as lost
+RECONNECT_WAIT = 0.25  # seconds between attempts to reach one server again
+CLOSE_WITHIN = 3  # seconds a close may spend finishing what is in flight; a lost server has none
+WATCH_INTERVAL = 0.2  # how often a call waiting on the server looks whether the connection is up
+
+# What nats-py raises when the connection, not the request, is the trouble.
+_CONNECTION_ERRORS = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.StaleConnectionError,
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+)
+
+T = TypeVar("T")
+
+
+def connection_options() -> dict[str, Any]:
+    """How every NATS connection of a service behaves, besides where it goes and as whom (the
+    store's and the kernel's alike): it tries again forever, a few times a second, and counts a
+    server that stopped answering as lost within seconds, not minutes."""
+    return {
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,  # a store of record waits for its server to return
+        "reconnect_time_wait": RECONNECT_WAIT,
+        "ping_interval": PING_INTERVAL,
+        "max_outstanding_pings": MAX_OUTSTANDING_PINGS,
+        "drain_timeout": CLOSE_WITHIN,
+    }
+
+
+async def close_connection(nc: Client, *, drain: bool) -> None:
+    """Close `nc` within seconds whatever the server does; with `drain`, let what is in flight
+    finish first while the server answers. A server that is gone has nothing to finish, and a
+    service that waits for it cannot stop."""
+    if drain and nc.is_connected:
+        # A drain that runs out of time raises before closing; the close below then does it.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.drain(), CLOSE_WITHIN * 2)
+    if not nc.is_closed:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.close(), CLOSE_WITHIN)
+
+
+def _state(nc: Client) -> str:
+    if nc.is_reconnecting:
+        return "reconnecting"
+    if nc.is_closed:
+        return "closed"
+    if nc.is_draining:
+        return "closing"
+    return "not connected"
 
 
 class ConflictError(IntegrityError):
@@ -151,6 +216,53 @@ class JetStreamCore:
         await core._replies.start(nc)
         return core
 
+    @classmethod
+    async def connect(
+        cls, options: Mapping[str, Any], wait: float = DEFAULT_TIMEOUT
+    ) -> JetStreamCore:
+        """A connection with `options` (where, and as whom) that behaves as every connection of
+        a service does (`connection_options`), and the core over it.
+
+        Once made, it reconnects forever. The first connection is given up after `wait` seconds
+        with `OperationalError`: a service that cannot reach its server at start exits, and is
+        started again, rather than hang in its start, where a signal to stop never reaches it.
+        """
+        where = ", ".join(options.get("servers") or ["the default server"])
+        try:
+            nc = await asyncio.wait_for(nats.connect(**{**connection_options(), **options}), wait)
+        except Exception as error:
+            raise OperationalError(f"cannot connect to NATS at {where}: {error!r}") from error
+        return await cls.attach(nc, wait)
+
+    async def while_connected(self, operation: Coroutine[Any, Any, T]) -> T:
+        """Run `operation` on the connection: refused at once while the connection is down,
+        and given up within WATCH_INTERVAL if it drops while the operation waits.
+
+        Either way the caller gets `OperationalError`: the server is unreachable for now, and
+        the request may be tried again shortly.
+        """
+        if not self.nc.is_connected:
+            operation.close()
+            raise self._unreachable()
+        task = asyncio.ensure_future(operation)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=WATCH_INTERVAL)
+                if done:
+                    return task.result()
+                if not self.nc.is_connected:
+                    raise self._unreachable()
+        except _CONNECTION_ERRORS as error:
+            raise OperationalError(f"NATS is unreachable: {error}") from error
+        finally:
+            if not task.done():
+                task.cancel()
+                # What it raises on its way out was superseded by the error given above.
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def _unreachable(self) -> OperationalError:
+        return OperationalError(f"NATS is unreachable: the connection is {_state(self.nc)}")
+
     # Streams -------------------------------------------------------------------------------
 
     async def ensure_stream(self, layout: StreamLayout, replicas: int) -> None:
@@ -158,6 +270,9 @@ class JetStreamCore:
 
         Never narrows what an operator configured: it only adds subjects and flags.
         """
+        await self.while_connected(self._ensure_stream(layout, replicas))
+
+    async def _ensure_stream(self, layout: StreamLayout, replicas: int) -> None:
         js = self.nc.jetstream()
         wanted = stream_config(layout, replicas)
         try:
@@ -185,6 +300,9 @@ class JetStreamCore:
         One message is a plain JetStream publish; more go as one atomic batch, whose messages
         get contiguous sequences.
         """
+        return await self.while_connected(self._publish(stream, messages))
+
+    async def _publish(self, stream: str, messages: Sequence[OutgoingMessage]) -> int:
         if len(messages) > MAX_BATCH:
             raise DataError(
                 f"{len(messages)} messages in one write; JetStream's atomic batch takes "
@@ -241,7 +359,7 @@ class JetStreamCore:
 
     async def get_last(self, stream: str, subject: str) -> StoredMessage | None:
         """The newest message on a subject (wildcards allowed), by direct get."""
-        messages = await self._direct_get(stream, {"last_by_subj": subject})
+        messages = await self.while_connected(self._direct_get(stream, {"last_by_subj": subject}))
         return messages[0] if messages else None
 
     async def get_range(
@@ -251,6 +369,11 @@ class JetStreamCore:
 
         Returns the messages and how many more match after them.
         """
+        return await self.while_connected(self._get_range(stream, subject, start, limit))
+
+    async def _get_range(
+        self, stream: str, subject: str, start: int, limit: int
+    ) -> tuple[list[StoredMessage], int]:
         request = {"seq": max(start, 1), "next_by_subj": subject, "batch": limit}
         found: list[StoredMessage] = []
         pending = 0
@@ -268,9 +391,14 @@ class JetStreamCore:
         self, stream: str, subject: str, page: int = 1000, start: int = 1
     ) -> list[StoredMessage]:
         """Every message on a subject from sequence `start` on, in stream order, page by page."""
+        return await self.while_connected(self._read_all(stream, subject, page, start))
+
+    async def _read_all(
+        self, stream: str, subject: str, page: int, start: int
+    ) -> list[StoredMessage]:
         messages: list[StoredMessage] = []
         while True:
-            found, pending = await self.get_range(stream, subject, start, page)
+            found, pending = await self._get_range(stream, subject, start, page)
             messages.extend(found)
             if not found or pending == 0:
                 return messages

@@ -37,7 +37,7 @@ class Meetings(ContractApplication):
         super().__init__(env)
         self._position = 0
         self._by_case: dict[UUID, list[UUID]] = {}
-        self._catching_up = threading.Lock()
+        self._index_lock = threading.Lock()
 
     def schedule(self, meeting_id: UUID, command: ScheduleMeeting, context: Context) -> int:
         """Schedule a meeting of a case the roster policy has learned (404 until then)."""
@@ -81,7 +81,9 @@ class Meetings(ContractApplication):
     def meetings_of(self, case_id: UUID) -> list[list[MeetingEvent]]:
         """The events of each meeting of the case, in the order they were scheduled."""
         self._catch_up()
-        return [self.events_of(meeting_id) for meeting_id in self._by_case.get(case_id, [])]
+        with self._index_lock:
+            meeting_ids = list(self._by_case.get(case_id, ()))
+        return [self.events_of(meeting_id) for meeting_id in meeting_ids]
 
     def _handle(
         self,
@@ -101,19 +103,26 @@ class Meetings(ContractApplication):
         return version + len(new)
 
     def _catch_up(self) -> None:
-        """Take in the meetings scheduled beyond the index's position, in order."""
-        with self._catching_up:
-            while True:
-                page = self.recorder.select_notifications(
-                    self._position + 1, _PAGE, topics=[_SCHEDULED]
-                )
+        """Take in the meetings scheduled beyond the index's position, in order.
+
+        Each page is read with no lock held (a read may wait on NATS, and other requests must not
+        wait behind it) and taken in under the lock, skipping what another thread took in
+        meanwhile, so every meeting is indexed once.
+        """
+        while True:
+            with self._index_lock:
+                position = self._position
+            page = self.recorder.select_notifications(position + 1, _PAGE, topics=[_SCHEDULED])
+            with self._index_lock:
                 for notification in page:
+                    if notification.id <= self._position:
+                        continue  # another thread took it in already
                     event = self.mapper.to_domain_event(notification)
                     assert isinstance(event, MeetingScheduled)
                     self._by_case.setdefault(event.case_id, []).append(event.aggregate_id)
                     self._position = notification.id
-                if len(page) < _PAGE:
-                    return
+            if len(page) < _PAGE:
+                return
 
 
 def meeting_history(

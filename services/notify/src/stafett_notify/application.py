@@ -140,24 +140,32 @@ class Notifications(ContractApplication):
     # The read model.
 
     def catch_up(self) -> None:
-        """Fold what the streams hold beyond where the watch left off, in order per stream."""
-        with self._lock:
-            for app in (self, *self._upstreams):
-                self._read_on(app)
+        """Fold what the streams hold beyond where the watch left off, in order per stream.
+
+        Pages are read with no lock held (a read may wait on NATS, and other requests must not
+        wait behind it); each page is taken in under the lock, in order, skipping what another
+        thread took in meanwhile, so every event is folded once.
+        """
+        for app in (self, *self._upstreams):
+            self._read_on(app)
 
     def _read_on(self, app: Application[Any]) -> None:
         while True:
-            position = self._positions.get(app.name, 0)
+            with self._lock:
+                position = self._positions.get(app.name, 0)
             try:
                 page = app.recorder.select_notifications(position + 1, _PAGE)
             except Exception as error:  # a stream not made yet by its service: read it later
                 log.debug("stream not readable yet", stream=app.name, reason=str(error))
                 return
-            for notification in page:
-                event = app.mapper.to_domain_event(notification)
-                if isinstance(event, Event):
-                    self._watch.take_in(event)
-                self._positions[app.name] = notification.id
+            with self._lock:
+                for notification in page:
+                    if notification.id <= self._positions.get(app.name, 0):
+                        continue  # another thread took it in already
+                    event = app.mapper.to_domain_event(notification)
+                    if isinstance(event, Event):
+                        self._watch.take_in(event)
+                    self._positions[app.name] = notification.id
             if len(page) < _PAGE:
                 return
 
