@@ -25,6 +25,7 @@ import nats
 from eventsourcing.utils import Environment
 from nats.aio.client import Client
 
+from stafett_cli.platform import die_with_parent
 from stafett_contracts.identity import Actor
 from stafett_contracts.people import Directory, RegisteredChild
 from stafett_runtime import natsaccess
@@ -75,6 +76,7 @@ class Platform:
             store_dir=data / "nats",
             log_file=data / "nats-server.log",
             extra_config=natsaccess.authorization_block(self.passwords),
+            preexec=die_with_parent,  # a test killed midway leaves no server behind
         )
         self.env = dict(env or {})
         self.names = services
@@ -176,7 +178,11 @@ class Platform:
         }
         with open(log, "ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", f"stafett_{name}"], env=env, stdout=out, stderr=out
+                [sys.executable, "-m", f"stafett_{name}"],
+                env=env,
+                stdout=out,
+                stderr=out,
+                preexec_fn=die_with_parent,  # nor any service
             )
         return ServiceRun(name, f"http://127.0.0.1:{port}", log, process)
 
