@@ -64,8 +64,8 @@ class ConsentLog(ContractApplication):
 
     name = "consent"
 
-    def give(self) -> UUID:
-        consent_id = uuid4()
+    def give(self, consent_id: UUID | None = None) -> UUID:
+        consent_id = consent_id or uuid4()
         given = msgspec.structs.replace(
             example_of(ConsentGiven), event_id=uuid4(), aggregate_id=consent_id
         )
@@ -149,9 +149,11 @@ def service(env: dict[str, str], tmp_path: Path) -> Iterator[Service]:
 def test_an_event_that_fails_again_and_again_is_parked_and_a_retry_processes_it_once(
     consents: ConsentLog, service: Service
 ) -> None:
-    # Given three consents, the second of which the policy cannot handle
-    first, poison, third = consents.give(), consents.give(), consents.give()
+    # Given three consents, the second of which the policy cannot handle (marked so before it
+    # is given: the follower is live)
+    poison = uuid4()
     service.notes.failing.add(poison)
+    first, _, third = consents.give(), consents.give(poison), consents.give()
     loop = service.follower.loop
 
     # When the policy has followed them all
@@ -225,8 +227,9 @@ def test_a_retry_that_fails_again_parks_the_event_again_and_it_stays_listed(
     consents: ConsentLog, service: Service
 ) -> None:
     # Given a parked consent
-    poison = consents.give()
+    poison = uuid4()
     service.notes.failing.add(poison)
+    consents.give(poison)
     loop = service.follower.loop
     eventually(lambda: len(loop.parked()) == 1)
     (parked,) = loop.parked()
