@@ -59,6 +59,7 @@ FIRST_RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 STABLE_AFTER = 30.0  # a service that ran this long before it died starts a fresh backoff
 CONFIG_FILE = "stafett.toml"
+LIVENESS_EVERY = 5.0  # seconds between two liveness checks of a running service
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -174,6 +175,7 @@ class ServiceProcess:
     started_at: float = 0.0
     restart_at: float | None = None  # when a crashed service is due to start again
     awaiting_ready: bool = False
+    live_checked_at: float = 0.0
 
     @staticmethod
     def is_runnable(name: str) -> bool:
@@ -211,6 +213,17 @@ class ServiceProcess:
             return httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def failure(self) -> str | None:
+        """Why the service says it cannot recover (its liveness check fails), if it does.
+
+        A service that does not answer is starting or stopping: that is no failure of its own.
+        """
+        try:
+            answer = httpx.get(f"{self.url}/health/live", timeout=2)
+        except httpx.HTTPError:
+            return None
+        return None if answer.status_code != 503 else answer.text[:300]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -481,6 +494,13 @@ class Platform:
             service.awaiting_ready = False
             if service.restarts:
                 self.say(f"{service.name} is ready again")
+        elif service.restart_at is None and now - service.live_checked_at >= LIVENESS_EVERY:
+            # As Kubernetes does: a service whose liveness fails cannot recover by itself.
+            service.live_checked_at = now
+            failure = service.failure()
+            if failure is not None:
+                self.say(f"{service.name} failed its liveness check ({failure}); stopping it")
+                service.stop()  # the next look finds it exited, and starts it again
 
     @property
     def stopping(self) -> bool:
