@@ -1,0 +1,16 @@
+"""The pages, by who uses them: signing in, cases, consent, meetings, work, audit."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from stafett_web.routes import audit, auth, cases, consents, meetings, work
+
+ROUTES: list[ControllerRouterHandler] = [
+    *auth.ROUTES,
+    *cases.ROUTES,
+    *consents.ROUTES,
+    *meetings.ROUTES,
+    *work.ROUTES,
+    *audit.ROUTES,
+]
