@@ -46,6 +46,7 @@ from stafett_cli.datafolder import (
     write_directory_if_missing,
     write_register_if_missing,
 )
+from stafett_cli.idp.settings import Client, DevelopmentProvider, web_client
 from stafett_cli.outbox import Outbox
 from stafett_runtime import directory, register
 from stafett_runtime.keystore import ChildKeys, KeyStoreError
@@ -54,6 +55,9 @@ from stafett_runtime.natsserver import NatsServer, NatsServerError, port_is_free
 
 # The services in start order; each listens on STAFETT_PORT_BASE + its position (8101, 8102, ...).
 SERVICES = ["consent", "case", "meeting", "notify", "projection"]
+# The web app listens after them (8106); the development identity provider on the base (8100).
+WEB = "web"
+PROCESSES = [*SERVICES, WEB]
 QUERY_SERVICE = "projection"  # the one that serves queries (read models)
 FIRST_RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
@@ -98,17 +102,22 @@ class PlatformConfig:
         return cls(
             data_dir=Path(settings.get("STAFETT_DATA_DIR", "var")).resolve(),
             nats_port=_port(settings, "STAFETT_NATS_PORT", "14222"),
-            port_base=_port(settings, "STAFETT_PORT_BASE", "8100", room=len(SERVICES)),
+            port_base=_port(settings, "STAFETT_PORT_BASE", "8100", room=len(PROCESSES)),
             ready_timeout=_seconds(settings, "STAFETT_READY_TIMEOUT", "60"),
             service_env={str(k): str(v) for k, v in extra.items()},
             source=source,
         )
 
     def service_port(self, name: str) -> int:
-        return self.port_base + SERVICES.index(name) + 1
+        return self.port_base + PROCESSES.index(name) + 1
 
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.service_port(name)}"
+
+    @property
+    def provider_url(self) -> str:
+        """The development identity provider, on the port base itself."""
+        return f"http://127.0.0.1:{self.port_base}"
 
 
 def _read_config_file(env: Mapping[str, str]) -> tuple[Path | None, dict[str, Any]]:
@@ -169,6 +178,7 @@ class ServiceProcess:
     env: dict[str, str]
     log_file: Path
     url: str
+    command: tuple[str, ...] = ()  # `python -m stafett_<name>` unless given
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     restarts: int = 0
     backoff: Backoff = field(default_factory=Backoff)
@@ -191,7 +201,7 @@ class ServiceProcess:
     def start(self) -> None:
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", f"stafett_{self.name}"],
+                list(self.command or (sys.executable, "-m", f"stafett_{self.name}")),
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -282,11 +292,12 @@ class Platform:
 
     @property
     def runnable(self) -> list[str]:
-        return [name for name in SERVICES if ServiceProcess.is_runnable(name)]
+        return [name for name in PROCESSES if ServiceProcess.is_runnable(name)]
 
     def start(self) -> None:
         self._check_data_dir()
         self._check_port(self.config.nats_port, "STAFETT_NATS_PORT")
+        self._check_port(self.config.port_base, "STAFETT_PORT_BASE")  # the identity provider
         for name in self.runnable:
             self._check_port(self.config.service_port(name), "STAFETT_PORT_BASE")
         self.start_nats()
@@ -341,17 +352,47 @@ class Platform:
             self.outbox.start()
             env.update(STAFETT_NOTIFY_SMTP_HOST=self.outbox.host)
             env.update(STAFETT_NOTIFY_SMTP_PORT=str(self.outbox.port))
-        for name in self.runnable:
-            service_env = {
-                **env,
-                **self.login(name).env(),
-                "STAFETT_HTTP_PORT": str(self.config.service_port(name)),
-            }
-            service = ServiceProcess(
-                name, service_env, self.logs / f"{name}.log", self.config.service_url(name)
+        # People sign in at the development provider; the services trust it as a real one.
+        web_url = self.config.service_url(WEB)
+        client = web_client(self.config.data_dir, f"{web_url}/auth/callback", f"{web_url}/")
+        provider = DevelopmentProvider(self.config.provider_url, (client,))
+        env.update(provider.trusted_by_services(env))
+        env["STAFETT_NOTIFY_LINK_BASE"] = web_url  # every notification's link lands in the web app
+        self._start(
+            ServiceProcess(
+                "identity-provider",
+                {**env, **provider.environment()},
+                self.logs / "identity-provider.log",
+                self.config.provider_url,
+                command=provider.command,
             )
-            service.start()
-            self.services.append(service)
+        )
+        for name in self.runnable:
+            process_env = {**env, "STAFETT_HTTP_PORT": str(self.config.service_port(name))}
+            if name == WEB:
+                process_env.update(self._web_env(web_url, client))
+            else:
+                process_env.update(self.login(name).env())
+            self._start(
+                ServiceProcess(
+                    name, process_env, self.logs / f"{name}.log", self.config.service_url(name)
+                )
+            )
+
+    def _start(self, process: ServiceProcess) -> None:
+        process.start()
+        self.services.append(process)
+
+    def _web_env(self, web_url: str, client: Client) -> dict[str, str]:
+        """The web app signs people in at the provider and talks to the services' APIs."""
+        urls = {f"STAFETT_{s.upper()}_URL": self.config.service_url(s) for s in SERVICES}
+        return {
+            **urls,
+            "STAFETT_WEB_URL": web_url,
+            "STAFETT_OIDC_ISSUER": self.config.provider_url,
+            "STAFETT_OIDC_CLIENT_ID": client.client_id,
+            "STAFETT_OIDC_CLIENT_SECRET": client.client_secret or "",
+        }
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.config.ready_timeout
@@ -408,8 +449,13 @@ class Platform:
             if self.register_url
             else f"{self.register_file}  (development population register)"
         )
+        web = running.get(WEB)
         lines = [
             "Stafett is running (embedded).",
+            "",
+            f"  open            {web.url if web else 'the web app is not built'}  "
+            "(sign in as any demo person)",
+            f"  sign-in         {self.config.provider_url}  (development OpenID Connect provider)",
             "",
             f"  NATS JetStream  {self.nats.url}  (a user per service; the CLI connects as admin)",
             f"  event store     {self.nats.store_dir / 'jetstream'} (fsync before every ack)",
@@ -434,9 +480,10 @@ class Platform:
                 lines.append(f"    {name:<12}  {service.url}/schema  (pid {service.pid})")
         lines += [
             "",
-            "  try it          stafett token --person laerer-lia --role employee "
+            "  try it          .venv/bin/stafett token --person laerer-lia --role employee "
             "--service skole-lia",
-            "                  stafett tail     stafett status     stafett verify",
+            "                  .venv/bin/stafett tail | status | verify   "
+            "(or: source .venv/bin/activate)",
             "",
             f"Press Ctrl-C to stop (or kill {os.getpid()}). "
             "Starting again continues on the same data.",
