@@ -1,8 +1,9 @@
 """A case as its events tell it: the one fold of the CASE stream, which every service reads.
 
-The case service decides on it; the access rule (`stafett_contracts.access`) reads who was
-covered when from it; every service that shows a case summarises it (`summary`). There is no
-other fold of a case's events.
+The case service decides on it, and so does the meeting service (who decides on the case:
+`CaseFile.decided_by`; which services a consent covers now: `CaseFile.coverage`); the access
+rule (`stafett_contracts.access`) reads who was covered when from it; every service that shows
+a case summarises it (`summary`). There is no other fold of a case's events.
 
 Coverage is kept two ways, from the same events:
 - `consents` and `legal_bases`: what the case knows of each consent's current scope, for the
@@ -64,6 +65,8 @@ from stafett_contracts.case import (
     WonderingConversationHeld,
 )
 from stafett_contracts.envelope import PersonRef, ServiceRef
+from stafett_contracts.identity import STAFF, Actor
+from stafett_contracts.people import Directory
 from stafett_contracts.personal import SealedPersonalData
 
 Basis = Literal["consent", "legal_basis", "report"]
@@ -91,8 +94,9 @@ class Measure(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     responsible: PersonRef
     service: ServiceRef
-    evaluation_date: date
+    evaluation_date: date  # the next evaluation, or the last one when it is to end
     ended: bool = False
+    to_end: bool = False  # evaluated with no next date: no evaluation is due any more
 
 
 class Period(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,6 +186,35 @@ class CaseFile(msgspec.Struct, frozen=True, kw_only=True):
         """A consent covers some service at `at`: what a case needs to reach level 1."""
         return any(p.basis == "consent" and p.holds(at) for p in self.periods)
 
+    # Who decides on the case: its baton holder, its coordinator and the leader of its unit.
+
+    def led_by(self, actor: Actor, directory: Directory) -> bool:
+        """The actor is the leader the directory names for the case's unit, acting for it (a
+        token's role `unit_leader` alone makes nobody the leader of a unit)."""
+        return (
+            actor.role in STAFF
+            and actor.service == self.unit
+            and directory.leads(actor.person, self.unit)
+        )
+
+    def decided_by(self, actor: Actor, directory: Directory) -> bool:
+        """The actor is one of the case's deciders: the baton holder, the unit leader or the
+        coordinator."""
+        return (
+            holds(self.holder, actor)
+            or self.led_by(actor, directory)
+            or holds(self.coordinator, actor)
+        )
+
+
+def holds(post: Post | None, actor: Actor) -> bool:
+    """The actor is the person in `post`, acting for its service."""
+    return (
+        post is not None
+        and actor.role in STAFF
+        and (actor.person, actor.service) == (post.person, post.service)
+    )
+
 
 def fold(history: Iterable[CaseEvent], start: CaseFile | None = None) -> CaseFile | None:
     state = start
@@ -254,13 +287,14 @@ def _measure_planned(event: MeasurePlanned, state: CaseFile) -> CaseFile:
 @_apply.register
 def _measure_evaluated(event: MeasureEvaluated, state: CaseFile) -> CaseFile:
     measure = state.measures.get(event.measure_id)
-    if measure is None or event.next_evaluation_date is None:
+    if measure is None:
         return state
-    return _with_measure(
-        state,
-        event.measure_id,
-        msgspec.structs.replace(measure, evaluation_date=event.next_evaluation_date),
+    if event.next_evaluation_date is None:
+        return _with_measure(state, event.measure_id, msgspec.structs.replace(measure, to_end=True))
+    evaluated = msgspec.structs.replace(
+        measure, evaluation_date=event.next_evaluation_date, to_end=False
     )
+    return _with_measure(state, event.measure_id, evaluated)
 
 
 @_apply.register

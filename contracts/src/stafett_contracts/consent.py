@@ -26,6 +26,12 @@ class Purpose(StrEnum):
     REFERRAL = "referral"  # a referral to a named service
 
 
+# The purposes of a consent that let a service take part in a case (join it, hold its baton,
+# meet about it), and those that let a service be referred to.
+TAKING_PART = (Purpose.COOPERATION, Purpose.REFERRAL)
+REFERRED_TO = (Purpose.REFERRAL,)
+
+
 class Party(msgspec.Struct, frozen=True, kw_only=True):
     """Who consents: a guardian, or the child at or over the age threshold."""
 
@@ -47,6 +53,9 @@ Purposes = Annotated[tuple[Purpose, ...], msgspec.Meta(min_length=1)]
 
 
 class ConsentGiven(ConsentEvent, frozen=True, kw_only=True):
+    """A guardian (or the child over the age threshold) consented: to which services, for
+    which purposes, from when until when, and the evidence (rule 2)."""
+
     case_id: UUID
     child_id: UUID
     given_by: Party
@@ -58,6 +67,8 @@ class ConsentGiven(ConsentEvent, frozen=True, kw_only=True):
 
 
 class ConsentScopeChanged(ConsentEvent, frozen=True, kw_only=True):
+    """A consent now covers these services and purposes (and, if given, a new end)."""
+
     services: Services
     purposes: Purposes
     valid_until: datetime | None = None  # None keeps the current end
@@ -71,6 +82,8 @@ class ConsentWithdrawn(ConsentEvent, frozen=True, kw_only=True):
 
 
 class ConsentExpired(ConsentEvent, frozen=True, kw_only=True):
+    """A consent reached its end: it covers nothing from then on."""
+
     expired_at: datetime
 
 

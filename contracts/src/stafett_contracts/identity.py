@@ -23,6 +23,8 @@ class Role(StrEnum):
 
 # The roles of people who work in a unit: they act for the unit (service) their token names.
 STAFF = frozenset({Role.EMPLOYEE, Role.UNIT_LEADER})
+# The roles of the people a case is about: they act in their own name, for no service.
+FAMILY = frozenset({Role.GUARDIAN, Role.CHILD})
 
 
 class Actor(msgspec.Struct, frozen=True, kw_only=True):

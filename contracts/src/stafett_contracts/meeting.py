@@ -18,6 +18,7 @@ import msgspec
 
 from stafett_contracts.case import DecisionKind as DecisionKind  # re-exported: a meeting decides it
 from stafett_contracts.case import Level
+from stafett_contracts.consent import TAKING_PART, Purpose
 from stafett_contracts.envelope import Event, PersonRef, ServiceRef, Text
 
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2_000)]  # the service checks https
@@ -39,6 +40,12 @@ class MeetingType(StrEnum):
     TVIST = "tvist"
     NETWORK = "network"
     DIALOGUE = "dialogue"
+
+    @property
+    def purposes(self) -> tuple[Purpose, ...]:
+        """The consent purposes under which a service's people take part in such a meeting: a
+        TVIST discussion has a consent of its own."""
+        return (Purpose.TVIST,) if self is MeetingType.TVIST else TAKING_PART
 
 
 class MeetingScheduled(MeetingEvent, frozen=True, kw_only=True):
@@ -63,6 +70,8 @@ class ParticipantInvited(MeetingEvent, frozen=True, kw_only=True):
 
 
 class MeetingRescheduled(MeetingEvent, frozen=True, kw_only=True):
+    """The meeting moved to a new time (and place or video link), and why."""
+
     starts_at: datetime
     ends_at: datetime
     place: Place | None = None
@@ -71,10 +80,14 @@ class MeetingRescheduled(MeetingEvent, frozen=True, kw_only=True):
 
 
 class MeetingCancelled(MeetingEvent, frozen=True, kw_only=True):
+    """The meeting will not be held, and why."""
+
     reason: Text
 
 
 class MeetingHeld(MeetingEvent, frozen=True, kw_only=True):
+    """The meeting was held, and who attended."""
+
     held_at: datetime
     attended: tuple[PersonRef, ...]
 
@@ -96,6 +109,8 @@ class DecisionRecorded(MeetingEvent, frozen=True, kw_only=True):
 
 
 class ActionItemAssigned(MeetingEvent, frozen=True, kw_only=True):
+    """A task agreed in the meeting: what, who owns it, and when it is due."""
+
     item_id: UUID
     description: Text
     owner: PersonRef
@@ -104,6 +119,8 @@ class ActionItemAssigned(MeetingEvent, frozen=True, kw_only=True):
 
 
 class ActionItemCompleted(MeetingEvent, frozen=True, kw_only=True):
+    """An action item was done."""
+
     item_id: UUID
     note: Text | None = None
 

@@ -63,7 +63,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 from litestar.types import ASGIApp, Guard
 
-from stafett_contracts.identity import Actor, Role
+from stafett_contracts.identity import FAMILY, STAFF, Actor, Role
 from stafett_runtime.settings import SettingsError
 from stafett_runtime.threads import call
 
@@ -84,8 +84,8 @@ FETCH_TIMEOUT = 5.0  # seconds to wait for a discovery document or a JWKS
 RETRY_KEYS_AFTER = 2.0  # seconds after a failed fetch before an issuer's keys are fetched again
 OPEN_PATHS = [r"^/health(/|$)", r"^/schema(/|$)"]  # probes and the OpenAPI documents
 SECURITY_SCHEME = "BearerToken"
-_ACTS_FOR_A_SERVICE = {Role.EMPLOYEE, Role.UNIT_LEADER}
-_ACTS_FOR_NO_SERVICE = {Role.GUARDIAN, Role.CHILD, Role.AUDITOR}
+_ACTS_FOR_A_SERVICE = STAFF
+_ACTS_FOR_NO_SERVICE = FAMILY | {Role.AUDITOR}
 
 PublicKey = ec.EllipticCurvePublicKey
 

@@ -8,20 +8,17 @@ what the published JSON Schema describes and no Python path leaks onto the wire.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
-from uuid import UUID
 
 import msgspec
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Mapper, Recording, StoredEvent, Transcoder
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.projection import EventSourcedProjection
 from eventsourcing.utils import get_topic
 
 from stafett_contracts.catalogue import EVENTS
 from stafett_contracts.envelope import Event, topic_of
-from stafett_runtime.histories import Histories
 
 _encoder = msgspec.json.Encoder()
 _decoders = {topic: msgspec.json.Decoder(cls) for topic, cls in EVENTS.items()}
@@ -82,31 +79,13 @@ CONTRACT_ENV = {
 }
 
 
-class _RemembersHistories(Application[Any]):
-    """Reads aggregates through `Histories`, and tells it what it records."""
-
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        super().__init__(env)
-        self._histories = Histories.configured(self.events, self.env)
-
-    def history(self, aggregate_id: UUID | str) -> list[Event]:
-        """The aggregate's events in order, as the stream holds them now."""
-        return self._histories.get(aggregate_id)
-
-    def _record(self, processing_event: ProcessingEvent[Any]) -> list[Recording[Any]]:
-        # Every save, a policy's included, records here; only what was written is remembered.
-        recordings = super()._record(processing_event)
-        self._histories.saved(r.domain_event for r in recordings)
-        return recordings
-
-
-class ContractApplication(_RemembersHistories):
+class ContractApplication(Application[Any]):
     """An application whose events are contract Structs, stored as their plain JSON."""
 
     env: ClassVar[dict[str, str]] = CONTRACT_ENV
 
 
-class ContractProcessApplication(_RemembersHistories, EventSourcedProjection[Any]):
+class ContractProcessApplication(EventSourcedProjection[Any]):
     """A process application (policy) over contract events, in and out.
 
     Read its upstream with `Upstream.named(name, {**env, **CONTRACT_ENV})`.

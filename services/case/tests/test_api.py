@@ -408,7 +408,7 @@ def test_covered_now_a_service_sees_only_what_came_in_its_consent_period(
     context = Context(
         actor=CONSENT_POLICY, now=now, correlation_id="consent", directory=TEST_DIRECTORY
     )
-    cases.handle(case_id, consent, context)
+    cases.commands.handle(case_id, consent, context)
     # And a measure planned since
     since = plan_measure(http, case_id)
     # When PPT reads the case

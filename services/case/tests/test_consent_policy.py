@@ -123,7 +123,7 @@ def test_consent_events_become_case_events_exactly_once(
 
     def act(actor: Actor, command: Any, at: datetime) -> None:
         context = Context(actor=actor, now=at, correlation_id="req", directory=TEST_DIRECTORY)
-        cases.handle(case_id, command, context)
+        cases.commands.handle(case_id, command, context)
 
     act(TEACHER, RaiseConcern(case_id=case_id, child_id=uuid4(), concern="Uro"), T0)
     act(LEADER, AppointBatonHolder(holder=TEACHER.person, service=UNIT), T0)

@@ -14,7 +14,8 @@ import msgspec
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from stafett_case.application import Cases, case_history
+from stafett_case.api import case_history
+from stafett_case.application import Cases
 from stafett_case.domain import decide
 from stafett_case.domain.commands import (
     AppointBatonHolder,
@@ -27,7 +28,8 @@ from stafett_case.domain.commands import (
     ProposeSystemMeasure,
     RaiseConcern,
 )
-from stafett_case.meeting_policy import MeetingPolicy, carry_out, command_for
+from stafett_case.domain.rules import command_for
+from stafett_case.meeting_policy import MeetingPolicy, carrying_out
 from stafett_contracts.case import CaseEvent, DecisionRefused, Escalated
 from stafett_contracts.casefile import CaseFile, fold
 from stafett_contracts.identity import Actor, Role
@@ -114,12 +116,12 @@ def case() -> CaseFile:
 def test_given_a_case_at_level_1_when_a_meeting_decides_then_the_case_gets_the_matching_command(
     kind: DecisionKind, to_level: int | None, expected: type[Command]
 ) -> None:
-    assert type(command_for(recorded(kind, to_level), case())) is expected
+    assert type(command_for(carrying_out(recorded(kind, to_level)), case())) is expected
 
 
 def test_given_a_case_at_level_3_when_a_meeting_moves_it_to_1_then_it_de_escalates() -> None:
     at_3 = msgspec.structs.replace(case(), level=3)
-    down = command_for(recorded(DecisionKind.MOVE_TO_LEVEL, 1), at_3)
+    down = command_for(carrying_out(recorded(DecisionKind.MOVE_TO_LEVEL, 1)), at_3)
     assert isinstance(down, DeEscalate)
     assert (down.to_level, down.participants) == (1, (TEACHER.person, "mor-1"))
 
@@ -129,7 +131,7 @@ def test_given_a_case_when_a_meeting_moves_it_up_then_escalated_as_the_decider()
     context = Context(
         actor=event.actor, now=NOW, correlation_id="meeting-request", directory=TEST_DIRECTORY
     )
-    (escalated,) = decide(case(), command_for(event, case()), context)
+    (escalated,) = decide(case(), command_for(carrying_out(event), case()), context)
     assert isinstance(escalated, Escalated)
     assert (escalated.from_level, escalated.to_level, escalated.actor) == (1, 2, TEACHER)
 
@@ -138,7 +140,7 @@ def test_level_3_needs_coordinator_a_meeting_decision_the_case_refuses_is_record
     # Given a case at level 1 with no coordinator
     event = recorded(DecisionKind.MOVE_TO_LEVEL, 3)
     # When a meeting decides to move it to level 3
-    (refused,) = carry_out(event, case(), as_recorded(event))
+    (refused,) = decide(case(), carrying_out(event), as_recorded(event))
     # Then the case records the decision refused, naming the rule, and stays at level 1
     assert isinstance(refused, DecisionRefused)
     assert refused.rule == "level-3-needs-coordinator"
@@ -161,7 +163,7 @@ def test_who_may_act_a_decision_recorded_by_someone_who_may_not_decide_is_record
     stranger = Actor(person="ppt-1", role=Role.EMPLOYEE, service="ppt")
     event = msgspec.structs.replace(recorded(DecisionKind.CLOSE), actor=stranger)
     # When the case carries it out
-    (refused,) = carry_out(event, case(), as_recorded(event))
+    (refused,) = decide(case(), carrying_out(event), as_recorded(event))
     # Then it is recorded refused by the rule of who may act, as that person
     assert isinstance(refused, DecisionRefused)
     assert (refused.rule, refused.actor) == ("who-may-act", stranger)
@@ -169,7 +171,7 @@ def test_who_may_act_a_decision_recorded_by_someone_who_may_not_decide_is_record
 
 def test_a_decision_the_case_can_carry_out_is_not_recorded_refused() -> None:
     event = recorded(DecisionKind.MOVE_TO_LEVEL, 2)
-    assert [type(e) for e in carry_out(event, case(), as_recorded(event))] == [Escalated]
+    assert [type(e) for e in decide(case(), carrying_out(event), as_recorded(event))] == [Escalated]
 
 
 def test_a_refused_decision_is_recorded_once_though_delivered_twice(

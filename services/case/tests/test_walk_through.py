@@ -85,7 +85,7 @@ def test_a_case_goes_up_the_staircase_and_down_again(
         week += 1  # one step a week
         now = DAY_ONE + timedelta(weeks=week)
         context = Context(actor=actor, now=now, correlation_id=f"w{week}", directory=TEST_DIRECTORY)
-        cases.handle(case_id, command, context)
+        cases.commands.handle(case_id, command, context)
 
     def in_weeks(weeks: int) -> date:
         return (DAY_ONE + timedelta(weeks=week + weeks)).date()
@@ -158,7 +158,7 @@ def test_a_case_goes_up_the_staircase_and_down_again(
         "DeEscalated",
         "CaseClosed",
     ]
-    case = cases.get(case_id)
+    case = cases.commands.get(case_id)
     assert (case.level, case.closed, case.services) == (1, True, (UNIT, "ppt"))
     assert case.holder is not None
     assert case.holder.person == PPT_WORKER.person
@@ -181,20 +181,25 @@ def test_two_instances_of_the_service_each_decide_on_the_whole_case(
     # Given a case that one instance has handled (and so holds in memory)
     case_id = uuid4()
     context = Context(actor=TEACHER, now=DAY_ONE, correlation_id="c-1", directory=TEST_DIRECTORY)
-    cases.handle(case_id, RaiseConcern(case_id=case_id, child_id=uuid4(), concern="Uro."), context)
-    assert cases.get(case_id).version == 1
+    cases.commands.handle(
+        case_id, RaiseConcern(case_id=case_id, child_id=uuid4(), concern="Uro."), context
+    )
+    assert cases.commands.get(case_id).version == 1
     other = Cases({"PERSISTENCE_MODULE": "stafett_runtime.jetstream", "NATS_URL": nats_server.url})
     try:
         # When another instance records the next step
-        assert other.handle(case_id, ShareConcern(shared_with=LEADER.person), context) == 2
+        shared = other.commands.handle(case_id, ShareConcern(shared_with=LEADER.person), context)
+        assert shared.version == 2
     finally:
         other.close()
 
     # Then the first sees it: a command on the old version is stale, one on the new goes through
     with pytest.raises(StaleVersion):
-        cases.handle(case_id, ShareConcern(shared_with="styrer-2"), context, expected_version=1)
-    assert cases.get(case_id).version == 2
-    version = cases.handle(
+        cases.commands.handle(
+            case_id, ShareConcern(shared_with="styrer-2"), context, expected_version=1
+        )
+    assert cases.commands.get(case_id).version == 2
+    decision = cases.commands.handle(
         case_id, ShareConcern(shared_with="styrer-2"), context, expected_version=2
     )
-    assert version == 3
+    assert decision.version == 3

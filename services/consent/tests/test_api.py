@@ -107,7 +107,7 @@ class Api:
     def case_notes(self, case_id: str, event: type[CaseEvent], **fields: Any) -> None:
         """What the case service's consent policy writes on the CASE stream once it has read a
         consent event: the one access rule reads coverage from the case's own record."""
-        version = len(self._cases.history(UUID(case_id))) + 1
+        version = len(list(self._cases.events.get(UUID(case_id)))) + 1
         envelope = {**self._envelope(UUID(case_id), version), "occurred_at": datetime.now(UTC)}
         self._cases.save(event(**envelope, **fields))
 

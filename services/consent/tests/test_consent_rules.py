@@ -34,6 +34,7 @@ from stafett_consent.domain.consent import (
     WRITTEN_CONSENT_NEEDS_DOCUMENT,
     ChangeScope,
     Command,
+    ConsentContext,
     ConsentingParty,
     ConsentRules,
     EvidenceOfConsent,
@@ -49,6 +50,7 @@ from stafett_consent.domain.facts import Facts
 from stafett_consent.domain.legal_basis import (
     LAW_EMPOWERS_THE_SERVICE,
     LEGAL_BASIS_FOR_OWN_SERVICE,
+    LegalBasisContext,
     RecordLegalBasis,
     record_legal_basis,
 )
@@ -61,6 +63,7 @@ from stafett_contracts.consent import (
     ConsentGiven,
     ConsentScopeChanged,
     ConsentWithdrawn,
+    LegalBasisRecorded,
     Purpose,
 )
 from stafett_contracts.identity import Actor, Role
@@ -146,7 +149,10 @@ def when(
     rules: ConsentRules | None = None,
     facts: Facts = FACTS,
 ) -> list[ConsentEvent]:
-    return decide(fold(history), command, context, CONSENT, rules, facts)
+    on_case = ConsentContext.of(
+        context, consent_id=CONSENT, rules=rules or ConsentRules(), facts=facts
+    )
+    return decide(fold(history), command, on_case)
 
 
 def given(*steps: tuple[Command, Context]) -> list[ConsentEvent]:
@@ -279,7 +285,7 @@ def test_role_gives_no_consent_auditors_and_administrators_never_write() -> None
         for events, command in attempts:
             forbidden(ROLE_GIVES_NO_CONSENT, events, command, by(actor))
         with pytest.raises(NotAllowed):
-            record_legal_basis(child_welfare_investigates(), by(actor), uuid4(), FACTS)
+            basis_recorded(child_welfare_investigates(), by(actor), uuid4())
 
 
 # What a consent says
@@ -557,6 +563,14 @@ def test_a_consent_past_its_end_is_ended_before_the_timer_has_expired_it() -> No
 # Legal basis
 
 
+def basis_recorded(
+    command: RecordLegalBasis, context: Context, basis_id: UUID
+) -> list[LegalBasisRecorded]:
+    return record_legal_basis(
+        None, command, LegalBasisContext.of(context, basis_id=basis_id, facts=FACTS)
+    )
+
+
 def child_welfare_investigates(**changes: object) -> RecordLegalBasis:
     command = RecordLegalBasis(
         case_id=CASE,
@@ -569,7 +583,7 @@ def child_welfare_investigates(**changes: object) -> RecordLegalBasis:
 
 def test_a_unit_records_the_legal_basis_it_takes_part_under_for_the_cases_child() -> None:
     basis_id: UUID = uuid4()
-    (event,) = record_legal_basis(child_welfare_investigates(), by(CHILD_WELFARE), basis_id, FACTS)
+    (event,) = basis_recorded(child_welfare_investigates(), by(CHILD_WELFARE), basis_id)
     assert (event.aggregate_id, event.service, event.shared_by, event.child_id) == (
         basis_id,
         "barnevern",
@@ -581,14 +595,14 @@ def test_a_unit_records_the_legal_basis_it_takes_part_under_for_the_cases_child(
 def test_legal_basis_for_own_service_nobody_records_one_for_another_unit() -> None:
     for actor in (EMPLOYEE, PPT_WORKER, THE_MOTHER):
         with pytest.raises(NotAllowed) as refusal:
-            record_legal_basis(child_welfare_investigates(), by(actor), uuid4(), FACTS)
+            basis_recorded(child_welfare_investigates(), by(actor), uuid4())
         assert refusal.value.rule == LEGAL_BASIS_FOR_OWN_SERVICE
 
 
 def test_law_empowers_the_service_a_unit_names_a_provision_for_its_kind() -> None:
     health_law = child_welfare_investigates(legal_basis="helsepersonelloven § 33")
     with pytest.raises(NotAllowed) as refusal:
-        record_legal_basis(health_law, by(CHILD_WELFARE), uuid4(), FACTS)
+        basis_recorded(health_law, by(CHILD_WELFARE), uuid4())
     assert refusal.value.rule == LAW_EMPOWERS_THE_SERVICE
     assert "barnevernsloven § 2-1, barnevernsloven § 2-2" in str(refusal.value)
 
@@ -596,7 +610,7 @@ def test_law_empowers_the_service_a_unit_names_a_provision_for_its_kind() -> Non
 def test_law_empowers_the_service_a_unit_that_exists_nowhere_records_no_legal_basis() -> None:
     own = child_welfare_investigates(service="skole-nowhere")
     with pytest.raises(NotAllowed) as refusal:
-        record_legal_basis(own, by(NOWHERE), uuid4(), FACTS)
+        basis_recorded(own, by(NOWHERE), uuid4())
     assert refusal.value.rule == LAW_EMPOWERS_THE_SERVICE
 
 

@@ -2,15 +2,14 @@
 what the access log records.
 
 The CASE stream is written here by a stand-in application named "case", with the case
-contract's events; the roster policy follows it, and the reads' access rule folds it, as in
-production; so the test needs nothing of the case service but its contract. The child and their
-guardians are in a register file of the test's own, the units in the test municipality's
-directory (`stafett_runtime.testing`).
+contract's events; the meeting service's commands and the reads' access rule read the case from
+it, as in production; so the test needs nothing of the case service but its contract. The child
+and their guardians are in a register file of the test's own, the units in the test
+municipality's directory (`stafett_runtime.testing`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,14 +34,12 @@ from stafett_contracts.envelope import topic_of
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.people import RegisteredChild
 from stafett_meeting.api import create_app
-from stafett_meeting.application import Meetings, meeting_history
-from stafett_meeting.policies import CaseFollower, RosterPolicy
+from stafett_meeting.application import Meetings
 from stafett_runtime.accesslog import AUDIT
 from stafett_runtime.auth import DevelopmentKey
-from stafett_runtime.contracts import CONTRACT_ENV, ContractApplication, decode_event
+from stafett_runtime.contracts import ContractApplication, decode_event
 from stafett_runtime.jetstream.layout import TOPIC
 from stafett_runtime.kernel import Kernel
-from stafett_runtime.processing import ProcessingLoop, Upstream
 from stafett_runtime.register import FileRegister
 from stafett_runtime.testing import NatsTestServer, a_child, kernel_for_tests
 
@@ -100,10 +97,7 @@ def cases(env: dict[str, str]) -> Iterator[CaseStandIn]:
 @pytest.fixture
 def meetings(env: dict[str, str], cases: CaseStandIn) -> Iterator[Meetings]:
     app = Meetings(env)
-    follower = CaseFollower(env)
-    follower.start()
     yield app
-    follower.stop()
     app.close()
 
 
@@ -125,11 +119,10 @@ def http(
 class Case:
     """A child's case as the case service writes it on the CASE stream, event by event."""
 
-    def __init__(self, cases: CaseStandIn, meetings: Meetings, child: RegisteredChild) -> None:
+    def __init__(self, cases: CaseStandIn, child: RegisteredChild) -> None:
         self.id = uuid4()
         self.child = child
         self._cases = cases
-        self._meetings = meetings
         self._version = 0
 
     def then(self, event_type: type[CaseEvent], **fields: Any) -> None:
@@ -161,37 +154,26 @@ class Case:
         )
         return consent_id
 
-    def learned(self) -> Case:
-        """Wait until the meeting service's roster has noted every event of the case (each one
-        written here changes the roster), so commands are decided on all of it."""
-        deadline = time.monotonic() + 20
-        while len(meeting_history(self._meetings, self.id)) < self._version:
-            assert time.monotonic() < deadline, "the roster policy did not learn the case in 20 s"
-            time.sleep(0.05)
-        return self
-
 
 def a_case_at_level_1(
     cases: CaseStandIn,
-    meetings: Meetings,
     register: FileRegister,
     consented: tuple[str, ...] = (UNIT, "ppt"),
 ) -> Case:
     """A case of a child the register names GUARDIAN's, whose guardians consented to cooperation
-    among `consented`, its baton held by a teacher; returned once the meeting service has
-    learned all of it."""
+    among `consented`, its baton held by a teacher."""
     child = a_child(GUARDIAN.person)
     register.add(child)
-    case = Case(cases, meetings, child)
+    case = Case(cases, child)
     case.then(ConcernRaised, child_id=child.child_id, unit=UNIT, concern="Uro", occurred_at=NOW)
     case.consent(*consented, valid_from=NOW - timedelta(days=1))
     case.then(BatonHolderAppointed, holder=HOLDER.person, service=UNIT)
     case.then(Escalated, from_level=0, to_level=1, reason="Tiltak i skolen")
-    return case.learned()
+    return case
 
 
 def stream_types(meetings: Meetings, aggregate_id: UUID) -> list[str]:
-    return [type(e).__name__ for e in meeting_history(meetings, aggregate_id)]
+    return [type(e).__name__ for e in meetings.events.get(aggregate_id)]
 
 
 def schedule_body(case_id: UUID, **extra: Any) -> dict[str, Any]:
@@ -227,7 +209,7 @@ def record_minutes(http: Http, meeting_id: str, minutes: str) -> None:
 def test_a_meeting_from_scheduling_to_feedback(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     # Given the meeting service knows the case's roster
     roster = http.get(HOLDER, f"/cases/{case.id}/roster")
     assert roster.status_code == 200, roster.text
@@ -302,9 +284,8 @@ def test_minutes_recorded_after_ppts_consent_lapsed_are_not_served_to_its_invite
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
     # Given a meeting with PPT invited under the guardians' consent, and minutes of it
-    case = a_case_at_level_1(cases, meetings, register, consented=(UNIT,))
+    case = a_case_at_level_1(cases, register, consented=(UNIT,))
     ppts_consent = case.consent("ppt")
-    case.learned()
     meeting_id = a_held_meeting(http, case, GUARDIAN, PPT_WORKER)
     record_minutes(http, meeting_id, "Før: vi ble enige om tiltak.")
     # When the consent lapses for PPT, and more minutes are recorded
@@ -329,10 +310,10 @@ def test_a_covered_service_sees_only_the_meetings_from_its_period(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
     # Given a meeting held before any consent covered PPT, and one after
-    case = a_case_at_level_1(cases, meetings, register, consented=(UNIT,))
+    case = a_case_at_level_1(cases, register, consented=(UNIT,))
     before = a_held_meeting(http, case)
     case.consent("ppt")
-    after = a_held_meeting(http, case.learned(), PPT_WORKER)
+    after = a_held_meeting(http, case, PPT_WORKER)
     # When PPT reads the case's meetings, then only the later one is there
     listed = http.get(PPT_WORKER, f"/cases/{case.id}/meetings")
     assert listed.status_code == 200, listed.text
@@ -352,7 +333,7 @@ def test_a_covered_service_sees_only_the_meetings_from_its_period(
 def test_a_guardian_of_the_child_sees_every_meeting(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     first = a_held_meeting(http, case)  # the guardian was invited to neither
     second = http.post(HOLDER, "/meetings", schedule_body(case.id)).json()["id"]
     listed = http.get(GUARDIAN, f"/cases/{case.id}/meetings")
@@ -372,7 +353,7 @@ def test_a_guardian_of_the_child_sees_every_meeting(
 def test_an_auditor_reads_the_meetings_only_with_a_purpose(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     meeting_id = a_held_meeting(http, case)
     without = http.get(AUDITOR, f"/cases/{case.id}/meetings")
     assert without.status_code == 422
@@ -397,7 +378,7 @@ def test_an_auditor_reads_the_meetings_only_with_a_purpose(
 def test_a_stranger_is_refused_and_the_refusal_is_recorded_on_the_audit_stream(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     meeting_id = http.post(HOLDER, "/meetings", schedule_body(case.id)).json()["id"]
     # When someone from BUP, which no consent covers, asks for the meeting, its list and roster
     for path in (f"/meetings/{meeting_id}", f"/cases/{case.id}/meetings"):
@@ -423,7 +404,7 @@ def test_a_stranger_is_refused_and_the_refusal_is_recorded_on_the_audit_stream(
 def test_a_unit_leader_token_the_directory_does_not_name_may_not_schedule_a_meeting(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     claims_to_lead = Actor(person="laerer-2", role=Role.UNIT_LEADER, service=UNIT)
     refused = http.post(claims_to_lead, "/meetings", schedule_body(case.id))
     assert refused.status_code == 403, refused.text
@@ -435,7 +416,7 @@ def test_a_unit_leader_token_the_directory_does_not_name_may_not_schedule_a_meet
 def test_inviting_someone_from_a_service_the_consent_does_not_cover_is_403_and_stores_nothing(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     meeting_id = http.post(HOLDER, "/meetings", schedule_body(case.id)).json()["id"]
     body = {"person": BUP_WORKER.person, "kind": "service", "service": "bup"}
     refused = http.post(HOLDER, f"/meetings/{meeting_id}/invite", body)
@@ -457,7 +438,7 @@ def test_a_case_or_meeting_that_does_not_exist_is_404(http: Http) -> None:
 def test_bad_input_is_422_naming_the_field_and_stores_nothing(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     no_place = http.post(HOLDER, "/meetings", schedule_body(case.id, place=None))
     assert no_place.status_code == 422, no_place.text
     assert "place or video_link" in no_place.text
@@ -471,7 +452,7 @@ def test_date_within_window_a_meeting_in_1970_is_409_and_stores_nothing(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
     # Given a case raised today
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     stored = meetings.recorder.max_notification_id()
     # When its baton holder schedules a meeting on 1 January 1970
     old = schedule_body(
@@ -490,7 +471,7 @@ def test_date_within_window_a_meeting_in_1970_is_409_and_stores_nothing(
 def test_a_person_id_with_a_control_or_invisible_character_is_422_naming_the_field(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister, character: str
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     meeting_id = http.post(HOLDER, "/meetings", schedule_body(case.id)).json()["id"]
     invite = {"person": f"mor{character}-1", "kind": "guardian"}
     answer = http.post(HOLDER, f"/meetings/{meeting_id}/invite", invite)
@@ -502,7 +483,7 @@ def test_a_person_id_with_a_control_or_invisible_character_is_422_naming_the_fie
 def test_a_meeting_time_without_a_time_zone_or_minutes_of_only_whitespace_are_422(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     naive = schedule_body(case.id, starts_at="2030-01-07T09:00:00", ends_at="2030-01-07T10:00:00")
     answer = http.post(HOLDER, "/meetings", naive)
     assert answer.status_code == 422
@@ -517,7 +498,7 @@ def test_a_meeting_time_without_a_time_zone_or_minutes_of_only_whitespace_are_42
 def test_a_rule_broken_is_409_naming_it_and_an_outsider_may_not_schedule(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     meeting_id = http.post(HOLDER, "/meetings", schedule_body(case.id)).json()["id"]
     early = http.post(HOLDER, f"/meetings/{meeting_id}/record-minutes", {"minutes": "Referat"})
     assert early.status_code == 409
@@ -529,7 +510,7 @@ def test_a_rule_broken_is_409_naming_it_and_an_outsider_may_not_schedule(
 def test_a_meeting_moved_then_cancelled_takes_no_more_invitations(
     http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
 ) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
+    case = a_case_at_level_1(cases, register)
     meeting_id = http.post(HOLDER, "/meetings", schedule_body(case.id)).json()["id"]
     later = {
         "starts_at": (NOW + timedelta(days=9)).isoformat(),
@@ -556,21 +537,3 @@ def test_a_meeting_moved_then_cancelled_takes_no_more_invitations(
         "MeetingRescheduled",
         "MeetingCancelled",
     ]
-
-
-def test_a_case_event_processed_again_notes_nothing_twice(
-    env: dict[str, str], cases: CaseStandIn, meetings: Meetings, register: FileRegister
-) -> None:
-    case = a_case_at_level_1(cases, meetings, register)
-    before = stream_types(meetings, case.id)
-    # When a second policy instance is handed the case's events again (a redelivery)
-    policy, upstream = RosterPolicy(env), Upstream.named("case", {**env, **CONTRACT_ENV})
-    try:
-        loop = ProcessingLoop(policy, upstream)
-        for notification in upstream.recorder.select_notifications(1, 100):
-            loop.process_once(notification)
-    finally:
-        policy.close()
-        upstream.close()
-    # Then the roster has the same events as before: each case event was noted once
-    assert stream_types(meetings, case.id) == before == ["CaseRosterNoted"] * 4

@@ -1,6 +1,6 @@
-"""The meeting's rules, each as given (a meeting's history, the case's roster and the
-municipality directory) / when (a command) / then (events or a refusal naming its rule); and
-what a reader is shown of a meeting (`as_seen`).
+"""The meeting's rules, each as given (a meeting's history, its case as the case's events tell it
+and the municipality directory) / when (a command) / then (events or a refusal naming its rule);
+and what a reader is shown of a meeting (`as_seen`).
 
 Pure: no NATS, no clock. Each test is named after the rule it shows (domain/meeting.py).
 """
@@ -8,19 +8,29 @@ Pure: no NATS, no clock. Each test is named after the rule it shows (domain/meet
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import msgspec
 import pytest
 
 from stafett_contracts.access import COVERED_NOW, Access
-from stafett_contracts.casefile import Period
+from stafett_contracts.case import (
+    BatonHolderAppointed,
+    CaseClosed,
+    CaseEvent,
+    ConcernRaised,
+    ConsentNoted,
+    Escalated,
+    LegalBasisNoted,
+)
+from stafett_contracts.casefile import CaseFile, Period
+from stafett_contracts.casefile import fold as fold_case
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.inputs import MAX_YEARS_AHEAD
 from stafett_contracts.meeting import (
     ActionItemAssigned,
     ActionItemCompleted,
-    CoveringConsent,
     DecisionKind,
     DecisionRecorded,
     FeedbackGiven,
@@ -31,9 +41,8 @@ from stafett_contracts.meeting import (
     MeetingType,
     MinutesRecorded,
     ParticipantInvited,
-    StaffPost,
 )
-from stafett_meeting.domain import Meeting, Roster, as_seen, decide, fold
+from stafett_meeting.domain import Meeting, MeetingContext, as_seen, decide, fold
 from stafett_meeting.domain.commands import (
     AssignActionItem,
     CancelMeeting,
@@ -48,7 +57,7 @@ from stafett_meeting.domain.commands import (
     ScheduleMeeting,
 )
 from stafett_meeting.domain.meeting import NotCovered
-from stafett_runtime.domain import Context, NotAllowed, RuleViolation
+from stafett_runtime.domain import NotAllowed, RuleViolation
 from stafett_runtime.testing import TEST_DIRECTORY
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -60,24 +69,46 @@ PPT_WORKER = Actor(person="ppt-1", role=Role.EMPLOYEE, service="ppt")
 GUARDIAN = Actor(person="mor-1", role=Role.GUARDIAN)
 CHILD = Actor(person="barn-1", role=Role.CHILD)
 CASE = UUID("00000000-0000-4000-8000-0000000ca5e0")
-CONSENT = CoveringConsent(
-    consent_id=UUID("00000000-0000-4000-8000-00000000c0c0"),
-    services=(UNIT, "ppt"),
-    purposes=("cooperation",),
-    valid_from=NOW - timedelta(days=30),
-    valid_until=NOW + timedelta(days=300),
-)
-# A case at level 1, its baton held by a teacher, PPT covered by the guardians' consent.
-ROSTER = Roster(
-    case_id=CASE,
-    version=3,
-    raised_at=NOW - timedelta(days=30),
-    unit=UNIT,
-    level=1,
-    services=(UNIT,),
-    holder=StaffPost(person=HOLDER.person, service=UNIT),
-    consents=(CONSENT,),
-)
+CONSENT = UUID("00000000-0000-4000-8000-00000000c0c0")
+CONSENT_UNTIL = NOW + timedelta(days=300)
+RAISED_AT = NOW - timedelta(days=30)
+
+
+def on_the_case(version: int) -> dict[str, Any]:
+    """The envelope of the case's event at `version`, as the case service wrote it."""
+    return {
+        "event_id": uuid4(),
+        "aggregate_id": CASE,
+        "aggregate_version": version,
+        "occurred_at": RAISED_AT,
+        "actor": HOLDER,
+        "correlation_id": "case",
+    }
+
+
+# A case at level 0, its baton held by a teacher, PPT covered by the guardians' consent; and the
+# same case once it went to level 1.
+AT_LEVEL_0: list[CaseEvent] = [
+    ConcernRaised(**on_the_case(1), child_id=uuid4(), unit=UNIT, concern="Uro"),
+    ConsentNoted(
+        **on_the_case(2),
+        consent_id=CONSENT,
+        services=(UNIT, "ppt"),
+        purposes=("cooperation",),
+        valid_from=RAISED_AT,
+        valid_until=CONSENT_UNTIL,
+    ),
+    BatonHolderAppointed(**on_the_case(3), holder=HOLDER.person, service=UNIT),
+]
+AT_LEVEL_1 = [*AT_LEVEL_0, Escalated(**on_the_case(4), from_level=0, to_level=1, reason="Tiltak")]
+
+
+def the_case(history: list[CaseEvent] = AT_LEVEL_1) -> CaseFile:
+    case = fold_case(history)
+    assert case is not None
+    return case
+
+
 SCHEDULE = ScheduleMeeting(
     case_id=CASE,
     meeting_type=MeetingType.COOPERATION,
@@ -89,11 +120,11 @@ SCHEDULE = ScheduleMeeting(
 
 
 class Given:
-    """A meeting's history, built by deciding commands one after another, on a roster."""
+    """A meeting's history, built by deciding commands one after another, on its case."""
 
-    def __init__(self, roster: Roster = ROSTER) -> None:
+    def __init__(self, case: CaseFile | None = None) -> None:
         self.meeting_id = uuid4()
-        self.roster = roster
+        self.case = case or the_case()
         self.events: list[MeetingEvent] = []
 
     @property
@@ -105,8 +136,15 @@ class Given:
         return self
 
     def when(self, actor: Actor, command: Command, now: datetime = NOW) -> list[MeetingEvent]:
-        context = Context(actor=actor, now=now, correlation_id="test", directory=TEST_DIRECTORY)
-        return decide(self.state, command, context, self.roster, self.meeting_id)
+        context = MeetingContext(
+            actor=actor,
+            now=now,
+            correlation_id="test",
+            directory=TEST_DIRECTORY,
+            meeting_id=self.meeting_id,
+            case=self.case,
+        )
+        return decide(self.state, command, context)
 
     def scheduled(self) -> Given:
         return self.given(HOLDER, SCHEDULE)
@@ -202,7 +240,7 @@ def test_given_a_consent_that_has_ended_when_ppt_is_invited_then_refused() -> No
     invite = InviteParticipant(person=PPT_WORKER.person, kind="service", service="ppt")
     meeting = Given().scheduled()
     with pytest.raises(NotCovered):
-        meeting.when(HOLDER, invite, CONSENT.valid_until)
+        meeting.when(HOLDER, invite, CONSENT_UNTIL)
 
 
 def test_given_only_a_cooperation_consent_when_ppt_is_invited_to_tvist_then_refused() -> None:
@@ -213,9 +251,9 @@ def test_given_only_a_cooperation_consent_when_ppt_is_invited_to_tvist_then_refu
 
 
 def test_given_a_legal_basis_for_child_welfare_when_invited_then_covered() -> None:
-    roster = msgspec.structs.replace(ROSTER, legal_bases=("barnevern",))
+    basis = LegalBasisNoted(**on_the_case(5), service="barnevern", legal_basis="bvl § 2-1")
     invite = InviteParticipant(person="bv-1", kind="service", service="barnevern")
-    assert len(Given(roster).scheduled().when(HOLDER, invite)) == 1
+    assert len(Given(the_case([*AT_LEVEL_1, basis])).scheduled().when(HOLDER, invite)) == 1
 
 
 def test_given_bup_not_covered_when_a_bup_worker_is_to_lead_then_refused() -> None:
@@ -276,8 +314,9 @@ def test_when_a_video_link_is_not_https_then_the_command_is_invalid() -> None:
 
 
 def test_given_a_closed_case_when_a_meeting_is_scheduled_then_refused() -> None:
+    closed = CaseClosed(**on_the_case(5), at_level=1, reason="Ferdig")
     with pytest.raises(RuleViolation) as refused:
-        Given(msgspec.structs.replace(ROSTER, closed=True)).when(HOLDER, SCHEDULE)
+        Given(the_case([*AT_LEVEL_1, closed])).when(HOLDER, SCHEDULE)
     assert refused.value.rule == "case-is-open"
 
 
@@ -308,7 +347,7 @@ def test_given_a_held_meeting_when_an_item_is_due_in_year_9999_then_refused() ->
 
 def test_when_a_meeting_is_recorded_as_held_before_the_case_was_raised_then_refused() -> None:
     before_the_case = RecordMeetingHeld(
-        attended=(HOLDER.person,), held_at=ROSTER.raised_at - timedelta(days=1)
+        attended=(HOLDER.person,), held_at=RAISED_AT - timedelta(days=1)
     )
     with pytest.raises(RuleViolation) as refused:
         Given().scheduled().when(HOLDER, before_the_case, AFTER)
@@ -408,7 +447,7 @@ def test_given_level_1_when_moving_to_level_0_then_refused_by_the_staircase() ->
 
 
 def test_given_level_0_when_deciding_to_continue_then_refused_by_the_staircase() -> None:
-    meeting = Given(msgspec.structs.replace(ROSTER, level=0)).held()
+    meeting = Given(the_case(AT_LEVEL_0)).held()
     with pytest.raises(RuleViolation) as refused:
         meeting.when(HOLDER, decision(DecisionKind.CONTINUE), AFTER)
     assert refused.value.rule == "level-exits"
@@ -539,7 +578,7 @@ def covered(*spans: tuple[datetime, datetime | None]) -> Access:
             start=start,
             finish=finish,
             basis="consent",
-            ref=str(CONSENT.consent_id),
+            ref=str(CONSENT),
             purposes=("cooperation",),
         )
         for start, finish in spans

@@ -1,4 +1,4 @@
-"""The case service's HTTP API: parse, build the Context, call the application, answer.
+"""The case service's HTTP API: parse, build the Context, call the command path, answer.
 
 | method and path | what |
 |---|---|
@@ -28,6 +28,7 @@ child's key is gone).
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
@@ -40,7 +41,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.types import LifespanHook
 
-from stafett_case.application import Cases, case_history
+from stafett_case.application import Cases
 from stafett_case.domain.access import unit_raising_concern
 from stafett_case.domain.commands import (
     AcceptBaton,
@@ -71,6 +72,7 @@ from stafett_case.domain.commands import (
     ShareConcern,
 )
 from stafett_contracts.access import visible
+from stafett_contracts.case import CaseEvent
 from stafett_contracts.casefile import CaseFile, fold
 from stafett_contracts.identity import Actor
 from stafett_contracts.inputs import FreeText, NationalId, ReadPurpose, limits
@@ -80,34 +82,35 @@ from stafett_runtime.domain import RuleViolation
 from stafett_runtime.health import Readiness
 from stafett_runtime.kernel import Kernel
 from stafett_runtime.keystore import ChildErasedError
-from stafett_runtime.service import call, http_app
+from stafett_runtime.service import call, http_app, refusals
 
-ROUTED_COMMANDS: tuple[type[Command], ...] = (
-    ShareConcern,
-    RecordWonderingConversation,
-    RecordChildView,
-    NoteBrightSpot,
-    DecideLevel,
-    Escalate,
-    DeEscalate,
-    DefineProblem,
-    PlanMeasure,
-    EvaluateMeasure,
-    EndMeasure,
-    SendReferral,
-    JoinAgency,
-    LeaveAgency,
-    AppointBatonHolder,
-    OfferBaton,
-    AcceptBaton,
-    AssignCoordinator,
-    FormResponsibilityGroup,
-    RequestIndividualPlan,
-    ProposeSystemMeasure,
-    FileChildWelfareReport,
-    CloseCase,
-    ReopenCase,
-)
+# Each command with a route, and what it does, in words: the route's summary.
+ROUTED_COMMANDS: dict[type[Command], str] = {
+    ShareConcern: "Share the concern with a colleague or the unit leader",
+    RecordWonderingConversation: "Record a wondering conversation with the guardians or child",
+    RecordChildView: "Record what the child says (the child's view)",
+    NoteBrightSpot: "Note a bright spot: something that goes well",
+    DecideLevel: "Decide to continue at the current level",
+    Escalate: "Move the case up the staircase",
+    DeEscalate: "Move the case down the staircase",
+    DefineProblem: "Define the problem, with or without the guardians",
+    PlanMeasure: "Plan a measure, with its responsible person and evaluation date",
+    EvaluateMeasure: "Evaluate a measure: how it worked, and when to evaluate next",
+    EndMeasure: "End a measure",
+    SendReferral: "Refer the case to a helper service",
+    JoinAgency: "Have a service take part, under a consent or a legal basis",
+    LeaveAgency: "Have a service leave the case, its part done",
+    AppointBatonHolder: "Appoint the baton holder",
+    OfferBaton: "Offer the baton to another person",
+    AcceptBaton: "Accept the baton offered to you",
+    AssignCoordinator: "Appoint a coordinator",
+    FormResponsibilityGroup: "Form the responsibility group",
+    RequestIndividualPlan: "Request an individual plan",
+    ProposeSystemMeasure: "Propose a system measure, without personal data",
+    FileChildWelfareReport: "Report to child welfare under the duty to report",
+    CloseCase: "Close the case",
+    ReopenCase: "Reopen a closed case",
+}
 UNKNOWN_CHILD = "the population register knows no such child"
 
 Purpose = Annotated[
@@ -151,7 +154,12 @@ class CaseFiles:
         self._cases = cases
 
     async def case(self, case_id: UUID) -> CaseFile | None:
-        return fold(await call(case_history, self._cases, case_id))
+        return (await call(self._cases.commands.load, case_id)).state
+
+
+def case_history(cases: Cases, case_id: UUID) -> list[CaseEvent]:
+    """The case's events in order, for a reader to see only those they may."""
+    return [event for event in cases.events.get(case_id) if isinstance(event, CaseEvent)]
 
 
 def kebab(name: str) -> str:
@@ -209,10 +217,14 @@ def create_app(
         command = RaiseConcern(
             case_id=case_id, child_id=child.child_id, concern=data.concern, personal_data=identity
         )
-        version = await call(cases.handle, case_id, command, context)
-        return Answer(id=case_id, version=version)
+        decision = await call(cases.commands.handle, case_id, command, context)
+        return Answer(id=case_id, version=decision.version)
 
-    @get("/cases/{case_id:uuid}", summary="The case, as the caller may see it")
+    @get(
+        "/cases/{case_id:uuid}",
+        summary="The case, as the caller may see it",
+        responses=refusals(403),
+    )
     async def read_case(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> CaseView:
@@ -258,8 +270,9 @@ def command_route(cases: Cases, kernel: Kernel) -> Callable[[type[Command]], HTT
             case_id: FromPath[UUID], data: Command, request: Request[Actor, Any, Any]
         ) -> Answer:
             context = kernel.context(request.user)
-            version = await call(cases.handle, case_id, data, context, data.expected_version)
-            return Answer(id=case_id, version=version)
+            path = cases.commands
+            decision = await call(path.handle, case_id, data, context, data.expected_version)
+            return Answer(id=case_id, version=decision.version)
 
         # The body is this route's own command, so the OpenAPI document shows every schema.
         body = JSONBody[command_type]  # type: ignore[valid-type]  # a type made at run time, one per command
@@ -268,7 +281,8 @@ def command_route(cases: Cases, kernel: Kernel) -> Callable[[type[Command]], HTT
         return post(
             f"/cases/{{case_id:uuid}}/{path}",
             operation_id=path,
-            summary=(command_type.__doc__ or command_type.__name__).splitlines()[0],
+            summary=ROUTED_COMMANDS[command_type],
+            description=inspect.cleandoc(doc) if (doc := vars(command_type)["__doc__"]) else None,
             name=path,
         )(handle)
 

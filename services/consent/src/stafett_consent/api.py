@@ -48,7 +48,7 @@ from stafett_contracts.inputs import ReadPurpose, UnitId, limits, utc_moment
 from stafett_runtime.health import Check, CheckResult, Readiness
 from stafett_runtime.kernel import Kernel
 from stafett_runtime.reads import StreamCases
-from stafett_runtime.service import call, http_app
+from stafett_runtime.service import call, http_app, refusals
 
 ActorRequest = Request[Actor, Any, Any]
 StatedPurpose = Annotated[
@@ -118,7 +118,11 @@ def create_app(
 # Commands
 
 
-@post("/consents")
+@post(
+    "/consents",
+    summary="Record a consent: who, to which services, for what, until when",
+    responses=refusals(404),
+)
 async def give_consent(
     request: ActorRequest,
     consents: NamedDependency[Consents],
@@ -131,7 +135,10 @@ async def give_consent(
     return Saved(id=consent_id, version=version)
 
 
-@post("/consents/{consent_id:uuid}/scope")
+@post(
+    "/consents/{consent_id:uuid}/scope",
+    summary="Change which services and purposes a consent covers",
+)
 async def change_scope(
     request: ActorRequest,
     consents: NamedDependency[Consents],
@@ -145,7 +152,10 @@ async def change_scope(
     return Saved(id=consent_id, version=version)
 
 
-@post("/consents/{consent_id:uuid}/withdraw")
+@post(
+    "/consents/{consent_id:uuid}/withdraw",
+    summary="Withdraw a consent, wholly or for some services",
+)
 async def withdraw_consent(
     request: ActorRequest,
     consents: NamedDependency[Consents],
@@ -159,7 +169,11 @@ async def withdraw_consent(
     return Saved(id=consent_id, version=version)
 
 
-@post("/legal-bases")
+@post(
+    "/legal-bases",
+    summary="Record a legal basis for sharing without consent",
+    responses=refusals(404),
+)
 async def record_legal_basis(
     request: ActorRequest,
     consents: NamedDependency[Consents],
@@ -175,7 +189,11 @@ async def record_legal_basis(
 # Reads: each through the gate before anything about the case is said.
 
 
-@get("/consents/{consent_id:uuid}")
+@get(
+    "/consents/{consent_id:uuid}",
+    summary="One consent, for those who may read its case",
+    responses=refusals(403),
+)
 async def read_consent(
     request: ActorRequest,
     consents: NamedDependency[Consents],
@@ -188,7 +206,11 @@ async def read_consent(
     return consent
 
 
-@get("/cases/{case_id:uuid}/consents")
+@get(
+    "/cases/{case_id:uuid}/consents",
+    summary="The consents and legal bases of a case",
+    responses=refusals(403),
+)
 async def consents_of_case(
     request: ActorRequest,
     consents: NamedDependency[Consents],
@@ -200,7 +222,11 @@ async def consents_of_case(
     return await call(consents.consents_of_case, case_id)
 
 
-@get("/cases/{case_id:uuid}/access")
+@get(
+    "/cases/{case_id:uuid}/access",
+    summary="May a service see the case for a purpose, at a moment?",
+    responses=refusals(403),
+)
 async def access(
     request: ActorRequest,
     kernel: NamedDependency[Kernel],

@@ -1,4 +1,6 @@
-"""The consent application: load a consent by folding its events, decide, save atomically.
+"""The consent application: the CONSENT stream, and the command path on its two kinds of record,
+consents and legal bases (`stafett_runtime.commands`: load the state, cached and brought up to
+date with only its newer events; decide; append atomically).
 
 Synchronous, as the store is: the HTTP handlers and the expiry timer call it on worker threads.
 A person's command comes with the facts of its case (`domain.facts.Facts`), which the API looks
@@ -7,42 +9,56 @@ up: the application reads only the CONSENT stream.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
 from uuid import UUID, uuid4
 
 import msgspec
 import structlog
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import EnvType
 
+from stafett_consent.domain import legal_basis
 from stafett_consent.domain.consent import (
     ChangeScope,
     Command,
     Consent,
+    ConsentContext,
     ConsentRules,
     ExpireConsent,
     GiveConsent,
     WithdrawConsent,
     decide,
-    fold,
-    refuse_second_live_consent,
+    evolve,
 )
 from stafett_consent.domain.facts import Facts
-from stafett_consent.domain.legal_basis import RecordLegalBasis, record_legal_basis
+from stafett_consent.domain.legal_basis import (
+    LegalBasisContext,
+    RecordLegalBasis,
+    record_legal_basis,
+)
 from stafett_consent.index import CaseIndex
-from stafett_contracts.consent import ConsentEvent, LegalBasisRecorded
+from stafett_contracts.consent import LegalBasisRecorded
 from stafett_contracts.envelope import Event
 from stafett_contracts.identity import Actor, Role
+from stafett_runtime.commands import AggregateType, Commands
 from stafett_runtime.contracts import ContractApplication
-from stafett_runtime.domain import Context, StaleVersion
+from stafett_runtime.domain import Context
 
 log = structlog.get_logger(__name__)
 
 EXPIRY_TIMER = Actor(person="consent-expiry-timer", role=Role.SYSTEM, service="consent")
 _PAGE = 500  # notifications read at a time when catching up the index
+
+
+CONSENT = AggregateType[Consent, Command, ConsentContext](
+    name="consent", evolve=evolve, decide=decide, creates=(GiveConsent,)
+)
+LEGAL_BASIS = AggregateType[LegalBasisRecorded, RecordLegalBasis, LegalBasisContext](
+    name="legal basis",
+    evolve=legal_basis.evolve,
+    decide=record_legal_basis,
+    creates=(RecordLegalBasis,),
+)
 
 
 class CaseConsents(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,39 +72,44 @@ class Consents(ContractApplication):
     def __init__(self, env: EnvType | None = None, rules: ConsentRules | None = None) -> None:
         super().__init__(env)
         self.rules = rules or ConsentRules()
+        self.consents = Commands(self, CONSENT)
+        self.legal_bases = Commands(self, LEGAL_BASIS)
         self._index = CaseIndex()
         self._catch_up()
 
     # Commands
 
     def give(self, command: GiveConsent, context: Context, facts: Facts) -> tuple[UUID, int]:
-        """A new consent under a new id. Who may give it is decided first, so that a refusal says
-        nothing of the case's other consents. One live consent per case and party is checked
-        against what this instance has read: two gives racing on two instances could both pass."""
+        """A new consent under a new id, decided on the case's consents as this instance has
+        read them (one live consent per case and party)."""
         consent_id = uuid4()
-        new = decide(None, command, context, consent_id, self.rules, facts)
         self._catch_up()
-        existing = [self.consent(c) for c in self._index.consents_of(command.case_id)]
-        refuse_second_live_consent(existing, command.given_by, context.now)
-        self._save(new)
-        return consent_id, len(new)
+        others = tuple(self.consent(c) for c in self._index.consents_of(command.case_id))
+        on_case = ConsentContext.of(
+            context, consent_id=consent_id, rules=self.rules, facts=facts, case_consents=others
+        )
+        decision = self.consents.handle(consent_id, command, on_case)
+        self._catch_up()
+        return consent_id, decision.version
 
     def change_scope(
         self, consent_id: UUID, command: ChangeScope, context: Context, facts: Facts
     ) -> int:
-        return self._handle(consent_id, command, context, command.expected_version, facts)[1]
+        return self._handle(consent_id, command, context, command.expected_version, facts)
 
     def withdraw(
         self, consent_id: UUID, command: WithdrawConsent, context: Context, facts: Facts
     ) -> int:
-        return self._handle(consent_id, command, context, command.expected_version, facts)[1]
+        return self._handle(consent_id, command, context, command.expected_version, facts)
 
     def record_legal_basis(
         self, command: RecordLegalBasis, context: Context, facts: Facts
     ) -> tuple[UUID, int]:
         basis_id = uuid4()
-        self._save(record_legal_basis(command, context, basis_id, facts))
-        return basis_id, 1
+        on_case = LegalBasisContext.of(context, basis_id=basis_id, facts=facts)
+        decision = self.legal_bases.handle(basis_id, command, on_case)
+        self._catch_up()
+        return basis_id, decision.version
 
     def expire_due(self, now: datetime) -> list[UUID]:
         """Expire every consent whose end has passed; the ids expired by this call.
@@ -100,13 +121,14 @@ class Consents(ContractApplication):
         expired: list[UUID] = []
         for consent_id in self._index.due(now):
             context = Context(actor=EXPIRY_TIMER, now=now, correlation_id=uuid4().hex)
+            timer = ConsentContext.of(context, consent_id=consent_id, rules=self.rules)
             try:
-                new, _ = self._handle(consent_id, ExpireConsent(), context)
+                decision = self.consents.handle(consent_id, ExpireConsent(), timer)
             except IntegrityError:
                 if not self.consent(consent_id).has_ended(now):
                     log.warning("consent not expired, trying again", consent_id=str(consent_id))
                 continue
-            if new:
+            if decision.events:
                 expired.append(consent_id)
             else:
                 self._index.forget(consent_id)
@@ -116,16 +138,13 @@ class Consents(ContractApplication):
     # Queries
 
     def consent(self, consent_id: UUID) -> Consent:
-        state = fold(self._history(consent_id))
-        if state is None:
-            raise AggregateNotFoundError(consent_id)
-        return state
+        return self.consents.get(consent_id)
 
     def consents_of_case(self, case_id: UUID) -> CaseConsents:
         self._catch_up()
         return CaseConsents(
             consents=[self.consent(c) for c in self._index.consents_of(case_id)],
-            legal_bases=[self._legal_basis(b) for b in self._index.legal_bases_of(case_id)],
+            legal_bases=[self.legal_bases.get(b) for b in self._index.legal_bases_of(case_id)],
         )
 
     # Inside
@@ -135,33 +154,13 @@ class Consents(ContractApplication):
         consent_id: UUID,
         command: Command,
         context: Context,
-        expected_version: int | None = None,
-        facts: Facts | None = None,
-    ) -> tuple[list[ConsentEvent], int]:
-        """Decide on the consent's current state and save what follows: the new events, version."""
-        history = self._history(consent_id)
-        if not history:
-            raise AggregateNotFoundError(consent_id)
-        version = len(history)
-        if expected_version is not None and expected_version != version:
-            raise StaleVersion(expected_version, version)
-        new = decide(fold(history), command, context, consent_id, self.rules, facts)
-        self._save(new)
-        return new, version + len(new)
-
-    def _save(self, events: Sequence[Event]) -> None:
-        if events:
-            self.save(*events)
-            self._catch_up()
-
-    def _history(self, aggregate_id: UUID) -> list[ConsentEvent]:
-        # The contract mapper gives back exactly the contract events stored (consent ones here).
-        return cast(list[ConsentEvent], self.history(aggregate_id))
-
-    def _legal_basis(self, basis_id: UUID) -> LegalBasisRecorded:
-        (event,) = self._history(basis_id)
-        assert isinstance(event, LegalBasisRecorded)
-        return event
+        expected_version: int | None,
+        facts: Facts,
+    ) -> int:
+        on_case = ConsentContext.of(context, consent_id=consent_id, rules=self.rules, facts=facts)
+        decision = self.consents.handle(consent_id, command, on_case, expected_version)
+        self._catch_up()
+        return decision.version
 
     def _catch_up(self) -> None:
         """Take in what the stream holds beyond the index's position, in order. No lock is held

@@ -2,11 +2,11 @@
 
 | method and path | what |
 |---|---|
-| POST /meetings | schedule a meeting of a case (the case must be known to the meeting service: 404 until then) |
+| POST /meetings | schedule a meeting of a case (404 if there is no such case) |
 | POST /meetings/{meeting_id}/<command> | invite, reschedule, cancel, record-held, record-minutes, record-decision, assign-action-item, complete-action-item, give-feedback |
 | GET /meetings/{meeting_id}?purpose= | the meeting, as the reader may see it |
 | GET /cases/{case_id}/meetings?purpose= | the case's meetings, as the reader may see them |
-| GET /cases/{case_id}/roster?purpose= | what the meeting service knows of the case: services, deciders, consents |
+| GET /cases/{case_id}/roster?purpose= | who takes part in the case and under what, as its events tell it now: services, deciders, consents |
 
 Every POST answers `{"id", "version"}`; refusals are mapped by `stafett_runtime.service`
 (a person from a service the case's consent does not cover: 403; a body beyond the limits of
@@ -24,6 +24,7 @@ its own). A meeting id that does not exist is 404 before any of this: ids are ra
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -42,7 +43,7 @@ from stafett_meeting.domain import Meeting, Roster, as_seen
 from stafett_meeting.domain.commands import ROUTES, Command, ScheduleMeeting
 from stafett_runtime.health import Readiness
 from stafett_runtime.kernel import Kernel
-from stafett_runtime.service import call, http_app
+from stafett_runtime.service import call, http_app, refusals
 
 Purpose = Annotated[
     str | None,
@@ -70,7 +71,7 @@ def create_app(
     """The HTTP app in front of `meetings`; main.py wires it, tests give it their own parts."""
     reads = kernel.reads()
 
-    @post("/meetings", summary="Schedule a meeting of a case")
+    @post("/meetings", summary="Schedule a meeting of a case", responses=refusals(404))
     async def schedule(
         data: JSONBody[ScheduleMeeting], request: Request[Actor, Any, Any]
     ) -> Answer:
@@ -79,7 +80,11 @@ def create_app(
         version = await call(meetings.schedule, meeting_id, data, context)
         return Answer(id=meeting_id, version=version)
 
-    @get("/meetings/{meeting_id:uuid}", summary="The meeting, as you may see it")
+    @get(
+        "/meetings/{meeting_id:uuid}",
+        summary="The meeting, as you may see it",
+        responses=refusals(403),
+    )
     async def read_meeting(
         meeting_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> Meeting:
@@ -90,7 +95,11 @@ def create_app(
             raise NotFoundException("no meeting you may see")
         return meeting
 
-    @get("/cases/{case_id:uuid}/meetings", summary="The case's meetings, as you may see them")
+    @get(
+        "/cases/{case_id:uuid}/meetings",
+        summary="The case's meetings, as you may see them",
+        responses=refusals(403),
+    )
     async def case_meetings(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> list[Meeting]:
@@ -99,7 +108,11 @@ def create_app(
         shown = (as_seen(admitted.access, history) for history in histories)
         return [meeting for meeting in shown if meeting is not None]
 
-    @get("/cases/{case_id:uuid}/roster", summary="What the meeting service knows of the case")
+    @get(
+        "/cases/{case_id:uuid}/roster",
+        summary="Who takes part in the case, and under what",
+        responses=refusals(403),
+    )
     async def case_roster(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> Roster:
@@ -123,6 +136,20 @@ def create_app(
     )
 
 
+# What each command's route does, in words: its summary (the command's docstring describes it).
+SUMMARIES = {
+    "invite": "Invite a guardian, the child, or someone from a covered service",
+    "reschedule": "Move the meeting to a new time",
+    "cancel": "Cancel the meeting",
+    "record-held": "Record that the meeting was held, and who attended",
+    "record-minutes": "Record the minutes",
+    "record-decision": "Record a decision about the case",
+    "assign-action-item": "Give someone a task, due by a date",
+    "complete-action-item": "Mark a task done",
+    "give-feedback": "Give feedback on the meeting, as a guardian or the child",
+}
+
+
 def command_route(
     meetings: Meetings, kernel: Kernel, path: str, command_type: type[Command]
 ) -> HTTPRouteHandler:
@@ -141,6 +168,7 @@ def command_route(
     return post(
         f"/meetings/{{meeting_id:uuid}}/{path}",
         operation_id=path,
-        summary=(command_type.__doc__ or command_type.__name__).splitlines()[0],
+        summary=SUMMARIES[path],
+        description=inspect.cleandoc(doc) if (doc := vars(command_type)["__doc__"]) else None,
         name=path,
     )(handle)

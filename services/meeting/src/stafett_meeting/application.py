@@ -1,33 +1,44 @@
-"""The meeting service's eventsourcing application: load a meeting and its case's roster, decide,
-save.
+"""The meeting service's eventsourcing application: the MEETING stream, the command path on it,
+and the cases its meetings belong to, read from the CASE stream.
 
 Synchronous, on the store's worker threads; handlers call it through
-`stafett_runtime.service.call`. One command's events are one atomic append, so a concurrent
-write to the same meeting is refused (IntegrityError, 409) rather than interleaved.
+`stafett_runtime.service.call`. A command goes the one command path (`stafett_runtime.commands`):
+the meeting loaded (cached, brought up to date with only its newer events), decided by the pure
+domain on its case as the case's events tell it now, its events appended atomically, so a
+concurrent write to the same meeting is refused (IntegrityError, 409) rather than interleaved.
 
-The MEETING stream holds two kinds of aggregate: meetings (random ids) and the rosters of cases
-(the case's id), which only the roster policy writes. Which meetings a case has is kept in a
-small in-memory index of `MeetingScheduled`, caught up from the stream before each use.
+The case is read from the CASE stream, never asked of the case service, and folded with the one
+fold of a case (`stafett_contracts.casefile`), kept per case and brought up to date with only
+its newer events, the same way (`stafett_runtime.commands.States`): a case is known to the
+meeting service as soon as its `ConcernRaised` is written. Which meetings a case has is kept in
+a small in-memory index of `MeetingScheduled`, caught up from the stream before each use.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.utils import EnvType
 
+from stafett_contracts import casefile
+from stafett_contracts.casefile import CaseFile
 from stafett_contracts.envelope import topic_of
 from stafett_contracts.meeting import MeetingEvent, MeetingScheduled
-from stafett_meeting.domain import Meeting, Roster, decide, fold, fold_roster
+from stafett_meeting.domain import Meeting, MeetingContext, Roster, decide, evolve, roster_of
 from stafett_meeting.domain.commands import Command, ScheduleMeeting
-from stafett_runtime.contracts import ContractApplication, ContractProcessApplication
-from stafett_runtime.domain import Context, StaleVersion
+from stafett_runtime.commands import AggregateType, Commands, States
+from stafett_runtime.contracts import CONTRACT_ENV, ContractApplication
+from stafett_runtime.domain import Context
+from stafett_runtime.processing import Upstream
 
 _PAGE = 500  # notifications read at a time when catching up the index
 _SCHEDULED = topic_of(MeetingScheduled)
+
+MEETING = AggregateType[Meeting, Command, MeetingContext](
+    name="meeting", evolve=evolve, decide=decide, creates=(ScheduleMeeting,)
+)
 
 
 class Meetings(ContractApplication):
@@ -35,13 +46,21 @@ class Meetings(ContractApplication):
 
     def __init__(self, env: EnvType | None = None) -> None:
         super().__init__(env)
+        self.commands = Commands(self, MEETING)
+        self._case_stream = Upstream.named("case", {**(env or {}), **CONTRACT_ENV})
+        self._cases = States[CaseFile](self._case_stream.events, casefile.evolve)
         self._position = 0
         self._by_case: dict[UUID, list[UUID]] = {}
         self._index_lock = threading.Lock()
 
+    def close(self) -> None:
+        self._case_stream.close()
+        super().close()
+
     def schedule(self, meeting_id: UUID, command: ScheduleMeeting, context: Context) -> int:
-        """Schedule a meeting of a case the roster policy has learned (404 until then)."""
-        return self._handle(meeting_id, command, context, self.roster(command.case_id))
+        """Schedule a meeting of a case (404 if there is no such case)."""
+        on_case = MeetingContext.of(context, meeting_id=meeting_id, case=self.case(command.case_id))
+        return self.commands.handle(meeting_id, command, on_case).version
 
     def handle(
         self,
@@ -50,33 +69,27 @@ class Meetings(ContractApplication):
         context: Context,
         expected_version: int | None = None,
     ) -> int:
-        """Decide `command` on the meeting and save its events; its version after them."""
-        state = self.get(meeting_id)
-        return self._handle(
-            meeting_id, command, context, self.roster(state.case_id), expected_version
-        )
+        """Decide `command` on the meeting, on its case as it is now; its version after."""
+        case = self.case(self.commands.get(meeting_id).case_id)
+        on_case = MeetingContext.of(context, meeting_id=meeting_id, case=case)
+        return self.commands.handle(meeting_id, command, on_case, expected_version).version
 
-    def get(self, meeting_id: UUID) -> Meeting:
-        state = fold(self.events_of(meeting_id))
-        if state is None:
-            raise AggregateNotFoundError(f"meeting {meeting_id}")
-        return state
+    def case(self, case_id: UUID) -> CaseFile:
+        """The case as its events tell it now; 404 if there is none."""
+        case = self._cases.load(case_id).state
+        if case is None:
+            raise AggregateNotFoundError(f"case {case_id}")
+        return case
+
+    def roster(self, case_id: UUID) -> Roster:
+        return roster_of(self.case(case_id))
 
     def events_of(self, meeting_id: UUID) -> list[MeetingEvent]:
         """The meeting's events in order, for a reader to show what they may (404 if none)."""
-        history = meeting_history(self, meeting_id)
-        if not history or not isinstance(history[0], MeetingScheduled):  # none, or a roster
+        history = [e for e in self.events.get(meeting_id) if isinstance(e, MeetingEvent)]
+        if not history or not isinstance(history[0], MeetingScheduled):  # none, or no meeting's
             raise AggregateNotFoundError(f"meeting {meeting_id}")
         return history
-
-    def roster(self, case_id: UUID) -> Roster:
-        """What the meeting service knows of the case; 404 while it knows nothing yet."""
-        roster = fold_roster(meeting_history(self, case_id))
-        if roster is None:
-            raise AggregateNotFoundError(
-                f"case {case_id}: the meeting service has not learned of it (yet)"
-            )
-        return roster
 
     def meetings_of(self, case_id: UUID) -> list[list[MeetingEvent]]:
         """The events of each meeting of the case, in the order they were scheduled."""
@@ -84,23 +97,6 @@ class Meetings(ContractApplication):
         with self._index_lock:
             meeting_ids = list(self._by_case.get(case_id, ()))
         return [self.events_of(meeting_id) for meeting_id in meeting_ids]
-
-    def _handle(
-        self,
-        meeting_id: UUID,
-        command: Command,
-        context: Context,
-        roster: Roster,
-        expected_version: int | None = None,
-    ) -> int:
-        history = meeting_history(self, meeting_id)
-        state, version = fold(history), len(history)
-        if expected_version is not None and expected_version != version:
-            raise StaleVersion(expected_version, version)
-        new = decide(state, command, context, roster, meeting_id)
-        if new:
-            self.save(*new)
-        return version + len(new)
 
     def _catch_up(self) -> None:
         """Take in the meetings scheduled beyond the index's position, in order.
@@ -123,11 +119,3 @@ class Meetings(ContractApplication):
                     self._position = notification.id
             if len(page) < _PAGE:
                 return
-
-
-def meeting_history(
-    app: ContractApplication | ContractProcessApplication, aggregate_id: UUID
-) -> list[MeetingEvent]:
-    """The aggregate's events in order, from the MEETING stream of `app`."""
-    # The contract mapper gives back exactly the contract events stored (meeting ones here).
-    return cast(list[MeetingEvent], app.history(aggregate_id))

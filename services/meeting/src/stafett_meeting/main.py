@@ -1,14 +1,10 @@
-"""Wiring: the kernel, logging, tracing, the application, the roster policy's loop, HTTP.
+"""Wiring: the kernel, logging, tracing, the application, HTTP.
 
 NATS_URL and STAFETT_HTTP_PORT (8103 for this service) come from the environment, as every
 setting in `stafett_runtime.settings`; the population register and the municipality directory
 as `stafett_runtime.kernel` says. The kernel's NATS connection (reads of the CASE stream, the
-access log) opens with the HTTP app and closes last. The roster loop starts with the HTTP app
-and stops before the application closes; a loop stopped mid-event leaves nothing half-written
-(its events and its position are one atomic write), so it resumes where it left off.
-Each loop retries any failure to follow, forever, and parks an event it cannot handle
-(`stafett_runtime.processing`); `Readiness.add_policy` makes it a readiness check and part of
-liveness, and gives the app the administrator's route that retries parked events.
+access log) opens with the HTTP app and closes last. The service follows no stream: it reads
+each case from the CASE stream when a command or a read needs it.
 """
 
 from __future__ import annotations
@@ -18,8 +14,6 @@ from typing import cast
 
 from stafett_meeting.api import create_app
 from stafett_meeting.application import Meetings
-from stafett_meeting.policies import CaseFollower
-from stafett_runtime.health import Readiness
 from stafett_runtime.kernel import Kernel
 from stafett_runtime.logging import configure_logging
 from stafett_runtime.service import call, serve
@@ -33,22 +27,11 @@ def main() -> None:
     configure_tracing(settings.service)
     env = settings.eventsourcing_env()
     meetings = Meetings(env)
-    cases = CaseFollower(env)
-    readiness = Readiness()
-    readiness.add_policy("roster-policy", cases)
 
     async def stop() -> None:
-        # Both block on the store, which must never run on the event loop.
-        await call(cases.stop)
-        await call(meetings.close)
+        await call(meetings.close)  # blocks on the store, which must never run on the event loop
 
-    app = create_app(
-        meetings,
-        kernel,
-        readiness,
-        on_startup=[cases.start],
-        on_shutdown=[stop],
-    )
+    app = create_app(meetings, kernel, on_shutdown=[stop])
     serve(app, settings)
 
 

@@ -42,7 +42,7 @@ from stafett_notify.domain.facts import NotificationView
 from stafett_runtime.domain import NotAllowed
 from stafett_runtime.health import Readiness
 from stafett_runtime.kernel import Kernel
-from stafett_runtime.service import call, http_app
+from stafett_runtime.service import call, http_app, refusals
 
 # The rules a refusal here names, beside the access rule's own.
 SHOWN_WITH_ITS_CASE = "shown-with-its-case"
@@ -98,7 +98,11 @@ def create_app(
 ) -> Litestar:
     """The HTTP app in front of `notifications`; main.py wires it, tests give their own parts."""
 
-    @get("/notifications", summary="The notifications of a case that the caller may see")
+    @get(
+        "/notifications",
+        summary="The notifications of a case that the caller may see",
+        responses=refusals(403, 404),
+    )
     async def of_case(
         case_id: FromQuery[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> list[NotificationStatus]:
@@ -107,7 +111,11 @@ def create_app(
         views = await call(notifications.notifications_of, case_id)
         return [status_of(v) for v in views if shown(admitted.access, reader, v)]
 
-    @get("/notifications/{notification_id:uuid}", summary="One notification and its status")
+    @get(
+        "/notifications/{notification_id:uuid}",
+        summary="One notification and its status",
+        responses=refusals(403),
+    )
     async def one(
         notification_id: FromPath[UUID],
         request: Request[Actor, Any, Any],

@@ -15,10 +15,13 @@ or an auditor, gets `NotAllowed` naming the rule `who-may-act` (this table).
 | AppointBatonHolder | the unit leader |
 | OfferBaton | the baton holder |
 | AcceptBaton | the person offered the baton (or its holder already, which changes nothing) |
-| NoteConsent, LapseConsent, NoteLegalBasis | the system: the consent policy |
+| NoteConsent, NoteScopeChange, LapseConsent, NoteLegalBasis | the system: the consent policy |
+| CarryOutDecision | whoever may give the command it becomes: the meeting policy gives it as the person who recorded the decision (rules.py) |
 
 The unit leader is the person the directory names as leader of the case's unit, acting for that
-unit: a token's role `unit_leader` alone makes nobody the leader of a unit.
+unit: a token's role `unit_leader` alone makes nobody the leader of a unit. Who decides (the
+baton holder, the unit leader, the coordinator) is the case's own answer, `CaseFile.decided_by`,
+which the meeting service asks too.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stafett_case.domain.commands import (
+    CONSENT_FACTS,
     AcceptBaton,
     AppointBatonHolder,
     AssignCoordinator,
@@ -41,11 +45,8 @@ from stafett_case.domain.commands import (
     FileChildWelfareReport,
     FormResponsibilityGroup,
     JoinAgency,
-    LapseConsent,
     LeaveAgency,
     NoteBrightSpot,
-    NoteConsent,
-    NoteLegalBasis,
     OfferBaton,
     PlanMeasure,
     ProposeSystemMeasure,
@@ -57,7 +58,7 @@ from stafett_case.domain.commands import (
     ShareConcern,
 )
 from stafett_contracts.access import UNIT_IN_DIRECTORY
-from stafett_contracts.casefile import CaseFile, Post
+from stafett_contracts.casefile import CaseFile, holds
 from stafett_contracts.identity import STAFF, Actor, Role
 from stafett_contracts.people import Directory
 from stafett_runtime.domain import Context, NotAllowed
@@ -81,31 +82,6 @@ def acts_for_case_service(case: CaseFile, actor: Actor) -> bool:
     return actor.role in STAFF and actor.service in case.services
 
 
-def is_unit_leader(case: CaseFile, actor: Actor, directory: Directory) -> bool:
-    """The directory names the actor's person leader of the case's unit, which they act for."""
-    return (
-        actor.role in STAFF
-        and actor.service == case.unit
-        and directory.leads(actor.person, case.unit)
-    )
-
-
-def holds(post: Post | None, actor: Actor) -> bool:
-    return (
-        post is not None
-        and actor.role in STAFF
-        and (actor.person, actor.service) == (post.person, post.service)
-    )
-
-
-def is_decider(case: CaseFile, actor: Actor, directory: Directory) -> bool:
-    return (
-        holds(case.holder, actor)
-        or is_unit_leader(case, actor, directory)
-        or holds(case.coordinator, actor)
-    )
-
-
 Permit = Callable[[CaseFile, Any, Context], bool]
 
 
@@ -114,23 +90,23 @@ def _participant(case: CaseFile, _: Command, context: Context) -> bool:
 
 
 def _decider(case: CaseFile, _: Command, context: Context) -> bool:
-    return is_decider(case, context.actor, context.directory)
+    return case.decided_by(context.actor, context.directory)
 
 
 def _joiner(case: CaseFile, command: JoinAgency, context: Context) -> bool:
     actor = context.actor
     referred = command.service in case.referrals and actor.service == command.service
-    return is_decider(case, actor, context.directory) or (actor.role in STAFF and referred)
+    return case.decided_by(actor, context.directory) or (actor.role in STAFF and referred)
 
 
 def _leaver(case: CaseFile, command: LeaveAgency, context: Context) -> bool:
     actor = context.actor
     own = actor.service == command.service and acts_for_case_service(case, actor)
-    return is_decider(case, actor, context.directory) or own
+    return case.decided_by(actor, context.directory) or own
 
 
 def _unit_leader(case: CaseFile, _: Command, context: Context) -> bool:
-    return is_unit_leader(case, context.actor, context.directory)
+    return case.led_by(context.actor, context.directory)
 
 
 def _holder(case: CaseFile, _: Command, context: Context) -> bool:
@@ -181,7 +157,7 @@ _PERMITS: dict[type[Command], tuple[Permit, str]] = {
     AppointBatonHolder: (_unit_leader, "the unit leader"),
     OfferBaton: (_holder, "the baton holder"),
     AcceptBaton: (_offered, "the person offered the baton"),
-    **dict.fromkeys((NoteConsent, LapseConsent, NoteLegalBasis), (_system, "the consent policy")),
+    **dict.fromkeys(CONSENT_FACTS, (_system, "the consent policy")),
 }
 
 

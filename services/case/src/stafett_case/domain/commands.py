@@ -2,9 +2,10 @@
 
 A command names the decision in the imperative; `decide` (rules.py) answers with the events that
 record it. `expected_version` is optional everywhere: when given and stale, nothing is decided.
-`NoteConsent`, `LapseConsent` and `NoteLegalBasis` come only from the consent policy, which
-translates the consent service's events; they are never offered over HTTP, and keep the types
-of the events they come from.
+`NoteConsent`, `NoteScopeChange`, `LapseConsent` and `NoteLegalBasis` come only from the consent
+policy, which translates the consent service's events, and `CarryOutDecision` only from the
+meeting policy, which translates a meeting's decisions; they are never offered over HTTP, and
+keep the types of the events they come from.
 
 The fields people send have the bounded shapes of `stafett_contracts.inputs` (person and unit
 ids, free and short text), so a body that breaks a limit is refused (422) naming the field
@@ -20,8 +21,8 @@ from uuid import UUID
 
 import msgspec
 
-from stafett_contracts.case import Level, MeasureOutcome
-from stafett_contracts.envelope import ServiceRef, Text
+from stafett_contracts.case import DecisionKind, Level, MeasureOutcome
+from stafett_contracts.envelope import PersonRef, ServiceRef, Text
 from stafett_contracts.inputs import FreeText, PersonId, PersonIds, ShortText, UnitId
 from stafett_contracts.personal import SealedPersonalData
 
@@ -187,6 +188,16 @@ class NoteConsent(Command, frozen=True, kw_only=True):
     valid_until: datetime
 
 
+class NoteScopeChange(Command, frozen=True, kw_only=True):
+    """A consent's new scope: from the start the case noted, until its end unless a new one is
+    given (a consent the case never noted has no scope to change)."""
+
+    consent_id: UUID
+    services: tuple[ServiceRef, ...]
+    purposes: tuple[str, ...]
+    valid_until: datetime | None = None
+
+
 class LapseConsent(Command, frozen=True, kw_only=True):
     """A consent no longer covers these services (all of its services when none are named)."""
 
@@ -200,4 +211,17 @@ class NoteLegalBasis(Command, frozen=True, kw_only=True):
     legal_basis: Text
 
 
-CONSENT_FACTS = (NoteConsent, LapseConsent, NoteLegalBasis)
+CONSENT_FACTS = (NoteConsent, NoteScopeChange, LapseConsent, NoteLegalBasis)
+
+
+class CarryOutDecision(Command, frozen=True, kw_only=True):
+    """A decision a meeting recorded about the case, to be carried out as the case's own command
+    by the person who recorded it (the context's actor); if the case refuses that command, the
+    refusal is recorded instead (`DecisionRefused`)."""
+
+    meeting_id: UUID
+    decision_id: UUID
+    kind: DecisionKind
+    to_level: Level | None = None
+    reason: Text
+    participants: tuple[PersonRef, ...] = ()

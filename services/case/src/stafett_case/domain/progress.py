@@ -1,11 +1,11 @@
-"""The work on a case: log entries, levels (DOMAIN.md's exits table), measures, the group.
+"""The work on a case: log entries, levels (the staircase, `stafett_contracts.staircase`),
+measures, the group.
 
 The rules are named in rules.py's table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
 
 from stafett_case.domain.commands import (
@@ -52,11 +52,13 @@ from stafett_contracts.case import (
 from stafett_contracts.casefile import CaseFile
 from stafett_contracts.inputs import DateWindow
 from stafett_contracts.people import ServiceKind
+from stafett_contracts.staircase import (
+    LEVEL_EXITS,
+    refusal_to_continue,
+    refusal_to_go_down,
+    refusal_to_go_up,
+)
 from stafett_runtime.domain import Context, RuleViolation, require_within
-
-LEVELS_UP = {0: (1,), 1: (2, 3), 2: (3,), 3: ()}
-LEVELS_DOWN = {0: (), 1: (), 2: (1,), 3: (1, 2)}
-
 
 # Log entries: anyone on the case records them; they change no rule's outcome.
 
@@ -127,15 +129,14 @@ def _file_child_welfare_report(
     ]
 
 
-# Levels: DOMAIN.md's exits table.
+# Levels: the staircase (`stafett_contracts.staircase`).
 
 
 @decision.register
 def _decide_level(command: DecideLevel, state: CaseFile, context: Context) -> list[CaseEvent]:
-    if state.level == 0:
-        raise RuleViolation(
-            "level-exits", "at level 0 the case goes to level 1 or closes: it does not continue"
-        )
+    refusal = refusal_to_continue(state.level)
+    if refusal is not None:
+        raise RuleViolation(LEVEL_EXITS, refusal)
     return [
         LevelDecided(
             **next_envelope(state, context),
@@ -150,11 +151,9 @@ def _decide_level(command: DecideLevel, state: CaseFile, context: Context) -> li
 def _escalate(command: Escalate, state: CaseFile, context: Context) -> list[CaseEvent]:
     if command.to_level == state.level:
         return []
-    if command.to_level not in LEVELS_UP[state.level]:
-        raise RuleViolation(
-            "level-exits",
-            f"from level {state.level} the case goes up to {_levels(LEVELS_UP[state.level])}",
-        )
+    refusal = refusal_to_go_up(state.level, command.to_level)
+    if refusal is not None:
+        raise RuleViolation(LEVEL_EXITS, refusal)
     if command.to_level == 1 and not state.has_active_consent(context.now):
         raise RuleViolation(
             "level-1-needs-consent", "consent is obtained at level 0: none is in force"
@@ -178,11 +177,9 @@ def _escalate(command: Escalate, state: CaseFile, context: Context) -> list[Case
 def _de_escalate(command: DeEscalate, state: CaseFile, context: Context) -> list[CaseEvent]:
     if command.to_level == state.level:
         return []
-    if command.to_level not in LEVELS_DOWN[state.level]:
-        raise RuleViolation(
-            "level-exits",
-            f"from level {state.level} the case goes down to {_levels(LEVELS_DOWN[state.level])}",
-        )
+    refusal = refusal_to_go_down(state.level, command.to_level)
+    if refusal is not None:
+        raise RuleViolation(LEVEL_EXITS, refusal)
     return [
         DeEscalated(
             **next_envelope(state, context),
@@ -192,10 +189,6 @@ def _de_escalate(command: DeEscalate, state: CaseFile, context: Context) -> list
             participants=command.participants,
         )
     ]
-
-
-def _levels(levels: Iterable[int]) -> str:
-    return " or ".join(map(str, levels)) or "no level"
 
 
 @decision.register

@@ -19,6 +19,7 @@ names its rule; a command already satisfied returns no events.
 | level-exits | 0 -> 1 or close; 1 -> continue, 2, 3, close; 2 -> continue, 1, 3, close; 3 -> continue, 1, 2, close |
 | level-1-needs-consent | consent is obtained at level 0: the case reaches level 1 only with a consent in force |
 | level-3-needs-coordinator | a coordinator is assigned before the case goes to level 3 |
+| decision-carried-out | (not a refusal) a meeting's decision becomes the case's own command, decided as the person who recorded it; refused by any rule here, it is recorded as DecisionRefused naming that rule |
 | closed-case-accepts-only-reopen | a closed case takes ReopenCase; also consent facts and child-welfare reports, which nothing may block |
 | measure-has-evaluation-date | a measure's (next) evaluation date is not in the past |
 | date-within-window | an evaluation date, and the day a wondering conversation was held, lie in the case's window: not before the case was raised, at most `STAFETT_MAX_YEARS_AHEAD` years (default 5) ahead (`stafett_contracts.inputs`) |
@@ -31,9 +32,10 @@ names its rule; a command already satisfied returns no events.
 from __future__ import annotations
 
 from stafett_case.domain import progress, sharing  # noqa: F401 (their rules register with decision)
-from stafett_case.domain.access import check_allowed, unit_raising_concern
+from stafett_case.domain.access import WHO_MAY_ACT, check_allowed, unit_raising_concern
 from stafett_case.domain.commands import (
     CONSENT_FACTS,
+    CarryOutDecision,
     CloseCase,
     Command,
     DecideLevel,
@@ -45,14 +47,15 @@ from stafett_case.domain.commands import (
     FileChildWelfareReport,
     OfferBaton,
     PlanMeasure,
+    ProposeSystemMeasure,
     RaiseConcern,
     ReopenCase,
     SendReferral,
 )
-from stafett_case.domain.deciding import decision
-from stafett_contracts.case import CaseEvent, ConcernRaised
+from stafett_case.domain.deciding import decision, next_envelope
+from stafett_contracts.case import CaseEvent, ConcernRaised, DecisionKind, DecisionRefused
 from stafett_contracts.casefile import CaseFile
-from stafett_runtime.domain import Context, RuleViolation, envelope
+from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope
 
 NEEDS_BATON_HOLDER = (
     DecideLevel,
@@ -72,6 +75,8 @@ def decide(state: CaseFile | None, command: Command, context: Context) -> list[C
     if isinstance(command, RaiseConcern):
         return _raise_concern(state, command, context)
     case = _existing(state)
+    if isinstance(command, CarryOutDecision):
+        return _carry_out(case, command, context)
     check_allowed(case, command, context)
     if case.closed and not isinstance(command, ACCEPTED_WHEN_CLOSED):
         raise RuleViolation(
@@ -117,3 +122,52 @@ def _raise_concern(
             personal_data=command.personal_data,
         )
     ]
+
+
+# A meeting's decision (the meeting policy's CarryOutDecision).
+
+
+def command_for(decided: CarryOutDecision, state: CaseFile) -> Command:
+    """The case command that carries out the meeting's decision on the case as it is now:
+
+    | decision | case command |
+    |---|---|
+    | close | CloseCase |
+    | continue | DecideLevel |
+    | move_to_level N | Escalate to N when N is above the case's level, DeEscalate when below, DecideLevel when equal |
+    | system_measure | ProposeSystemMeasure, described by the decision's reason |
+    """  # noqa: E501 (a table reads best on one line per row)
+    reason, participants = decided.reason, decided.participants
+    match decided.kind:
+        case DecisionKind.CLOSE:
+            return CloseCase(reason=reason, participants=participants)
+        case DecisionKind.SYSTEM_MEASURE:
+            return ProposeSystemMeasure(description=reason)
+        case DecisionKind.MOVE_TO_LEVEL if decided.to_level is not None:
+            if decided.to_level > state.level:
+                return Escalate(to_level=decided.to_level, reason=reason, participants=participants)
+            if decided.to_level < state.level:
+                return DeEscalate(
+                    to_level=decided.to_level, reason=reason, participants=participants
+                )
+    return DecideLevel(reason=reason, participants=participants)
+
+
+def _carry_out(case: CaseFile, decided: CarryOutDecision, context: Context) -> list[CaseEvent]:
+    """The decision's command, decided as the person who recorded it, so every rule of the case
+    holds as if they had entered it; a refusal, by a rule or of who may act, is recorded as
+    `DecisionRefused` naming the rule, so it is on the relay log."""
+    try:
+        return decide(case, command_for(decided, case), context)
+    except (RuleViolation, NotAllowed) as refusal:
+        return [
+            DecisionRefused(
+                **next_envelope(case, context),
+                meeting_id=decided.meeting_id,
+                decision_id=decided.decision_id,
+                kind=decided.kind,
+                to_level=decided.to_level,
+                rule=refusal.rule or WHO_MAY_ACT,
+                reason=str(refusal),
+            )
+        ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Literal
+from uuid import UUID
 
 import msgspec
 
@@ -20,6 +21,7 @@ from stafett_case.domain.commands import (
     LeaveAgency,
     NoteConsent,
     NoteLegalBasis,
+    NoteScopeChange,
     OfferBaton,
     SendReferral,
 )
@@ -39,12 +41,9 @@ from stafett_contracts.case import (
     ReferralSent,
 )
 from stafett_contracts.casefile import CaseFile, Coverage, NotedConsent, Post
-from stafett_contracts.consent import Purpose
+from stafett_contracts.consent import REFERRED_TO, TAKING_PART
 from stafett_runtime.domain import Context, RuleViolation
 
-# The consent purposes that let a service take part (join, hold the baton), or be referred to.
-TAKE_PART = (Purpose.COOPERATION, Purpose.REFERRAL)
-REFER = (Purpose.REFERRAL,)
 _LEFT_FOR: dict[str, Literal["consent_withdrawn", "consent_expired"]] = {
     "withdrawn": "consent_withdrawn",
     "expired": "consent_expired",
@@ -60,7 +59,7 @@ def _send_referral(command: SendReferral, state: CaseFile, context: Context) -> 
         return []
     if command.to_service == state.unit:
         raise RuleViolation("referral-to-another-service", "a unit does not refer to itself")
-    coverage = _covered(state, command.to_service, REFER, context, "be referred to")
+    coverage = _covered(state, command.to_service, REFERRED_TO, context, "be referred to")
     return [
         ReferralSent(
             **next_envelope(state, context),
@@ -76,7 +75,7 @@ def _send_referral(command: SendReferral, state: CaseFile, context: Context) -> 
 def _join_agency(command: JoinAgency, state: CaseFile, context: Context) -> list[CaseEvent]:
     if command.service in state.services:
         return []
-    coverage = _covered(state, command.service, TAKE_PART, context, "join")
+    coverage = _covered(state, command.service, TAKING_PART, context, "join")
     return [
         AgencyJoined(
             **next_envelope(state, context),
@@ -135,7 +134,7 @@ def _appoint_baton_holder(
             "someone holds the baton: it passes only by a handover the receiver accepts",
         )
     require_on_the_case(state, command.service)
-    _covered(state, command.service, TAKE_PART, context, "hold the baton")
+    _covered(state, command.service, TAKING_PART, context, "hold the baton")
     return [
         BatonHolderAppointed(
             **next_envelope(state, context), holder=command.holder, service=command.service
@@ -149,7 +148,7 @@ def _offer_baton(command: OfferBaton, state: CaseFile, context: Context) -> list
     if offered in (state.holder, state.offer):
         return []
     require_on_the_case(state, command.to_service)
-    _covered(state, command.to_service, TAKE_PART, context, "take the baton")
+    _covered(state, command.to_service, TAKING_PART, context, "take the baton")
     return [
         BatonHandoverOffered(
             **next_envelope(state, context),
@@ -165,7 +164,7 @@ def _accept_baton(command: AcceptBaton, state: CaseFile, context: Context) -> li
     holder, offer = state.holder, state.offer
     if offer is None or holder is None:
         return []  # access.py let only the holder through: it is accepted already
-    _covered(state, offer.service, TAKE_PART, context, "take the baton")
+    _covered(state, offer.service, TAKING_PART, context, "take the baton")
     return [
         BatonHandedOver(
             **next_envelope(state, context),
@@ -237,10 +236,23 @@ def _note_consent(command: NoteConsent, state: CaseFile, context: Context) -> li
 
 
 @decision.register
+def _note_scope_change(
+    command: NoteScopeChange, state: CaseFile, context: Context
+) -> list[CaseEvent]:
+    noted = _noted(state, command.consent_id)
+    new_scope = NoteConsent(
+        consent_id=command.consent_id,
+        services=command.services,
+        purposes=command.purposes,
+        valid_from=noted.valid_from,
+        valid_until=command.valid_until or noted.valid_until,
+    )
+    return _note_consent(new_scope, state, context)
+
+
+@decision.register
 def _lapse_consent(command: LapseConsent, state: CaseFile, context: Context) -> list[CaseEvent]:
-    noted = state.consents.get(command.consent_id)
-    if noted is None:
-        raise RuleViolation("consent-known", f"consent {command.consent_id} was never noted")
+    noted = _noted(state, command.consent_id)
     named = command.services or noted.services
     lapsing = _still_covered(noted, tuple(s for s in named if s in noted.services))
     if not lapsing:
@@ -258,6 +270,13 @@ def _lapse_consent(command: LapseConsent, state: CaseFile, context: Context) -> 
     return draft.events
 
 
+def _noted(state: CaseFile, consent_id: UUID) -> NotedConsent:
+    noted = state.consents.get(consent_id)
+    if noted is None:
+        raise RuleViolation("consent-known", f"consent {consent_id} was never noted")
+    return noted
+
+
 def _still_covered(consent: NotedConsent, services: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(s for s in services if s not in consent.lapsed)
 
@@ -271,7 +290,7 @@ def _leave_when_uncovered(
         state = draft.state
         if service == state.unit or service not in state.services:
             continue
-        if state.coverage(service, TAKE_PART, draft.context.now) is not None:
+        if state.coverage(service, TAKING_PART, draft.context.now) is not None:
             continue
         holder = state.holder
         draft.add(AgencyLeft(**draft.envelope(), service=service, reason=left_for))

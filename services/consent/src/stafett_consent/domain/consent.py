@@ -32,8 +32,12 @@ case was raised (`consent-not-before-the-case`), at most a year ahead
 validity periods after it begins (`consent-ends-within-three-validity-periods`: 36 months by
 default), a scope change included.
 
-`decide` takes the consent's id besides state, command and context: the application makes the id
-of a new consent, and the first event's envelope needs it.
+`decide(state, command, context)` gets a `ConsentContext`: besides who acts and when, the
+consent's id (the application makes the id of a new consent, and the first event's envelope
+needs it), the municipality's rules, the facts of the case (`Facts`: every command but the
+expiry timer's needs them), and the case's consents as this instance has read them: a party
+changes the scope of its live consent rather than giving a second one
+(`one-live-consent-per-case-and-party`; two gives racing on two instances could both pass).
 """
 
 from __future__ import annotations
@@ -57,10 +61,11 @@ from stafett_contracts.consent import (
     ConsentScopeChanged,
     ConsentWithdrawn,
     Evidence,
+    LegalBasisRecorded,
     Party,
     Purpose,
 )
-from stafett_contracts.identity import STAFF, Actor, Role
+from stafett_contracts.identity import FAMILY, STAFF, Actor, Role
 from stafett_contracts.inputs import DocumentRef, Moment, PersonId, ShortText, UnitId
 from stafett_contracts.people import Directory, RegisteredChild
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope
@@ -216,11 +221,6 @@ class Consent(msgspec.Struct, frozen=True, kw_only=True):
     def scope(self) -> Scope:
         return self.scopes[-1]
 
-    def scope_index_at(self, moment: datetime) -> int:
-        """Which scope held at `moment`; the first one also before it was recorded."""
-        begun = [i for i, scope in enumerate(self.scopes) if scope.since <= moment]
-        return begun[-1] if begun else 0
-
     def has_ended(self, now: datetime) -> bool:
         return (
             self.withdrawn_at is not None
@@ -232,28 +232,47 @@ class Consent(msgspec.Struct, frozen=True, kw_only=True):
 # Decide
 
 
-def decide(
-    state: Consent | None,
-    command: Command,
-    context: Context,
-    consent_id: UUID,
-    rules: ConsentRules | None = None,
-    facts: Facts | None = None,
-) -> list[ConsentEvent]:
-    """The events that follow from `command`; `facts` are needed for every command but the
-    expiry timer's."""
-    rules = rules or ConsentRules()
+class ConsentContext(Context, frozen=True, kw_only=True):
+    """A consent command's context: the consent decided on, and what its decision reads."""
+
+    consent_id: UUID
+    rules: ConsentRules = ConsentRules()
+    facts: Facts | None = None  # the case and its child; the expiry timer needs none
+    case_consents: tuple[Consent, ...] = ()  # for a new consent: the case's others
+
+    @classmethod
+    def of(
+        cls,
+        context: Context,
+        *,
+        consent_id: UUID,
+        rules: ConsentRules,
+        facts: Facts | None = None,
+        case_consents: tuple[Consent, ...] = (),
+    ) -> ConsentContext:
+        return cls(
+            **msgspec.structs.asdict(context),
+            consent_id=consent_id,
+            rules=rules,
+            facts=facts,
+            case_consents=case_consents,
+        )
+
+
+def decide(state: Consent | None, command: Command, context: ConsentContext) -> list[ConsentEvent]:
+    """The events that follow from `command`, or a refusal naming its rule."""
+    rules = context.rules
     if isinstance(command, GiveConsent):
         if state is not None:
             raise RuleViolation(CONSENT_GIVEN_FIRST, "this consent has already been given")
-        return _give(command, context, consent_id, rules, _needed(facts))
+        return _give(command, context, rules, _needed(context.facts))
     if state is None:
         raise RuleViolation(CONSENT_GIVEN_FIRST, "no consent has been given here")
     match command:
         case ChangeScope():
-            return _change_scope(state, command, context, rules, _needed(facts))
+            return _change_scope(state, command, context, rules, _needed(context.facts))
         case WithdrawConsent():
-            return _withdraw(state, command, context, _needed(facts))
+            return _withdraw(state, command, context, _needed(context.facts))
         case ExpireConsent():
             return _expire(state, context)
 
@@ -276,7 +295,7 @@ def _needed(facts: Facts | None) -> Facts:
 
 
 def _give(
-    command: GiveConsent, context: Context, consent_id: UUID, rules: ConsentRules, facts: Facts
+    command: GiveConsent, context: ConsentContext, rules: ConsentRules, facts: Facts
 ) -> list[ConsentEvent]:
     party, evidence = command.given_by.recorded(), command.evidence.recorded()
     _authorise(party, context.actor, facts.case)
@@ -286,9 +305,10 @@ def _give(
     _require_valid_from(command.valid_from, context.now, facts.case, rules)
     valid_until = command.valid_until or add_months(command.valid_from, rules.validity_months)
     _require_valid_until(valid_until, command.valid_from, context.now, rules)
+    refuse_second_live_consent(context.case_consents, command.given_by, context.now)
     return [
         ConsentGiven(
-            **envelope(context, consent_id, 1),
+            **envelope(context, context.consent_id, 1),
             case_id=command.case_id,
             child_id=facts.case.child_id,
             given_by=party,
@@ -376,7 +396,7 @@ def _authorise(party: Party, actor: Actor, case: CaseFile) -> None:
                 rule=SERVICE_TAKES_PART,
             )
         return
-    if actor.role in (Role.GUARDIAN, Role.CHILD):
+    if actor.role in FAMILY:
         if actor.role.value == party.kind and actor.person == party.person:
             return
         raise NotAllowed(
@@ -512,7 +532,9 @@ def add_months(moment: datetime, months: int) -> datetime:
 # Evolve
 
 
-def evolve(state: Consent | None, event: ConsentEvent) -> Consent:
+def evolve(state: Consent | None, event: ConsentEvent) -> Consent | None:
+    if isinstance(event, LegalBasisRecorded):
+        return state  # a legal basis is a record of its own, no consent (legal_basis.py)
     return _evolve(event, state)
 
 

@@ -13,10 +13,13 @@ municipality directory, never from the request:
   (`law-empowers-the-service`; the refusal lists the provisions the unit may name).
 
 The case must exist, and its child is the case's child (`Facts`), never a field of the request.
+`record_legal_basis(state, command, context)` decides it, as every decision is made
+(`stafett_runtime.commands`); the state is always None, as each record is new.
 """
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -41,8 +44,25 @@ class RecordLegalBasis(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     justification: FreeText
 
 
+class LegalBasisContext(Context, frozen=True, kw_only=True):
+    """A legal basis command's context: the new record's id (the application makes it) and the
+    facts of its case."""
+
+    basis_id: UUID
+    facts: Facts
+
+    @classmethod
+    def of(cls, context: Context, *, basis_id: UUID, facts: Facts) -> LegalBasisContext:
+        return cls(**msgspec.structs.asdict(context), basis_id=basis_id, facts=facts)
+
+
+def evolve(state: LegalBasisRecorded | None, event: Any) -> LegalBasisRecorded | None:
+    """A legal basis is its one event; a consent's events are no legal basis's."""
+    return event if isinstance(event, LegalBasisRecorded) else state
+
+
 def record_legal_basis(
-    command: RecordLegalBasis, context: Context, basis_id: UUID, facts: Facts
+    _: LegalBasisRecorded | None, command: RecordLegalBasis, context: LegalBasisContext
 ) -> list[LegalBasisRecorded]:
     """The unit's legal basis, recorded by the acting person, who is named as the one who shared."""
     actor = context.actor
@@ -65,9 +85,9 @@ def record_legal_basis(
         )
     return [
         LegalBasisRecorded(
-            **envelope(context, basis_id, 1),
+            **envelope(context, context.basis_id, 1),
             case_id=command.case_id,
-            child_id=facts.case.child_id,
+            child_id=context.facts.case.child_id,
             service=command.service,
             legal_basis=command.legal_basis,
             justification=command.justification,

@@ -1,19 +1,22 @@
 """The Meeting aggregate: state, `decide` (the rules), and `evolve` (how each event changes it).
 
-`decide(state, command, context, roster, meeting_id)` gets the meeting (None before it is
-scheduled), the roster of its case (what the meeting service knows of the case, roster.py) and,
-in the context, the municipality directory, which names each unit's leader.
+`decide(state, command, context)` gets the meeting (None before it is scheduled) and a
+`MeetingContext`: the meeting's id, its case as the case's events tell it now (the one fold of a
+case, `stafett_contracts.casefile.CaseFile`) and the municipality directory, which names each
+unit's leader. Who decides on the case (`CaseFile.decided_by`), which services a consent covers
+(`CaseFile.coverage`) and where the case may move (`stafett_contracts.staircase`) are the
+case's own rules, asked here, never copied.
 
 | rule | holds |
 |---|---|
 | who-calls-meetings | the case's deciders (baton holder, coordinator, the leader the directory names for the case's unit) schedule meetings and record decisions; the meeting's leader or a decider run it (invite, reschedule, cancel, held, minutes, action items) |
-| consent-covers-the-service | a person from a service is invited, leads, or owns an action item only if the case's unit is that service, a legal basis names it, or a consent covers it now for the meeting's purpose (TVIST: tvist; otherwise cooperation or referral): refused with 403 |
+| consent-covers-the-service | a person from a service is invited, leads, or owns an action item only if the case's unit is that service, a legal basis or a report to child welfare names it, or a consent covers it now for the meeting's purpose (`MeetingType.purposes`; TVIST: tvist; otherwise cooperation or referral): refused with 403 |
 | case-is-open | a closed case gets no new meetings, invitations or decisions |
 | meeting-not-cancelled, meeting-not-yet-held | a cancelled meeting takes nothing more; a held one is not invited to, moved or cancelled |
 | meeting-held-first | minutes, decisions, action items and feedback follow the meeting |
 | attended-were-invited | those who attended are the leader or invitees |
 | held-once | a meeting is held once (the same record again changes nothing) |
-| level-exits | a decision to move follows the staircase: 0 -> 1; 1 -> 2, 3; 2 -> 1, 3; 3 -> 1, 2; at level 0 the case does not continue |
+| level-exits | a decision to move follows the staircase (`stafett_contracts.staircase`): 0 -> 1; 1 -> 2, 3; 2 -> 1, 3; 3 -> 1, 2; at level 0 the case does not continue |
 | one-decision-per-id, one-item-per-id | a retry with the same id changes nothing; other content under the same id is refused |
 | due-date-not-past | an action item is not due in the past |
 | date-within-window | a meeting's start and end, when it was held, and an action item's due date lie in the case's window: not before the case was raised, at most `STAFETT_MAX_YEARS_AHEAD` years (default 5) ahead (`stafett_contracts.inputs`) |
@@ -36,6 +39,7 @@ from uuid import UUID
 import msgspec
 
 from stafett_contracts.access import Access, visible
+from stafett_contracts.casefile import CaseFile
 from stafett_contracts.identity import STAFF, Actor, Role
 from stafett_contracts.inputs import DateWindow
 from stafett_contracts.meeting import (
@@ -54,6 +58,7 @@ from stafett_contracts.meeting import (
     MinutesRecorded,
     ParticipantInvited,
 )
+from stafett_contracts.staircase import LEVEL_EXITS, refusal_of_decision
 from stafett_meeting.domain.commands import (
     AssignActionItem,
     CancelMeeting,
@@ -67,11 +72,19 @@ from stafett_meeting.domain.commands import (
     RescheduleMeeting,
     ScheduleMeeting,
 )
-from stafett_meeting.domain.roster import Roster
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope, require_within
 
-# The staircase, as the case service keeps it (DOMAIN.md, "The levels").
-LEVEL_EXITS: dict[int, tuple[int, ...]] = {0: (1,), 1: (2, 3), 2: (1, 3), 3: (1, 2)}
+
+class MeetingContext(Context, frozen=True, kw_only=True):
+    """A meeting command's context: besides who acts and when, the meeting decided on (a new
+    one's id is made by the application) and its case as the case's events tell it now."""
+
+    meeting_id: UUID
+    case: CaseFile
+
+    @classmethod
+    def of(cls, context: Context, *, meeting_id: UUID, case: CaseFile) -> MeetingContext:
+        return cls(**msgspec.structs.asdict(context), meeting_id=meeting_id, case=case)
 
 
 class NotCovered(NotAllowed):
@@ -150,7 +163,11 @@ def as_seen(access: Access, history: Iterable[MeetingEvent]) -> Meeting | None:
     return fold(seen)
 
 
-def evolve(state: Meeting | None, event: MeetingEvent) -> Meeting:
+def evolve(state: Meeting | None, event: MeetingEvent) -> Meeting | None:
+    if isinstance(event, CaseRosterNoted):
+        # What the meeting service noted of a case while it followed the CASE stream (it reads
+        # the case itself now): such a record is no meeting's, so its id is no meeting.
+        return state
     if isinstance(event, MeetingScheduled):
         return Meeting(
             id=event.aggregate_id,
@@ -245,51 +262,34 @@ def _feedback(event: FeedbackGiven, state: Meeting) -> Meeting:
     return msgspec.structs.replace(state, feedback_from=(*state.feedback_from, event.person))
 
 
-@_apply.register
-def _roster(event: CaseRosterNoted, state: Meeting) -> Meeting:
-    raise TypeError("a roster event belongs to the case's roster, never to a meeting")
-
-
 # Decide.
 
 
-def decide(
-    state: Meeting | None,
-    command: Command,
-    context: Context,
-    roster: Roster,
-    meeting_id: UUID | None = None,
-) -> list[MeetingEvent]:
+def decide(state: Meeting | None, command: Command, context: MeetingContext) -> list[MeetingEvent]:
     """The events that record `command` on the meeting, or a refusal naming its rule."""
     if isinstance(command, ScheduleMeeting):
-        if meeting_id is None:
-            raise ValueError("scheduling makes a meeting: its id is needed")
-        return _schedule(state, command, context, roster, meeting_id)
+        return _schedule(state, command, context)
     if state is None:
         raise RuleViolation("meeting-exists", "there is no such meeting: schedule it first")
-    return _rules(command, state, context, roster)
+    return _rules(command, state, context)
 
 
 def _schedule(
-    state: Meeting | None,
-    command: ScheduleMeeting,
-    context: Context,
-    roster: Roster,
-    meeting_id: UUID,
+    state: Meeting | None, command: ScheduleMeeting, context: MeetingContext
 ) -> list[MeetingEvent]:
-    actor = context.actor
-    if not roster.is_decider(actor, context.directory):
+    actor, case = context.actor, context.case
+    if not case.decided_by(actor, context.directory):
         raise NotAllowed(f"only {_DECIDERS} calls a meeting of the case")
-    _require_open_case(roster)
+    _require_open_case(case)
     leader = command.leader or actor.person
     leader_service = command.leader_service or actor.service
     if leader_service is None:  # a decider always acts for a service; kept for the type checker
         raise NotAllowed("a meeting is led by someone acting for a service")
-    _require_covered(roster, leader_service, command.meeting_type, context, "lead the meeting")
-    _require_in_window(roster, context, starts_at=command.starts_at, ends_at=command.ends_at)
+    _require_covered(case, leader_service, command.meeting_type, context, "lead the meeting")
+    _require_in_window(context, starts_at=command.starts_at, ends_at=command.ends_at)
     event = MeetingScheduled(
-        **envelope(context, meeting_id, 1),
-        case_id=roster.case_id,
+        **envelope(context, context.meeting_id, 1),
+        case_id=case.id,
         meeting_type=command.meeting_type,
         starts_at=command.starts_at,
         ends_at=command.ends_at,
@@ -307,18 +307,16 @@ def _schedule(
 
 
 @singledispatch
-def _rules(
-    command: Command, state: Meeting, context: Context, roster: Roster
-) -> list[MeetingEvent]:
+def _rules(command: Command, state: Meeting, context: MeetingContext) -> list[MeetingEvent]:
     raise TypeError(f"no rules for {type(command).__name__}")
 
 
 @_rules.register
 def _invite(
-    command: InviteParticipant, state: Meeting, context: Context, roster: Roster
+    command: InviteParticipant, state: Meeting, context: MeetingContext
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context, "invite to")
-    _require_open_case(roster)
+    _require_runner(state, context, "invite to")
+    _require_open_case(context.case)
     _require_upcoming(state)
     invitee = Invitee(person=command.person, kind=command.kind, service=command.service)
     already = state.invitee(command.person)
@@ -327,7 +325,7 @@ def _invite(
     if already is not None:
         raise RuleViolation("invited-once", f"{command.person} is invited already, otherwise")
     if command.service is not None:
-        _require_covered(roster, command.service, state.meeting_type, context, "be invited")
+        _require_covered(context.case, command.service, state.meeting_type, context, "be invited")
     return [
         ParticipantInvited(
             **_next(state, context),
@@ -340,9 +338,9 @@ def _invite(
 
 @_rules.register
 def _reschedule(
-    command: RescheduleMeeting, state: Meeting, context: Context, roster: Roster
+    command: RescheduleMeeting, state: Meeting, context: MeetingContext
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context, "reschedule")
+    _require_runner(state, context, "reschedule")
     _require_upcoming(state)
     place = command.place if command.place or command.video_link else state.place
     video_link = command.video_link if command.place or command.video_link else state.video_link
@@ -353,7 +351,7 @@ def _reschedule(
         state.video_link,
     ):
         return []
-    _require_in_window(roster, context, starts_at=command.starts_at, ends_at=command.ends_at)
+    _require_in_window(context, starts_at=command.starts_at, ends_at=command.ends_at)
     return [
         MeetingRescheduled(
             **_next(state, context),
@@ -367,10 +365,8 @@ def _reschedule(
 
 
 @_rules.register
-def _cancel(
-    command: CancelMeeting, state: Meeting, context: Context, roster: Roster
-) -> list[MeetingEvent]:
-    _require_runner(state, roster, context, "cancel")
+def _cancel(command: CancelMeeting, state: Meeting, context: MeetingContext) -> list[MeetingEvent]:
+    _require_runner(state, context, "cancel")
     if state.cancelled:
         return []
     _require_upcoming(state)
@@ -379,9 +375,9 @@ def _cancel(
 
 @_rules.register
 def _record_held(
-    command: RecordMeetingHeld, state: Meeting, context: Context, roster: Roster
+    command: RecordMeetingHeld, state: Meeting, context: MeetingContext
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context, "record as held")
+    _require_runner(state, context, "record as held")
     _require_not_cancelled(state)
     if state.held_at is not None:
         if command.attended == state.attended and command.held_at in (None, state.held_at):
@@ -390,7 +386,7 @@ def _record_held(
     held_at = command.held_at or context.now
     if held_at > context.now:
         raise RuleViolation("held-in-the-past", "a meeting is recorded as held after it was")
-    _require_in_window(roster, context, held_at=held_at)
+    _require_in_window(context, held_at=held_at)
     invited = {state.leader, *(i.person for i in state.invited)}
     strangers = [person for person in command.attended if person not in invited]
     if strangers:
@@ -402,9 +398,9 @@ def _record_held(
 
 @_rules.register
 def _record_minutes(
-    command: RecordMinutes, state: Meeting, context: Context, roster: Roster
+    command: RecordMinutes, state: Meeting, context: MeetingContext
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context, "record minutes of")
+    _require_runner(state, context, "record minutes of")
     _require_held(state)
     if state.minutes and state.minutes[-1] == command.minutes:
         return []  # a retry
@@ -413,9 +409,9 @@ def _record_minutes(
 
 @_rules.register
 def _record_decision(
-    command: RecordDecision, state: Meeting, context: Context, roster: Roster
+    command: RecordDecision, state: Meeting, context: MeetingContext
 ) -> list[MeetingEvent]:
-    if not roster.is_decider(context.actor, context.directory):
+    if not context.case.decided_by(context.actor, context.directory):
         raise NotAllowed(f"only {_DECIDERS} records a decision about the case")
     _require_held(state)
     participants = command.participants or state.attended
@@ -430,19 +426,10 @@ def _record_decision(
         return []
     if recorded is not None:
         raise RuleViolation("one-decision-per-id", "another decision has this decision_id")
-    _require_open_case(roster)
-    if command.kind == DecisionKind.CONTINUE and roster.level == 0:
-        raise RuleViolation(
-            "level-exits", "at level 0 the case goes to level 1 or closes: it does not continue"
-        )
-    if command.kind == DecisionKind.MOVE_TO_LEVEL:
-        exits = LEVEL_EXITS[roster.level]
-        if command.to_level not in exits:
-            raise RuleViolation(
-                "level-exits",
-                f"from level {roster.level} the case moves to "
-                f"{' or '.join(map(str, exits))}, not to {command.to_level}",
-            )
+    _require_open_case(context.case)
+    refusal = refusal_of_decision(command.kind, context.case.level, command.to_level)
+    if refusal is not None:
+        raise RuleViolation(LEVEL_EXITS, refusal)
     return [
         DecisionRecorded(
             **_next(state, context),
@@ -457,9 +444,9 @@ def _record_decision(
 
 @_rules.register
 def _assign_item(
-    command: AssignActionItem, state: Meeting, context: Context, roster: Roster
+    command: AssignActionItem, state: Meeting, context: MeetingContext
 ) -> list[MeetingEvent]:
-    _require_runner(state, roster, context, "assign action items of")
+    _require_runner(state, context, "assign action items of")
     _require_held(state)
     item = ActionItem(
         description=command.description,
@@ -474,10 +461,10 @@ def _assign_item(
         raise RuleViolation("one-item-per-id", "another action item has this item_id")
     if command.due_on < context.now.date():
         raise RuleViolation("due-date-not-past", "an action item is not due in the past")
-    _require_in_window(roster, context, due_on=command.due_on)
+    _require_in_window(context, due_on=command.due_on)
     if command.owner_service is not None:
         _require_covered(
-            roster, command.owner_service, state.meeting_type, context, "own an action item"
+            context.case, command.owner_service, state.meeting_type, context, "own an action item"
         )
     return [
         ActionItemAssigned(
@@ -493,12 +480,12 @@ def _assign_item(
 
 @_rules.register
 def _complete_item(
-    command: CompleteActionItem, state: Meeting, context: Context, roster: Roster
+    command: CompleteActionItem, state: Meeting, context: MeetingContext
 ) -> list[MeetingEvent]:
     item = state.action_items.get(command.item_id)
     # Refused before anything is said of the item, even whether it exists.
     owns = item is not None and context.actor.person == item.owner
-    if not (owns or _runs(state, roster, context)):
+    if not (owns or _runs(state, context)):
         raise NotAllowed(f"only its owner, the meeting's leader or {_DECIDERS} completes it")
     if item is None:
         raise RuleViolation("item-exists", "no action item of this meeting has this item_id")
@@ -511,7 +498,7 @@ def _complete_item(
 
 @_rules.register
 def _give_feedback(
-    command: GiveFeedback, state: Meeting, context: Context, roster: Roster
+    command: GiveFeedback, state: Meeting, context: MeetingContext
 ) -> list[MeetingEvent]:
     actor = context.actor
     invitee = state.invitee(actor.person)
@@ -544,19 +531,19 @@ def _next(state: Meeting, context: Context) -> dict[str, Any]:
     return {**envelope(context, state.id, state.version + 1), "case_id": state.case_id}
 
 
-def _runs(state: Meeting, roster: Roster, context: Context) -> bool:
+def _runs(state: Meeting, context: MeetingContext) -> bool:
     """The meeting's leader or a decider of the case runs the meeting."""
     actor = context.actor
-    return state.led_by(actor) or roster.is_decider(actor, context.directory)
+    return state.led_by(actor) or context.case.decided_by(actor, context.directory)
 
 
-def _require_runner(state: Meeting, roster: Roster, context: Context, doing: str) -> None:
-    if not _runs(state, roster, context):
+def _require_runner(state: Meeting, context: MeetingContext, doing: str) -> None:
+    if not _runs(state, context):
         raise NotAllowed(f"only the meeting's leader or {_DECIDERS} may {doing} the meeting")
 
 
-def _require_open_case(roster: Roster) -> None:
-    if roster.closed:
+def _require_open_case(case: CaseFile) -> None:
+    if case.closed:
         raise RuleViolation("case-is-open", "the case is closed: reopen it first")
 
 
@@ -577,16 +564,16 @@ def _require_held(state: Meeting) -> None:
         raise RuleViolation("meeting-held-first", "record the meeting as held first")
 
 
-def _require_in_window(roster: Roster, context: Context, **dates: date | datetime) -> None:
-    window = DateWindow.of_case(roster.raised_at, context.now)
+def _require_in_window(context: MeetingContext, **dates: date | datetime) -> None:
+    window = DateWindow.of_case(context.case.raised_at, context.now)
     for field, value in dates.items():
         require_within(window, field, value)
 
 
 def _require_covered(
-    roster: Roster, service: str, meeting_type: MeetingType, context: Context, doing: str
+    case: CaseFile, service: str, meeting_type: MeetingType, context: Context, doing: str
 ) -> None:
-    if not roster.covers(service, meeting_type, context.now):
+    if case.coverage(service, meeting_type.purposes, context.now) is None:
         purpose = "TVIST" if meeting_type == MeetingType.TVIST else "cooperation"
         raise NotCovered(
             f"consent-covers-the-service: no consent of the case covers {service} for "

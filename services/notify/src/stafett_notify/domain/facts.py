@@ -2,10 +2,12 @@
 
 `MeetingFacts` answers "who is concerned" when a meeting event arrives (the policy folds the
 meeting up to that event; a case it reads with the one fold of a case,
-`stafett_contracts.casefile`). `CaseFacts` is what the timers need of a case: what is due and by
-whom (an evaluation pending, a meeting's action item open) and when anything last happened.
-`Watch` holds what the timers and the read model need, folded from the CASE, MEETING and NOTIFY
-streams: it is rebuilt from events after a restart, so no timer lives only in memory.
+`stafett_contracts.casefile`). `CaseFacts` is what the timers need of a case: the case itself,
+folded with that same fold (its unit, baton holder, whether it is closed, its measures and their
+evaluation dates), and what its meetings add (their open action items) and when anything last
+happened on either. `Watch` holds what the timers and the read model need, folded from the CASE,
+MEETING and NOTIFY streams: it is rebuilt from events after a restart, so no timer lives only in
+memory.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from uuid import UUID
 from stafett_contracts import case as c
 from stafett_contracts import meeting as m
 from stafett_contracts import notify as n
+from stafett_contracts.casefile import CaseFile, evolve
 from stafett_contracts.envelope import Event
 
 
@@ -30,40 +33,37 @@ class Due:
 
 @dataclass
 class CaseFacts:
-    unit: str | None = None
-    holder: str | None = None
-    coordinator: str | None = None
-    closed: bool = False
+    case: CaseFile  # `CaseFile.unknown` until its ConcernRaised is read
     last_activity_at: datetime | None = None
-    measures: dict[UUID, Due] = field(default_factory=dict)
-    items: dict[UUID, Due] = field(default_factory=dict)
+    items: dict[UUID, Due] = field(default_factory=dict)  # open action items of its meetings
+
+    @property
+    def unit(self) -> str | None:
+        return self.case.unit or None
+
+    @property
+    def holder(self) -> str | None:
+        return self.case.holder.person if self.case.holder else None
+
+    @property
+    def closed(self) -> bool:
+        return self.case.closed
+
+    @property
+    def measures(self) -> dict[UUID, Due]:
+        """The measures whose evaluation is due, by whom and when."""
+        return {
+            measure_id: Due(measure.responsible, measure.evaluation_date)
+            for measure_id, measure in self.case.measures.items()
+            if not (measure.ended or measure.to_end)
+        }
 
     def take_in(self, event: Event) -> None:
         if self.last_activity_at is None or event.occurred_at > self.last_activity_at:
             self.last_activity_at = event.occurred_at
         match event:
-            case c.ConcernRaised():
-                self.unit = event.unit
-            case c.BatonHolderAppointed():
-                self.holder = event.holder
-            case c.BatonHandedOver():
-                self.holder = event.to_person
-            case c.BatonVacated():
-                self.holder = None
-            case c.CoordinatorAssigned():
-                self.coordinator = event.coordinator
-            case c.MeasurePlanned():
-                self.measures[event.measure_id] = Due(event.responsible, event.evaluation_date)
-            case c.MeasureEvaluated():
-                planned = self.measures.pop(event.measure_id, None)
-                if planned is not None and event.next_evaluation_date is not None:
-                    self.measures[event.measure_id] = Due(planned.owner, event.next_evaluation_date)
-            case c.MeasureEnded():
-                self.measures.pop(event.measure_id, None)
-            case c.CaseClosed():
-                self.closed = True
-            case c.CaseReopened():
-                self.closed = False
+            case c.CaseEvent():
+                self.case = evolve(self.case, event)
             case m.ActionItemAssigned():
                 self.items[event.item_id] = Due(event.owner, event.due_on)
             case m.ActionItemCompleted():
@@ -137,9 +137,9 @@ class Watch:
     def take_in(self, event: Event) -> None:
         match event:
             case c.CaseEvent():
-                self.cases.setdefault(event.aggregate_id, CaseFacts()).take_in(event)
+                self._case(event.aggregate_id).take_in(event)
             case m.MeetingEvent():
-                self.cases.setdefault(event.case_id, CaseFacts()).take_in(event)
+                self._case(event.case_id).take_in(event)
             case n.ReminderScheduled():
                 self.reminders[event.aggregate_id] = event
             case n.FollowUpBreakDetected():
@@ -169,6 +169,9 @@ class Watch:
                 self._update(event.aggregate_id, status="sent", sent_at=event.sent_at, error=None)
             case n.NotificationFailed():
                 self._update(event.aggregate_id, status="failed", error=event.error)
+
+    def _case(self, case_id: UUID) -> CaseFacts:
+        return self.cases.setdefault(case_id, CaseFacts(case=CaseFile.unknown(case_id)))
 
     def _update(self, notification_id: UUID, **changes: object) -> None:
         view = self.notifications.get(notification_id)
