@@ -6,12 +6,14 @@ provider objects directly, and the one test of the global provider runs in a fre
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from litestar import Litestar, get
@@ -26,6 +28,7 @@ from stafett_runtime.tracing import (
     extract_trace_context,
     http_tracing_middleware,
     inject_trace_context,
+    publishing,
 )
 
 
@@ -188,3 +191,39 @@ def test_the_provider_becomes_the_global_one_when_asked() -> None:
         """
     )
     subprocess.run([sys.executable, "-c", program], check=True, timeout=60)
+
+
+def test_spans_go_to_the_trace_file_as_json_lines_when_one_is_named(tmp_path: Path) -> None:
+    # Given a service told to write its spans to a file (`stafett up --trace`)
+    trace_file = tmp_path / "traces.jsonl"
+    provider = configure_tracing(
+        "case", set_global=False, environ={"STAFETT_TRACE_FILE": str(trace_file)}
+    )
+
+    # When it records two spans
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("raise_concern"), tracer.start_as_current_span("append"):
+        pass
+    provider.shutdown()
+
+    # Then each is one line of JSON, naming its service and trace
+    inner, outer = (json.loads(line) for line in trace_file.read_text().splitlines())
+    assert (inner["name"], outer["name"]) == ("append", "raise_concern")
+    assert inner["context"]["trace_id"] == outer["context"]["trace_id"]
+    assert outer["resource"]["attributes"]["service.name"] == "case"
+
+
+def test_a_write_to_a_stream_is_a_producer_span_whose_readers_continue_its_trace(
+    spans: InMemorySpanExporter,
+) -> None:
+    headers: dict[str, str] = {}
+    with publishing("CASE", 3) as publish:
+        inject_trace_context(headers)
+
+    [span] = spans.get_finished_spans()
+    assert span.name == "publish CASE"
+    assert span.kind is SpanKind.PRODUCER
+    assert span.attributes is not None
+    assert span.attributes["messaging.destination.name"] == "CASE"
+    assert span.attributes["messaging.batch.message_count"] == 3
+    assert format(publish.get_span_context().span_id, "016x") in headers["traceparent"]

@@ -1,26 +1,26 @@
-"""The `stafett` command."""
+"""The `stafett` command.
+
+Each command imports what it needs when it runs, not before: `stafett --help` and the
+argument parsing of every command import nothing of the platform, the store or the web
+framework (the benchmark `python -m bench.cli` measures them).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-import nats
-from eventsourcing.persistence import OperationalError
-from rich.console import Console
-
-from stafett_cli import platform
-from stafett_cli.datafolder import Login, operator_login, service_login
-from stafett_cli.streams import Store, default_nats_url
-from stafett_cli.token import development_token, signed_with
 from stafett_contracts.identity import Role
-from stafett_runtime.auth import TokenError
+
+if TYPE_CHECKING:
+    from stafett_cli.datafolder import Login
+    from stafett_cli.streams import Store
 
 DESCRIPTION = """\
 Stafett: coordinated early help for children at risk, on NATS JetStream.
@@ -63,6 +63,12 @@ def parser() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="load a demo municipality through the services' APIs (once per data folder)",
+    )
+    up.add_argument(
+        "--trace",
+        action="store_true",
+        help="write every span of every service to STAFETT_DATA_DIR/logs/traces.jsonl, one "
+        "JSON line each (for a look at traces without a collector)",
     )
 
     token = commands.add_parser(
@@ -132,9 +138,10 @@ def parser() -> argparse.ArgumentParser:
         "replay",
         help="rebuild the read models from the streams, with progress and rate",
         description=(
-            "Run the projection service's rebuild (python -m stafett_projection rebuild): drop "
-            "the read models and build them again from every stream, showing a progress bar and "
-            "the rate in events per second. Stop the projection service first if it runs."
+            "Run the projection service's rebuild (python -m stafett_projection rebuild): build "
+            "the read models again from every stream beside the ones in use, then swap them in; "
+            "a running projection service switches to them without a restart and answers "
+            "queries throughout. Shows a progress bar and the rate in events per second."
         ),
     )
     _nats_option(replay)
@@ -199,9 +206,7 @@ def parser() -> argparse.ArgumentParser:
         ),
         epilog="Example: stafett retry notify 1234 --upstream case",
     )
-    retry.add_argument(
-        "service", choices=platform.SERVICES, metavar="SERVICE", help="case, meeting or notify"
-    )
+    retry.add_argument("service", metavar="SERVICE", help="case or notify")
     retry.add_argument(
         "position",
         type=_positive_int,
@@ -232,8 +237,8 @@ def parser() -> argparse.ArgumentParser:
 def _nats_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--nats",
-        default=default_nats_url(),
-        help="the NATS server (default: NATS_URL, or the one `stafett up` runs: %(default)s)",
+        help="the NATS server (default: NATS_URL, or the one `stafett up` runs: "
+        "nats://127.0.0.1:STAFETT_NATS_PORT)",
     )
 
 
@@ -246,12 +251,18 @@ def _positive_int(value: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     # nats-py logs each failed connection attempt with a traceback; the command says it once.
     logging.getLogger("nats").addHandler(logging.NullHandler())
+    args = parser().parse_args(argv)  # before the configuration: `--help` needs none of it
+    from stafett_cli import platform
+
     try:
         _read_config_file()
     except platform.PlatformError as error:
         print(f"stafett: error: {error}", file=sys.stderr)
         return 2
-    args = parser().parse_args(argv)
+    if "nats" in args and args.nats is None:
+        from stafett_cli.streams import default_nats_url
+
+        args.nats = default_nats_url()  # the port may come from the configuration file
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -265,6 +276,8 @@ def _read_config_file() -> None:
     """Settings from stafett.toml (or STAFETT_CONFIG) count for every command, not only `up`:
     `token` must sign with the key in the configured data folder, `tail` find its NATS port.
     The environment still wins."""
+    from stafett_cli import platform
+
     config = platform.PlatformConfig.from_env()
     if config.source is None:
         return
@@ -280,8 +293,13 @@ class CommandError(RuntimeError):
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
-        return platform.up(demo=args.demo)
+        from stafett_cli import platform
+
+        return platform.up(demo=args.demo, trace=args.trace)
     if args.command == "token":
+        from stafett_cli.token import development_token, signed_with
+        from stafett_runtime.auth import TokenError
+
         ttl = timedelta(minutes=args.ttl_minutes)
         try:
             print(development_token(args.person, args.role, args.service, ttl))
@@ -303,8 +321,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
-    from stafett_cli.retry import RetryError, print_outcomes, retry_parked
+    from rich.console import Console
 
+    from stafett_cli import platform
+    from stafett_cli.retry import RetryError, print_outcomes, retry_parked
+    from stafett_cli.token import development_token
+    from stafett_runtime.auth import TokenError
+
+    if args.service not in platform.SERVICES:
+        raise CommandError(f"no service {args.service!r}: one of {', '.join(platform.SERVICES)}")
     url = args.url or platform.PlatformConfig.from_env().service_url(args.service)
     try:
         administrator = development_token(
@@ -317,6 +342,10 @@ def _retry(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+
     from stafett_cli.tail import Filter, NotReachableError, Tail
 
     err = Console(stderr=True)
@@ -337,6 +366,9 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from stafett_cli.datafolder import service_login
     from stafett_cli.replay import ReplayError, replay
 
     console = Console(stderr=True)
@@ -358,14 +390,22 @@ def _count_events(url: str) -> int:
 
 
 def _data_dir() -> Path:
+    from stafett_cli import platform
+
     return platform.PlatformConfig.from_env().data_dir
 
 
 def _login() -> Login | None:
+    from stafett_cli.datafolder import operator_login
+
     return operator_login(_data_dir())
 
 
 def _open_store(url: str) -> Store:
+    from eventsourcing.persistence import OperationalError
+
+    from stafett_cli.streams import Store
+
     login = _login()
     try:
         return Store(url, login)
@@ -375,6 +415,8 @@ def _open_store(url: str) -> Store:
 
 def _not_reached(url: str, login: Login | None) -> CommandError:
     """Why a command could not use NATS, and what to do about it."""
+    import asyncio
+
     if asyncio.run(_refuses(url, login)):
         who = f"as {login.user}" if login else "without a user"
         return CommandError(
@@ -389,6 +431,9 @@ def _not_reached(url: str, login: Login | None) -> CommandError:
 async def _refuses(url: str, login: Login | None) -> bool:
     """Whether the server is there but refuses this login: one attempt, no retries (a command
     retries until its timeout, and then knows only that it did not connect)."""
+    import asyncio
+
+    import nats
 
     async def quiet(_: Exception) -> None:
         pass
@@ -410,8 +455,12 @@ async def _refuses(url: str, login: Login | None) -> bool:
 
 
 def _with_store(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from stafett_cli import platform
     from stafett_cli.export import ArchiveError, archive_document, case_history
-    from stafett_cli.status import print_status
+    from stafett_cli.status import print_status, unwrapped
+    from stafett_cli.token import development_token
     from stafett_cli.verify import print_verification, verify
 
     if args.command == "export" and args.archive:
@@ -426,7 +475,7 @@ def _with_store(args: argparse.Namespace) -> int:
         return 0
     with _open_store(args.nats) as store:
         if args.command == "status":
-            print_status(store, Console())
+            print_status(store, unwrapped())
             return 0
         if args.command == "verify":
             result = verify(store, set(args.stream) or None)

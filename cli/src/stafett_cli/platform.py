@@ -564,10 +564,16 @@ class Platform:
             self.outbox.stop()
 
 
-def up(demo: bool = False) -> int:
-    """Run the platform in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
+def up(demo: bool = False, trace: bool = False) -> int:
+    """Run the platform in the foreground until Ctrl-C (SIGINT) or SIGTERM; with `trace`, every
+    service writes its spans to logs/traces.jsonl (`stafett_runtime.tracing`)."""
     try:
-        platform = Platform(PlatformConfig.from_env(), say=lambda line: print(line, flush=True))
+        config = PlatformConfig.from_env()
+        if trace:
+            traces = config.data_dir / "logs" / "traces.jsonl"
+            os.environ["STAFETT_TRACE_FILE"] = str(traces)  # every service inherits it
+            print(f"spans go to {traces}", flush=True)
+        platform = Platform(config, say=lambda line: print(line, flush=True))
     except PlatformError as error:
         print(f"stafett: cannot start: {error}", file=sys.stderr)
         return 1

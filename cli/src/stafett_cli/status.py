@@ -8,10 +8,14 @@ processed the CONSENT stream). For these the lag is the upstream's last event mi
 Then the upstream events each service has parked (`stafett_contracts.processing`): those whose
 handling failed again and again, recorded in the service's own stream and not yet processed by
 `stafett retry`. Nothing is skipped silently: a parked event is listed until it is processed.
+
+On a terminal the tables fit its width; written anywhere else (a file, a pipe, a CI log) they
+keep their full width, never cut at 80 columns (`unwrapped`).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -96,6 +100,16 @@ def _subjects(store: Store, stream: str, wildcard: str) -> list[str]:
         return sorted(info.state.subjects or {})
 
     return store.client.run(subjects())
+
+
+UNWRAPPED_WIDTH = 10_000  # wider than any table: each takes the width of what it holds
+
+
+def unwrapped() -> Console:
+    """The console for stdout: the terminal's width on a terminal, else as wide as it takes."""
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=UNWRAPPED_WIDTH)
 
 
 def print_status(store: Store, console: Console) -> None:

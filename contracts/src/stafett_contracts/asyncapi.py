@@ -3,8 +3,10 @@
 One channel per event type, addressed `<service>.events.{aggregate_id}.<Type>` in the service's
 stream (CASE, CONSENT, ...), so an integrator subscribes to exactly the events they need; one
 `receive` operation per channel (integrators only read: each service alone writes its stream).
-Messages carry the payload's JSON Schema, the headers the store sets, and an example made from
-the type (the same one the golden files hold).
+Messages carry a summary (the first paragraph of the event's docstring), the payload's JSON
+Schema (with `date-time`, `date` and `uuid` formats: `stafett_contracts.export`), the headers
+the store sets, and an example made from the type (the same one the golden files hold). The
+document is valid AsyncAPI 3.0.0: a test validates it against the specification's JSON Schema.
 
     python -m stafett_contracts.asyncapi     prints it (`stafett docs` writes docs/asyncapi.json)
 """
@@ -20,7 +22,7 @@ import msgspec
 
 from stafett_contracts.catalogue import BY_SERVICE, EVENTS
 from stafett_contracts.envelope import Event, topic_of, type_name
-from stafett_contracts.export import example_of
+from stafett_contracts.export import example_of, schema_components
 
 REF = "#/components/schemas/{name}"
 STREAM_NOTES = {
@@ -51,7 +53,7 @@ HEADERS = {
 
 
 def document() -> dict[str, Any]:
-    schemas, components = msgspec.json.schema_components(list(EVENTS.values()), ref_template=REF)
+    schemas, components = schema_components(list(EVENTS.values()), ref_template=REF)
     del schemas  # each is a $ref into components
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -110,8 +112,12 @@ def document() -> dict[str, Any]:
 
 
 def _summary(cls: type[Event]) -> str:
-    doc = inspect.getdoc(cls) or type_name(cls)
-    return doc.split("\n\n")[0].replace("\n", " ")
+    """The first paragraph of the event's own docstring (every event has one: a test says so),
+    never one it inherits."""
+    own = cls.__dict__.get("__doc__")
+    if not own:
+        raise ValueError(f"{type_name(cls)} has no docstring to summarise it")
+    return inspect.cleandoc(own).split("\n\n")[0].replace("\n", " ")
 
 
 def _message(cls: type[Event]) -> dict[str, Any]:

@@ -18,6 +18,9 @@ class AuditEvent(Event, frozen=True, kw_only=True):
 
 
 class CaseAccessed(AuditEvent, frozen=True, kw_only=True):
+    """Someone read case data, or was refused: what, why, by which rule, and which service
+    answered."""
+
     case_id: UUID
     what: Text  # the read model or export read: "relay-log", "handover-packet", ...
     purpose: Text | None = None  # why: required of auditors, optional for others

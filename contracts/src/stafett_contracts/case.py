@@ -114,6 +114,8 @@ class DecisionRefused(CaseEvent, frozen=True, kw_only=True):
 
 
 class ProblemDefined(CaseEvent, frozen=True, kw_only=True):
+    """The unit has defined the problem, with the guardians or without them (level 1)."""
+
     description: Text
     with_guardians: bool
 
@@ -135,6 +137,9 @@ class MeasureOutcome(StrEnum):
 
 
 class MeasureEvaluated(CaseEvent, frozen=True, kw_only=True):
+    """A measure was evaluated: how it worked, and when it is evaluated next (none when it
+    is to end)."""
+
     measure_id: UUID
     outcome: MeasureOutcome
     notes: Text
@@ -142,6 +147,8 @@ class MeasureEvaluated(CaseEvent, frozen=True, kw_only=True):
 
 
 class MeasureEnded(CaseEvent, frozen=True, kw_only=True):
+    """A measure ended, and why."""
+
     measure_id: UUID
     reason: Text
 
@@ -156,12 +163,17 @@ class ReferralSent(CaseEvent, frozen=True, kw_only=True):
 
 
 class AgencyJoined(CaseEvent, frozen=True, kw_only=True):
+    """A service takes part in the case, under a consent or a legal basis (rule 1)."""
+
     service: ServiceRef
     basis: Literal["consent", "legal_basis"]
     consent_id: UUID | None = None
 
 
 class AgencyLeft(CaseEvent, frozen=True, kw_only=True):
+    """A service's part in the case ended: done, or its consent was withdrawn or expired
+    (rule 3)."""
+
     service: ServiceRef
     reason: Literal["done", "consent_withdrawn", "consent_expired", "other"]
     note: Text | None = None
@@ -183,6 +195,8 @@ class BatonHandoverOffered(CaseEvent, frozen=True, kw_only=True):
 
 
 class BatonHandedOver(CaseEvent, frozen=True, kw_only=True):
+    """The offered person accepted the baton: they hold it now (rule 5)."""
+
     from_person: PersonRef
     from_service: ServiceRef
     to_person: PersonRef
@@ -198,6 +212,8 @@ class BatonVacated(CaseEvent, frozen=True, kw_only=True):
 
 
 class CoordinatorAssigned(CaseEvent, frozen=True, kw_only=True):
+    """A coordinator was appointed for the case (level 3, may be level 2)."""
+
     coordinator: PersonRef
     service: ServiceRef
 
@@ -209,10 +225,14 @@ class GroupMember(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ResponsibilityGroupFormed(CaseEvent, frozen=True, kw_only=True):
+    """The responsibility group was formed: its members and their tasks (level 3)."""
+
     members: tuple[GroupMember, ...]
 
 
 class IndividualPlanRequested(CaseEvent, frozen=True, kw_only=True):
+    """An individual plan was requested, by the guardians or by the services."""
+
     requested_by_guardian: bool
     note: Text | None = None
 
@@ -258,10 +278,14 @@ class LegalBasisNoted(CaseEvent, frozen=True, kw_only=True):
 
 
 class CaseClosed(CaseEvent, frozen=True, kw_only=True):
+    """The case was closed at its level, with the reason and who took part in deciding."""
+
     at_level: Level
     reason: Text
     participants: tuple[PersonRef, ...] = ()
 
 
 class CaseReopened(CaseEvent, frozen=True, kw_only=True):
+    """A closed case was opened again, and why."""
+
     reason: Text

@@ -3,16 +3,20 @@
     python -m stafett_contracts.export          write schemas/, and golden/ files that are missing
     python -m stafett_contracts.export --check  exit 1 if a committed schema differs from the code
 
-Schemas are derived from the code and rewritten each time. Golden files are written once, from
-a generated example, and then frozen: a test decodes each and encodes it again byte for byte,
-so a change to the wire format cannot pass unnoticed.
+Schemas are derived from the code and rewritten each time, with `format: date-time` on every
+date-time field (msgspec leaves it out unless the field insists on a time zone, and events keep
+decoding the times they always did) beside msgspec's `date` and `uuid` formats. Golden files are
+written once, from a generated example, and then frozen: a test decodes each and encodes it
+again byte for byte, so a change to the wire format cannot pass unnoticed.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +35,64 @@ def file_name(cls: type[Event]) -> str:
     return f"{cls.CONTEXT}/{type_name(cls)}.v{version_of(cls)}.json"
 
 
+def schema_components(
+    types: Sequence[type[Event]], ref_template: str = "#/$defs/{name}"
+) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+    """msgspec's JSON Schema of `types` (each a `$ref` into the components), with formats."""
+    schemas, components = msgspec.json.schema_components(types, ref_template=ref_template)
+    seen: set[type] = set()
+    for info in mi.multi_type_info(types):
+        _add_formats(info, {}, components, seen)
+    return schemas, components
+
+
+def _add_formats(
+    t: mi.Type, node: dict[str, Any], components: dict[str, Any], seen: set[type]
+) -> None:
+    """Mark each date-time in `node` (the schema of `t`), and in the structs `t` refers to."""
+    match t:
+        case mi.Metadata():
+            _add_formats(t.type, node, components, seen)
+        case mi.DateTimeType() if node.get("type") == "string":
+            node.setdefault("format", "date-time")
+        case mi.StructType():
+            if t.cls in seen:
+                return
+            seen.add(t.cls)
+            component = components.get(t.cls.__name__, {})
+            if "description" in component:  # msgspec keeps the docstring's indentation
+                component["description"] = inspect.cleandoc(component["description"])
+            properties = component.get("properties", {})
+            for field in t.fields:
+                _add_formats(field.type, properties.get(field.encode_name, {}), components, seen)
+        case mi.UnionType():
+            # Each member is one of `anyOf`, or the node itself when None alone is beside it.
+            members = [m for m in t.types if not isinstance(m, mi.NoneType)]
+            options = node.get("anyOf", [node])
+            for member in members:
+                for option in options:
+                    if _shape_of(member) == option.get("type", "object"):
+                        _add_formats(member, option, components, seen)
+        case mi.ListType() | mi.VarTupleType() | mi.SetType() | mi.FrozenSetType():
+            _add_formats(t.item_type, node.get("items", {}), components, seen)
+        case mi.DictType():
+            _add_formats(t.value_type, node.get("additionalProperties", {}), components, seen)
+
+
+def _shape_of(t: mi.Type) -> str:
+    """The JSON Schema `type` a member of a union is written as (`object` for a `$ref`)."""
+    while isinstance(t, mi.Metadata):
+        t = t.type
+    if isinstance(t, mi.StrType | mi.DateTimeType | mi.DateType | mi.UUIDType):
+        return "string"
+    if isinstance(t, mi.ListType | mi.VarTupleType | mi.SetType | mi.FrozenSetType):
+        return "array"
+    return "object"
+
+
 def schema_of(cls: type[Event]) -> bytes:
-    schema = msgspec.json.schema(cls)
+    (schema,), components = schema_components([cls])
+    schema = {**schema, "$defs": components}
     schema["$id"] = f"https://stafett.example/schemas/{file_name(cls)}"
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
 

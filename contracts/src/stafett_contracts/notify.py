@@ -46,6 +46,8 @@ class NotificationRequested(NotifyEvent, frozen=True, kw_only=True):
 
 
 class NotificationSent(NotifyEvent, frozen=True, kw_only=True):
+    """The notification was delivered on its channel, after this many attempts."""
+
     channel: Channel
     attempts: Annotated[int, msgspec.Meta(ge=1)]
     sent_at: datetime

@@ -74,6 +74,22 @@ class ServiceKind(StrEnum):
     NAV = "nav"
     POLICE = "police"
 
+    @property
+    def basic(self) -> bool:
+        """A service that meets every child (kindergarten, school, health clinic, after-school
+        care), as against the helper services behind them (PPT, child welfare, BUP ...)."""
+        return self in _BASIC_SERVICES
+
+
+_BASIC_SERVICES = frozenset(
+    {
+        ServiceKind.KINDERGARTEN,
+        ServiceKind.SCHOOL,
+        ServiceKind.HEALTH_CLINIC,
+        ServiceKind.AFTER_SCHOOL,
+    }
+)
+
 
 class Unit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One unit of the municipality: a kindergarten, a school, the PPT office ..."""
@@ -116,6 +132,16 @@ class Directory(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def kind_of(self, service: str | None) -> ServiceKind | None:
         unit = self.unit(service)
         return None if unit is None else unit.kind
+
+    def takes_over(self, owner: str, receiver: str) -> bool:
+        """Whether a baton handed to `receiver` moves the case to it from the unit that owns it:
+        a transition between units of the same kind of service (kindergarten to school: both
+        basic services), never a handover or referral to a helper service (PPT, child welfare,
+        BUP ...) while a basic service owns the case, nor to a unit the directory does not know."""
+        owner_kind, receiver_kind = self.kind_of(owner), self.kind_of(receiver)
+        if owner == receiver or owner_kind is None or receiver_kind is None:
+            return False
+        return owner_kind.basic == receiver_kind.basic
 
     def empowers(self, provision: str, service: str) -> bool:
         """Whether the provision lets `service` take part in a case without consent."""

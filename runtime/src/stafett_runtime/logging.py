@@ -1,9 +1,16 @@
 """Logs that a machine can follow one request or message through every service.
 
 Each line on stdout is one JSON object with the time, the level, the event, the service and
-whatever is bound to the current context, above all the `correlation_id` that travels with a
-request. Logs from libraries that use the standard `logging` module get the same shape, so a log
-collector needs to understand only one format. The console format is for people at a terminal.
+whatever is bound to the current context: above all the `correlation_id` that travels with a
+request and the events it causes, and the `trace_id` of the OpenTelemetry span current where the
+line is logged, so a log line leads to its trace and back. Both are on every line logged while a
+request or an upstream event is handled, whoever logs it. Logs from libraries that use the
+standard `logging` module get the same shape, so a log collector needs to understand only one
+format. The console format is for people at a terminal.
+
+What is logged of the work itself: one line per HTTP request (`stafett_runtime.service`), one
+per upstream event a policy processes (`stafett_runtime.metrics.event_processed`). Never a token
+and never personal data: a person by their id, a case by its pseudonymous id.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from opentelemetry import baggage
+from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -52,6 +59,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
 
     common: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -87,6 +95,14 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     root.setLevel(level.upper())
 
 
+def add_trace_id(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """The id of the trace being recorded where the line is logged, if any."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event.setdefault("trace_id", format(span_context.trace_id, "032x"))
+    return event
+
+
 @contextmanager
 def correlation(correlation_id: str | None = None) -> Iterator[str]:
     """Bind a correlation id (a new one when None) to everything logged inside; yield it.
@@ -115,15 +131,19 @@ def correlation_id_in(context: otel_context.Context) -> str | None:
     return value if isinstance(value, str) and _ACCEPTABLE_CORRELATION_ID.fullmatch(value) else None
 
 
+def offered_correlation_id(scope: Scope) -> str | None:
+    """The request's `X-Correlation-Id`, if it is a plain token of sane length."""
+    offered = Headers.from_scope(scope).get(CORRELATION_HEADER)
+    return offered if offered and _ACCEPTABLE_CORRELATION_ID.fullmatch(offered) else None
+
+
 class CorrelationMiddleware(ASGIMiddleware):
     """Bind each HTTP request's `X-Correlation-Id` (or a new one) and return it in the response."""
 
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        offered = Headers.from_scope(scope).get(CORRELATION_HEADER)
-        acceptable = offered if offered and _ACCEPTABLE_CORRELATION_ID.fullmatch(offered) else None
-        with correlation(acceptable) as correlation_id:
+        with correlation(offered_correlation_id(scope)) as correlation_id:
 
             async def send_with_correlation_id(message: Message) -> None:
                 if message["type"] == "http.response.start":

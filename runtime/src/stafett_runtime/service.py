@@ -1,8 +1,10 @@
 """One shape for every service's HTTP side: a Litestar app in front of an application.
 
 `http_app` puts together what each service would otherwise repeat: bearer-token authentication,
-correlation ids, tracing, health and readiness, the OpenAPI document (at /schema), and one
-mapping from domain outcomes to HTTP answers:
+correlation ids, tracing, a log line and metrics per request, health and readiness, metrics
+(`GET /metrics`, `stafett_runtime.metrics`), the OpenAPI document and its page (at /schema,
+`stafett_runtime.apidocs`), and one mapping from domain outcomes to HTTP answers, each refusal
+with the body `{status_code, detail, extra?}`:
 
 | outcome | status |
 |---|---|
@@ -16,8 +18,14 @@ mapping from domain outcomes to HTTP answers:
 | a body over `MAX_BODY_BYTES` | 413 |
 | anything else (a fault of ours) | 500, with no detail; the exception is logged |
 
-Every refusal is logged at info with its rule, every 5xx at error with the exception, each under
-the request's correlation id.
+Every request is logged once, when it is answered, under its correlation id (the client's
+`X-Correlation-Id`, or a new one, returned in the answer) and its trace id: method, route
+template, status, duration, and the verified token's person and role (never the token, never the
+raw path, never a body). A refusal is logged at info with its rule and reason, a 5xx at error
+with the exception. Health probes and /metrics are neither logged nor traced nor measured.
+
+Each process also serves `GET /metrics` (open, like the health routes, and not in the OpenAPI
+document) and reports each policy's lag and parked events as gauges.
 
 A service with policies (`Readiness.add_policy`) also has `POST /processing/parked/retry`, for
 an administrator: it processes the policies' parked events again (`stafett retry`), all of them,
@@ -33,24 +41,38 @@ Application code is synchronous: handlers call it with `await call(fn, ...)`, on
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 import structlog
 import uvicorn
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, OperationalError
-from litestar import Litestar, Request, Response, post
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
-from litestar.types import ControllerRouterHandler, LifespanHook
+from litestar.types import (
+    ASGIApp,
+    ControllerRouterHandler,
+    HTTPScope,
+    LifespanHook,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from stafett_contracts.envelope import ServiceRef
 from stafett_contracts.identity import Actor, Role
+from stafett_runtime import metrics
+from stafett_runtime.apidocs import LocalSwaggerUI, document_refusals, refusals, schema_router
 from stafett_runtime.auth import (
     TokenVerifier,
     bearer_token_auth,
@@ -61,15 +83,16 @@ from stafett_runtime.domain import NotAllowed, RuleViolation, StaleVersion
 from stafett_runtime.follower import Follower
 from stafett_runtime.health import Readiness, health_routes
 from stafett_runtime.kernel import Kernel
-from stafett_runtime.logging import CorrelationMiddleware
+from stafett_runtime.logging import CORRELATION_HEADER, correlation, offered_correlation_id
 from stafett_runtime.processing import RetryOutcome
 from stafett_runtime.register import RegisterUnavailableError
 from stafett_runtime.settings import Settings
 from stafett_runtime.threads import call
 from stafett_runtime.tracing import http_tracing_middleware
 
-__all__ = ["MAX_BODY_BYTES", "call", "http_app", "serve"]
+__all__ = ["MAX_BODY_BYTES", "call", "http_app", "refusals", "serve"]
 
+SCHEMA_PATH = "/schema"
 # The largest request body a service reads: a command with every free-text field at its limit
 # fits many times over; anything larger is refused (413) before it is parsed.
 MAX_BODY_BYTES = 256 * 1024
@@ -98,16 +121,27 @@ def http_app(
     if verifier is None:
         raise TypeError("http_app needs a kernel or a verifier")
     components, security = bearer_token_openapi()
-    return Litestar(
+    metrics.configure_metrics(service)
+    stop_watching: list[Callable[[], None]] = []
+
+    async def watch_policies() -> None:
+        for follower in readiness.policies.values():
+            stop_watching.extend(_watch(follower))
+
+    async def stop_watching_policies() -> None:
+        while stop_watching:
+            stop_watching.pop()()
+
+    app = Litestar(
         route_handlers=[
             *route_handlers,
             *health_routes(readiness),
             *processing_routes(readiness.policies),
+            metrics_route,
         ],
         middleware=[
-            CorrelationMiddleware(),
             bearer_token_auth(verifier),
-            *http_tracing_middleware(),
+            *http_tracing_middleware(within=ServedRequests),
         ],
         exception_handlers={
             ValidationException: _invalid,
@@ -130,12 +164,127 @@ def http_app(
             description=description,
             components=components,
             security=security,
-            path="/schema",
+            path=SCHEMA_PATH,
+            render_plugins=[LocalSwaggerUI()],
+            openapi_router=schema_router(SCHEMA_PATH),
         ),
         logging_config=None,  # stafett_runtime.logging owns the log format
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
+        on_startup=[*on_startup, watch_policies],
+        on_shutdown=[stop_watching_policies, *on_shutdown],
     )
+    document_refusals(app.openapi_schema)
+    return app
+
+
+def _watch(follower: Follower) -> list[Callable[[], None]]:
+    """A policy's lag and parked events as gauges, read from the store when metrics are read."""
+    labels = {"policy": follower.policy.name, "upstream": follower.upstream.name}
+    return [
+        metrics.observe("stafett.processing.lag", labels, follower.loop.lag),
+        metrics.observe("stafett.processing.parked", labels, lambda: len(follower.loop.parked())),
+    ]
+
+
+@get(
+    "/metrics",
+    include_in_schema=False,
+    exclude_from_auth=True,  # open, as the health routes: scraped by Prometheus
+    media_type=metrics.MEDIA_TYPE,
+)
+async def metrics_route() -> bytes:
+    return await call(metrics.prometheus_text)  # gauges read the store: off the event loop
+
+
+# Requests that machines make every few seconds: a log line or a measurement each is noise.
+_UNRECORDED = ("/health/", "/metrics")
+_REFUSED = "stafett.refused"  # where an answer of `_answer` says why, in the request's state
+# What a refusal without a named rule was about, for the commands' metric.
+_REFUSED_FOR = {
+    400: "unreadable-body",
+    401: "not-authenticated",
+    403: "not-allowed",
+    404: "not-found",
+    409: "conflict",
+    413: "body-too-large",
+    422: "invalid-input",
+}
+
+
+class _Refusal(NamedTuple):
+    reason: str
+    rule: str | None
+    error: BaseException | None
+
+
+class ServedRequests:
+    """Around each request, inside its trace span (`tracing.http_tracing_middleware`'s `within`)
+    and outside the app's exception handling, so that it sees every answer: binds the request's
+    correlation id, returns it in `X-Correlation-Id`, and once the request is answered logs it in
+    one line and measures it (`stafett_runtime.metrics`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        with correlation(offered_correlation_id(scope)) as correlation_id:
+            status = 500  # unless the app answers
+
+            async def send_with_correlation_id(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    MutableScopeHeaders.from_message(message)[CORRELATION_HEADER] = correlation_id
+                await send(message)
+
+            if scope["path"].startswith(_UNRECORDED):
+                await self.app(scope, receive, send_with_correlation_id)
+                return
+            started = time.perf_counter()
+            try:
+                await self.app(scope, receive, send_with_correlation_id)
+            except Exception as escaped:  # the exception handlers failed too
+                _served(scope, 500, time.perf_counter() - started, escaped)
+                raise
+            _served(scope, status, time.perf_counter() - started)
+
+
+def _served(
+    scope: HTTPScope, status: int, seconds: float, escaped: Exception | None = None
+) -> None:
+    """The request's one log line, and its measures."""
+    method = scope["method"]
+    # The route template once one matched; never the raw path, which may hold anything.
+    route = scope.get("path_template") if scope.get("route_handler") is not None else None
+    refusal = scope.get("state", {}).get(_REFUSED)
+    if not isinstance(refusal, _Refusal):
+        refusal = _Refusal("failed" if escaped else "", None, escaped)
+    actor = scope.get("user")
+    who = {"person": actor.person, "role": str(actor.role)} if isinstance(actor, Actor) else {}
+    line = {
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 1),
+        **who,
+    }
+    if status >= 500:
+        log.error("request_failed", **line, reason=refusal.reason, exc_info=refusal.error)
+    elif status >= 400:
+        log.info("request_refused", **line, reason=refusal.reason[:500], rule=refusal.rule)
+    else:
+        log.info("request_served", **line)
+    metrics.request_served(method, route, status, seconds)
+    if method == "POST" and route is not None:
+        if status < 400:
+            metrics.command_answered(route, "accepted")
+        elif status < 500:
+            rule = refusal.rule or _REFUSED_FOR.get(status, str(status))
+            metrics.command_answered(route, "refused", rule)
+        else:
+            metrics.command_answered(route, "failed")
 
 
 class RetryParked(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -193,15 +342,10 @@ def _answer(
     extra: Any = None,
     error: BaseException | None = None,
 ) -> Response[dict[str, Any]]:
-    """The answer, logged with the request's correlation id: a refusal at info, with its rule;
-    a failure of ours at error, with the exception (the caller sees only that it failed)."""
-    route = request.scope.get("path_template") or request.url.path
-    where = {"method": request.method, "route": route, "status": status}
-    if status >= 500:
-        log.error("request_failed", **where, reason=detail, exc_info=error)
-    else:
-        rule = extra.get("rule") if isinstance(extra, dict) else None
-        log.info("request_refused", **where, reason=detail[:500], rule=rule)
+    """The answer; why it was refused (its rule) or failed (the exception: the caller sees only
+    that it failed) goes into the request's one log line (`ServedRequests`)."""
+    rule = extra.get("rule") if isinstance(extra, dict) else None
+    request.scope.setdefault("state", {})[_REFUSED] = _Refusal(detail, rule, error)
     content: dict[str, Any] = {"status_code": status, "detail": detail}
     if extra is not None:
         content["extra"] = extra

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stafett_contracts.notify import Channel
-from stafett_notify.config import NotifyConfig
+from stafett_notify.config import NotifyConfig, new_secret, secret_problem
 from stafett_runtime.settings import SettingsError
 
 
@@ -18,6 +18,7 @@ def test_a_toml_contact_directory_gives_addresses_and_channels(tmp_path: Path) -
     directory.write_text(
         '[contacts."rektor-1"]\nemail = "rektor@lia.example"\n'
         '[contacts.ppt]\nwebhook = "https://ppt.example/hook"\nemail = "post@ppt.example"\n'
+        f'webhook_secret = "{new_secret()}"\n'
     )
     config = NotifyConfig.from_env(
         {"STAFETT_NOTIFY_DIRECTORY": str(directory), "STAFETT_NOTIFY_LEAD_DAYS": "5"}
@@ -66,3 +67,57 @@ def test_a_contact_directory_that_still_names_unit_leaders_is_refused(tmp_path: 
         NotifyConfig.from_env({"STAFETT_NOTIFY_DIRECTORY": str(directory)})
     assert "STAFETT_DIRECTORY_FILE" in str(refused.value)
     assert "STAFETT_NOTIFY_DIRECTORY" in str(refused.value)
+
+
+def contacts_file(tmp_path: Path, ppt: str) -> dict[str, str]:
+    directory = tmp_path / "contacts.toml"
+    directory.write_text(f'[contacts.ppt]\nwebhook = "https://ppt.example/hook"\n{ppt}')
+    return {"STAFETT_NOTIFY_DIRECTORY": str(directory)}
+
+
+def test_each_webhook_contact_signs_with_its_own_secret(tmp_path: Path) -> None:
+    secret = new_secret()
+    config = NotifyConfig.from_env(contacts_file(tmp_path, f'webhook_secret = "{secret}"\n'))
+
+    assert config.contacts.webhook_secrets() == {"https://ppt.example/hook": secret}
+    assert secret not in repr(config)
+    assert secret not in repr(config.contacts)
+
+
+def test_a_webhook_contact_without_a_secret_is_refused_at_start_up(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="'ppt' has no webhook_secret") as refused:
+        NotifyConfig.from_env(contacts_file(tmp_path, ""))
+    assert "STAFETT_NOTIFY_DEV_WEBHOOK_SECRETS=generate" in str(refused.value)
+
+
+def test_in_development_a_webhook_contact_without_a_secret_gets_a_generated_one(
+    tmp_path: Path,
+) -> None:
+    environ = {**contacts_file(tmp_path, ""), "STAFETT_NOTIFY_DEV_WEBHOOK_SECRETS": "generate"}
+
+    secret = NotifyConfig.from_env(environ).contacts.webhook_secrets()["https://ppt.example/hook"]
+
+    assert secret_problem(secret) is None
+    assert NotifyConfig.from_env(environ).contacts.webhook_secrets() != {
+        "https://ppt.example/hook": secret
+    }  # random, never a default
+
+
+@pytest.mark.parametrize(
+    ("secret", "why"),
+    [
+        ("dev-webhook-secret", "begins with whsec_"),
+        ("whsec_not base64!", "base64"),
+        ("whsec_c2hvcnQ=", "24 to 64 bytes"),
+    ],
+)
+def test_a_webhook_secret_that_cannot_sign_is_refused_saying_why(
+    tmp_path: Path, secret: str, why: str
+) -> None:
+    with pytest.raises(SettingsError, match=why):
+        NotifyConfig.from_env(contacts_file(tmp_path, f'webhook_secret = "{secret}"\n'))
+
+
+def test_the_one_shared_webhook_secret_of_before_is_refused_naming_what_replaced_it() -> None:
+    with pytest.raises(SettingsError, match="webhook_secret in the contact directory"):
+        NotifyConfig.from_env({"STAFETT_NOTIFY_WEBHOOK_SECRET": "dev-webhook-secret"})

@@ -2,33 +2,60 @@
 
 A channel raises `ChannelError` when its attempt failed for sure (refused, unreachable, an error
 status); the courier then retries with backoff. Email carries the meeting's .ics invitation when
-there is one; a webhook carries the same outline as JSON, signed with HMAC-SHA256 over the body
-(header `X-Stafett-Signature: sha256=<hex>`), with the notification id as an idempotency key
-(`X-Stafett-Notification-Id`), so an integrator can drop a repeat.
+there is one; a webhook carries the same outline as JSON, signed as Standard Webhooks says
+(https://www.standardwebhooks.com, with its reference library): `webhook-id` (the notification
+id, the same on every attempt, so a receiver drops a repeat), `webhook-timestamp` (seconds since
+the epoch, when this attempt was sent: a receiver refuses one more than five minutes away from
+its own clock, so a captured call cannot be replayed later) and `webhook-signature` (`v1,` and
+the base64 HMAC-SHA256 of `<id>.<timestamp>.<body>` under the contact's own secret, from the
+contact directory: `stafett_notify.config`).
+
+Each attempt is a client span (`smtp send`, `webhook POST`: the server, never the recipient's
+address) and is counted by channel and outcome (`stafett_runtime.metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Protocol
+from math import floor
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiosmtplib
 import httpx
 import icalendar
 import msgspec
+from opentelemetry import trace
+from standardwebhooks import Webhook
 
 from stafett_contracts.notify import CalendarInvitationPrepared, Channel, NotificationRequested
 from stafett_notify.config import Smtp
 from stafett_notify.domain.delivery import Message, message_of
+from stafett_runtime import metrics
+
+tracer = trace.get_tracer(__name__)
 
 
 class ChannelError(Exception):
     """The attempt failed; nothing was delivered."""
+
+
+@contextmanager
+def attempt(channel: Channel, name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """One delivery attempt: a client span, and counted as sent, or as failed if it raises."""
+    with tracer.start_as_current_span(
+        name, kind=trace.SpanKind.CLIENT, attributes=attributes
+    ) as span:
+        try:
+            yield span
+        except ChannelError:
+            metrics.notification_attempted(channel, "failed")
+            raise
+    metrics.notification_attempted(channel, "sent")
 
 
 class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +122,15 @@ class EmailSender:
 
     def send(self, outgoing: Outgoing) -> None:
         email = self.email_of(outgoing)
+        with attempt(
+            Channel.EMAIL,
+            "smtp send",
+            **{"server.address": self.smtp.host, "server.port": self.smtp.port},
+            notification_id=str(outgoing.requested.aggregate_id),
+        ):
+            self._send(email)
+
+    def _send(self, email: EmailMessage) -> None:
         try:
             asyncio.run(
                 aiosmtplib.send(
@@ -120,17 +156,47 @@ class WebhookBody(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
 
 
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signed_headers(secret: str, webhook_id: str, sent_at: datetime, body: bytes) -> dict[str, str]:
+    """The headers of a webhook signed as Standard Webhooks says, with the reference library."""
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(floor(sent_at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(webhook_id, sent_at, body),
+    }
 
 
 class WebhookSender:
-    def __init__(self, secret: str, client: httpx.Client | None = None) -> None:
-        self._secret = secret
+    """Posts signed webhooks; `secrets` holds each webhook URL's secret (the contact's)."""
+
+    def __init__(
+        self,
+        secrets: Mapping[str, str],
+        client: httpx.Client | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._secrets = dict(secrets)
         self._client = client or httpx.Client(timeout=15)
+        self._clock = clock  # the wall clock: receivers compare the timestamp with theirs
 
     def send(self, outgoing: Outgoing) -> None:
         requested = outgoing.requested
+        with attempt(
+            Channel.WEBHOOK,
+            "webhook POST",
+            **{
+                "server.address": urlsplit(outgoing.address).hostname or "",
+                "http.request.method": "POST",
+            },
+            notification_id=str(requested.aggregate_id),
+        ) as span:
+            status = self._post(outgoing)
+            span.set_attribute("http.response.status_code", status)
+
+    def _post(self, outgoing: Outgoing) -> int:
+        requested = outgoing.requested
+        secret = self._secrets.get(outgoing.address)
+        if secret is None:
+            raise ChannelError("webhook: no secret for this address in the contact directory")
         body = msgspec.json.encode(
             WebhookBody(
                 notification_id=str(requested.aggregate_id),
@@ -143,8 +209,7 @@ class WebhookSender:
         )
         headers = {
             "Content-Type": "application/json",
-            "X-Stafett-Signature": signature(self._secret, body),
-            "X-Stafett-Notification-Id": str(requested.aggregate_id),
+            **signed_headers(secret, str(requested.aggregate_id), self._clock(), body),
         }
         try:
             answer = self._client.post(outgoing.address, content=body, headers=headers)
@@ -152,6 +217,7 @@ class WebhookSender:
             raise ChannelError(f"webhook: {type(error).__name__}: {error}") from error
         if answer.status_code >= 300:
             raise ChannelError(f"webhook: answered {answer.status_code}")
+        return answer.status_code
 
     def close(self) -> None:
         self._client.close()

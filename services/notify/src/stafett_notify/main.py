@@ -50,7 +50,7 @@ def main(argv: list[str] = sys.argv[1:]) -> None:
     config = NotifyConfig.from_env()
     log.info("starting", settings=repr(settings), config=repr(config))
     env = settings.eventsourcing_env()
-    webhook = WebhookSender(config.webhook_secret)
+    webhook = WebhookSender(config.contacts.webhook_secrets())
     channels = senders(EmailSender(config.smtp, utc_now), webhook)
     notifications = Notifications(env, config, channels, kernel.directory)
     followers = [

@@ -116,7 +116,6 @@ def make_config(
         ),
         smtp=Smtp(host="127.0.0.1", port=smtp_port),
         link_base="https://stafett.example",
-        webhook_secret="test-secret",
         timers=TimerRules(
             lead=timedelta(days=3),
             inactivity=timedelta(days=inactivity_days),
@@ -206,7 +205,7 @@ def notifications(
     email_sender: Sender | None = None,
     directory: DirectorySource = MUNICIPALITY,
 ) -> Notifications:
-    webhook = WebhookSender(config.webhook_secret)
+    webhook = WebhookSender(config.contacts.webhook_secrets())
     channels = senders(email_sender or EmailSender(config.smtp, clock), webhook)
     return Notifications(env, config, channels, directory, clock)
 
