@@ -1,13 +1,16 @@
-"""`stafett replay` shows the projection's rebuild progress; `stafett docs` documents are current;
-`stafett up` reads its one configuration file."""
+"""`stafett replay` shows the projection's rebuild progress, and swaps the rebuilt read models in;
+`stafett docs` documents are current; `stafett up` reads its one configuration file."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
 import sys
 from pathlib import Path
 
 import msgspec
+import nats
 import pytest
 from rich.console import Console
 
@@ -18,6 +21,9 @@ from stafett_cli.replay import ReplayError, replay
 from stafett_contracts.asyncapi import document
 from stafett_contracts.catalogue import BY_SERVICE, EVENTS
 from stafett_contracts.envelope import topic_of, type_name
+from stafett_projection.generate import ensure_streams, history, publish
+from stafett_projection.store import Database
+from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer
 
 FAKE_REBUILD = """
 import json
@@ -60,6 +66,44 @@ def test_replay_counts_the_projections_per_stream_progress_lines() -> None:
     assert code == 0
     assert "2500/2500" in out.getvalue()
     assert "rebuilt 2500 events" in out.getvalue()
+
+
+def test_replay_rebuilds_the_projections_read_models_beside_those_in_use_and_swaps_them_in(
+    nats_server: NatsTestServer, tmp_path: Path
+) -> None:
+    # Given events in the streams, and read models in the data folder built from them before
+    events = list(history(20))
+
+    async def published() -> None:
+        nc = await nats.connect(nats_server.url)
+        try:
+            await ensure_streams(nc)
+            await publish(nc, events)
+        finally:
+            await nc.close()
+
+    asyncio.run(published())
+    (tmp_path / "directory.json").write_bytes(msgspec.json.encode(TEST_DIRECTORY))
+    environ = {
+        **{k: v for k, v in os.environ.items() if k != "STAFETT_PROJECTION_DATABASE_URL"},
+        "NATS_URL": nats_server.url,
+        "STAFETT_DATA_DIR": str(tmp_path),
+        "STAFETT_DIRECTORY_FILE": str(tmp_path / "directory.json"),
+    }
+    database = Database.from_env(environ)
+    database.open_writer()
+    database.close()
+    out = io.StringIO()
+
+    # When `stafett replay` runs the projection's own rebuild
+    code = replay(Console(file=out, width=120), total=0, environ=environ)
+
+    # Then the bar counted every event, and the rebuilt read models are the ones in use
+    assert code == 0
+    assert f"{len(events)}/{len(events)}" in out.getvalue()
+    assert "swapped in" in out.getvalue()
+    assert database.current() == 1
+    assert database.generations() == [1]
 
 
 def test_replay_of_a_failing_rebuild_says_it_failed() -> None:

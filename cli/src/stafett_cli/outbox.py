@@ -3,12 +3,15 @@
 The notify service sends real email over SMTP. On a developer's machine there is no mail server,
 so `stafett up` runs this one unless STAFETT_NOTIFY_SMTP_HOST or _SMTP_PORT names a real one:
 each message lands in `<data>/mail/` as an .eml file that any mail program opens, calendar
-invitation included. It accepts mail only on the loopback interface and relays nothing.
+invitation included. It accepts mail only on the loopback interface and relays nothing. The
+messages name people and link to cases: each file is readable by its owner only (0600), in a
+folder of the owner's only (0700) when the outbox makes it.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +35,9 @@ class _Keeper:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         to = re.sub(r"[^A-Za-z0-9@._-]", "_", ",".join(envelope.rcpt_tos))[:80]
         name = f"{stamp}-{next(self._numbers):05d}-{to}.eml"
-        (self.folder / name).write_bytes(envelope.original_content or b"")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        with os.fdopen(os.open(self.folder / name, flags, 0o600), "wb") as file:
+            file.write(envelope.original_content or b"")
         return "250 kept in the development outbox"
 
 
@@ -44,7 +49,7 @@ class Outbox:
         self._controller: Controller | None = None
 
     def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.port = free_port()
         self._controller = Controller(_Keeper(self.folder), hostname=self.host, port=self.port)
         self._controller.start()

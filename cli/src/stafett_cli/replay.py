@@ -1,10 +1,13 @@
 """`stafett replay`: rebuild the read models from the streams, with a progress bar and the rate.
 
 The rebuild itself belongs to the projection service (`python -m stafett_projection rebuild`);
-this runs it as a child process and shows its progress. Progress is read from the rebuild's
-stdout: lines of JSON, `{"done": <events>, "total": <events>}`, or the projection's own
-`  CASE: 10000 events (...)` per stream; other lines are passed on. The bar counts against the
-number of messages in the streams when the rebuild does not say its total.
+this runs it as a child process and shows its progress. It runs while the platform serves: the
+read models are built beside the ones in use and swapped in when complete, and a running
+projection service switches to them by itself (docs/projection.md, "Rebuilding while it
+serves"). Progress is read from the rebuild's stdout: lines of JSON, `{"done": <events>,
+"total": <messages>}`, or `  CASE: 10000 events (...)` per stream; `rebuilt <n> events ...`
+completes the bar; other lines are passed on. The bar counts against the number of messages in
+the streams when the rebuild does not say its total.
 """
 
 from __future__ import annotations

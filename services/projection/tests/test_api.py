@@ -10,12 +10,15 @@ names the access rule it checks (`stafett_contracts.access`).
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 import httpx
 import nats
@@ -50,8 +53,11 @@ MOTHER = Actor(person="mor-1", role=Role.GUARDIAN)
 OTHER_PARENT = Actor(person="forelder-x", role=Role.GUARDIAN)  # a guardian of another child
 AUDITOR = Actor(person="tilsyn-1", role=Role.AUDITOR)
 CONSENT_POLICY = Actor(person="consent-policy", role=Role.SYSTEM, service="case")
+SCHOOL_LEADER = Actor(person="rektor-1", role=Role.UNIT_LEADER, service="skole-lia")
 REPORT_BASIS = "barnevernsloven § 13-2"
 NOW = datetime.now(UTC)
+OSLO = ZoneInfo("Europe/Oslo")  # the municipality's time zone: the figures' months
+DASH = "\N{EN DASH}"  # between a level's number and its name
 
 
 class Api:
@@ -60,15 +66,20 @@ class Api:
     ) -> None:
         self.client, self.key, self.url, self.register = client, key, url, register
 
-    def get(self, path: str, actor: Actor, **params: Any) -> httpx.Response:
+    def get(
+        self, path: str, actor: Actor, accept: str | None = None, **params: Any
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.key.mint(actor)}"}
+        if accept is not None:
+            headers["Accept"] = accept
         return self.client.get(path, headers=headers, params=params)
 
     def publish(self, *events: Event) -> None:
         async def send() -> dict[str, int]:
             nc = await nats.connect(self.url)
             try:
-                await publish(nc, list(events))
+                # One at a time, as they happen: each takes its place after the one before.
+                await publish(nc, list(events), in_flight=1)
                 js = nc.jetstream()
                 return {
                     s: (await js.stream_info(s)).state.last_seq
@@ -255,8 +266,21 @@ class Story:
             reason="Ikke lenger nødvendig.",
         )
 
-    def closed(self, days_ago: float) -> Event:
-        return c.CaseClosed(**self.env(self.case_id, TEACHER, days_ago), at_level=1, reason="Løst.")
+    def closed(self, days_ago: float, at_level: int = 1) -> Event:
+        return c.CaseClosed(
+            **self.env(self.case_id, TEACHER, days_ago), at_level=at_level, reason="Løst."
+        )
+
+    def handed_over(self, days_ago: float, to: Actor) -> Event:
+        """The baton passes from the teacher to `to`, who accepted it."""
+        assert to.service is not None
+        return c.BatonHandedOver(
+            **self.env(self.case_id, to, days_ago),
+            from_person=TEACHER.person,
+            from_service=UNIT,
+            to_person=to.person,
+            to_service=to.service,
+        )
 
 
 def types(answer: httpx.Response) -> list[str]:
@@ -595,8 +619,154 @@ def test_the_archive_refuses_before_it_says_whether_the_case_is_closed(api: Api)
     api.publish(story.closed(1))
     archive = api.get(path, MOTHER)
     assert archive.status_code == 200
-    assert "| ConcernRaised |" in archive.text
-    assert "Status: closed" in archive.text
+    assert "Avsluttet" in archive.text
+
+
+def test_the_archive_document_tells_levels_decisions_and_measures_in_words_in_nb_and_en(
+    api: Api,
+) -> None:
+    # Given a case that moved up to level 1, tried a measure that worked, and closed
+    story = Story(api)
+    sealed = api.seal(PersonalData(name="Kari Nordmann"), story.child)
+    planned = story.measure(20, "Fast voksen i overganger")
+    assert isinstance(planned, c.MeasurePlanned)
+    api.publish(
+        story.raised(30, personal_data=sealed),
+        c.Escalated(
+            **story.env(story.case_id, LEADER, 25),
+            from_level=0,
+            to_level=1,
+            reason="Foreldrene ønsker tiltak i barnehagen.",
+            participants=(MOTHER.person,),
+        ),
+        planned,
+        c.MeasureEvaluated(
+            **story.env(story.case_id, TEACHER, 10),
+            measure_id=planned.measure_id,
+            outcome=c.MeasureOutcome.WORKED,
+            notes="Roligere i overgangene.",
+        ),
+        story.closed(1),
+    )
+    path = f"/cases/{story.case_id}/archive"
+    # When the mother reads the archive document, in bokmål (the default) and in English
+    nb = api.get(path, MOTHER)
+    en = api.get(path, MOTHER, lang="en")
+    # Then each names the levels, who decided what with whom and why, the measure and how it went
+    assert nb.headers["content-type"].startswith("text/markdown")
+    for words in (
+        "Barnet:** Kari Nordmann",
+        f"Flyttet saken opp fra nivå 0 {DASH} undring og identifisering til nivå 1 {DASH} tiltak",
+        "Besluttet av styrer-1 (leder, Solsikken barnehage). Sammen med mor-1.",
+        "Begrunnelse: «Foreldrene ønsker tiltak i barnehagen.»",
+        "### Fast voksen i overganger",
+        "Tiltaket virket. «Roligere i overgangene.»",
+    ):
+        assert words in nb.text, words
+    assert f"Moved the case up from level 0 {DASH} wondering and identifying to level 1" in en.text
+    assert "The measure worked." in en.text
+    # and neither shows an event's type name or raw data
+    for document in (nb.text, en.text):
+        assert "Escalated" not in document
+        assert "MeasurePlanned" not in document
+        assert "{" not in document
+
+
+def test_the_archive_document_is_also_typed_json_under_the_same_rule(api: Api) -> None:
+    # Given a closed case
+    story = Story(api)
+    api.publish(story.raised(30), story.escalated(20, 1), story.closed(1))
+    path = f"/cases/{story.case_id}/archive"
+    # When it is asked for as JSON
+    by_path = api.get(f"{path}.json", MOTHER, lang="en")
+    # Then it is the document as data, its decisions with their levels named
+    assert by_path.status_code == 200
+    assert by_path.headers["content-type"].startswith("application/json")
+    assert by_path.json()["status"] == "Closed"
+    decisions = by_path.json()["decisions"]
+    assert [(d["level"], d["level_name"]) for d in decisions] == [
+        (1, f"level 1 {DASH} measures within the unit"),
+        (1, f"level 1 {DASH} measures within the unit"),
+    ]
+    assert decisions[0]["why"] == "Mer hjelp trengs."
+    # and a stranger is refused first, as for the document (the read recorded either way)
+    assert refused_by(api.get(f"{path}.json", BUP)) == rule.COVERED_NOW
+    # and a language it is not written in is 422 naming `lang`
+    wrong = api.get(path, MOTHER, lang="fr")
+    assert wrong.status_code == 422
+    assert wrong.json()["extra"][0]["key"] == "lang"
+
+
+# the relay log: in the order things were appended
+
+
+def test_the_relay_log_lists_entries_in_stream_order_not_by_the_moment_they_carry(
+    api: Api,
+) -> None:
+    # Given a concern shared 5 days ago, and then a consent noted that carries its own moment,
+    # 10 days ago (the consent's valid_from)
+    story = Story(api)
+    shared = c.ConcernShared(**story.env(story.case_id, TEACHER, 5), shared_with=LEADER.person)
+    api.publish(story.raised(30), shared)
+    api.publish(*story.consent(10, (UNIT,)))
+    # When the mother reads the relay log
+    log = api.get(f"/cases/{story.case_id}/relay-log", MOTHER)
+    # Then the entries are in the order they were appended, the consent after the sharing
+    assert types(log) == ["ConcernRaised", "ConcernShared", "ConsentGiven", "ConsentNoted"]
+    # and time travel still shows what had happened by a moment, in that order
+    seven_days_ago = (NOW - timedelta(days=7)).isoformat()
+    then = api.get(f"/cases/{story.case_id}/relay-log", MOTHER, as_of=seven_days_ago)
+    assert types(then) == ["ConcernRaised", "ConsentGiven", "ConsentNoted"]
+
+
+# the unit that owns a case
+
+
+def test_a_handover_to_a_unit_of_the_same_kind_of_service_moves_the_case_to_it(
+    api: Api,
+) -> None:
+    # Given a kindergarten's case whose baton passes to a school (both basic services), and
+    # another whose baton passes to PPT (a helper service)
+    to_school, to_ppt = Story(api), Story(api)
+    teacher_at_school = Actor(person="laerer-1", role=Role.EMPLOYEE, service="skole-lia")
+    api.publish(
+        to_school.raised(30),
+        *to_school.consent(20, (UNIT, "skole-lia")),
+        to_school.handed_over(10, teacher_at_school),
+        to_ppt.raised(30),
+        *to_ppt.consent(20, (UNIT, "ppt")),
+        to_ppt.handed_over(10, PPT),
+    )
+    # When the leaders look at their units
+    school = api.get("/units/skole-lia/overview", SCHOOL_LEADER).json()
+    kindergarten = api.get(f"/units/{UNIT}/overview", LEADER).json()
+    # Then the school owns the first case, and the kindergarten still owns the one PPT holds
+    assert school["open_cases_per_level"]["0"] == 1
+    assert kindergarten["open_cases_per_level"]["0"] == 1
+    # and the new baton holders have them on their worklists
+    assert [w["case_id"] for w in api.get("/worklist", teacher_at_school).json()] == [
+        str(to_school.case_id)
+    ]
+    assert [w["case_id"] for w in api.get("/worklist", PPT).json()] == [str(to_ppt.case_id)]
+
+
+def test_a_coordinator_whose_service_left_the_case_is_off_the_worklist(api: Api) -> None:
+    # Given a coordinator from PPT on a case
+    story = Story(api)
+    api.publish(
+        story.raised(30),
+        *story.consent(20, (UNIT, "ppt")),
+        c.CoordinatorAssigned(
+            **story.env(story.case_id, LEADER, 15), coordinator=PPT.person, service="ppt"
+        ),
+    )
+    assert [w["kind"] for w in api.get("/worklist", PPT).json()] == ["coordinator"]
+    # When PPT leaves the case
+    api.publish(
+        c.AgencyLeft(**story.env(story.case_id, CONSENT_POLICY, 1), service="ppt", reason="done")
+    )
+    # Then the case is no longer on the coordinator's worklist
+    assert api.get("/worklist", PPT).json() == []
 
 
 # the worklist
@@ -615,6 +785,25 @@ def test_a_guardian_s_worklist_lists_their_child_s_case(api: Api) -> None:
         (str(story.case_id), "guardian", 1, "open")
     ]
     assert theirs == []
+
+
+def test_a_guardian_s_worklist_names_each_child_as_the_register_does_without_reading_a_case(
+    api: Api,
+) -> None:
+    # Given cases about two of the mother's children, named in the register
+    older = Story(api, a_child(MOTHER.person, name="Ola Nordmann"))
+    younger = Story(api, a_child(MOTHER.person, name="Kari Nordmann"))
+    api.publish(older.raised(30), younger.raised(20))
+    # When she looks at her worklist
+    mine = api.get("/worklist", MOTHER).json()
+    # Then each case names its child, as the register names the child to their guardian
+    assert [(w["case_id"], w["child_name"]) for w in mine] == [
+        (str(older.case_id), "Ola Nordmann"),
+        (str(younger.case_id), "Kari Nordmann"),
+    ]
+    # and that was no read of either case: their access logs hold nothing
+    assert api.access_log(older.case_id) == []
+    assert api.access_log(younger.case_id) == []
 
 
 def test_a_child_finds_their_own_case_from_the_reading_age(api: Api) -> None:
@@ -696,7 +885,7 @@ def test_figures_of_groups_smaller_than_five_are_not_given(api: Api) -> None:
     # When a unit leader looks at the management figures
     figures = api.get("/figures", LEADER).json()
     # Then the kindergarten's month is counted, the school's single concern is not shown
-    month = NOW.strftime("%Y-%m")
+    month = NOW.astimezone(OSLO).strftime("%Y-%m")
     assert figures["concerns_per_unit_and_month"][UNIT][month] == 5
     assert figures["concerns_per_unit_and_month"]["skole-lille"][month] is None
     assert figures["closed_cases"] == 0
@@ -708,3 +897,90 @@ def test_a_minimum_group_size_that_is_not_a_whole_number_above_zero_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match="STAFETT_PROJECTION_FIGURES_MIN_GROUP"):
         min_group({"STAFETT_PROJECTION_FIGURES_MIN_GROUP": setting})
+
+
+# management figures per unit and month
+
+
+def test_figures_per_unit_and_month_count_the_staircase_without_personal_data(api: Api) -> None:
+    # Given five concerns in the kindergarten this month, each moved up to level 1 after an
+    # hour, one of them back down to level 0, and a sixth concern at a school
+    stories = [Story(api) for _ in range(6)]
+    meeting_id = uuid4()
+    scheduled = m.MeetingScheduled(
+        **stories[0].env(meeting_id, TEACHER, 0.01),
+        case_id=stories[0].case_id,
+        meeting_type=m.MeetingType.COOPERATION,
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        place="Møterom 2",
+        leader=TEACHER.person,
+        leader_service=UNIT,
+    )
+    api.publish(
+        *(story.raised(1 / 24) for story in stories[:5]),
+        *(story.escalated(0.001, 1) for story in stories[:5]),
+        c.DeEscalated(
+            **stories[0].env(stories[0].case_id, TEACHER, 0.0005),
+            from_level=1,
+            to_level=0,
+            reason="Går bedre.",
+        ),
+        stories[5].raised(0, unit="skole-lia"),
+        # and five guardians' feedback after a cooperation meeting the kindergarten called
+        scheduled,
+        *(
+            m.FeedbackGiven(
+                **stories[0].env(meeting_id, MOTHER, 0.0001),
+                case_id=stories[0].case_id,
+                given_by="guardian",
+                person=MOTHER.person,
+                rating=4,
+                heard=5,
+            )
+            for _ in range(5)
+        ),
+    )
+    # When a unit leader asks for the figures per unit and month
+    answer = api.get("/figures", LEADER, by="unit-month")
+    assert answer.status_code == 200, answer.text
+    figures = answer.json()
+    month = NOW.astimezone(OSLO).strftime("%Y-%m")
+    rows = {(row["unit"], row["month"]): row for row in figures["months"]}
+    kindergarten, school = rows[(UNIT, month)], rows[("skole-lia", month)]
+    # Then the kindergarten's month counts its concerns and the moves by level pair
+    assert kindergarten["concerns"] == 5
+    assert kindergarten["escalations"]["0-1"] == 5
+    assert kindergarten["de_escalations"]["1-0"] is None  # one move down: too few to show
+    assert kindergarten["cases_per_level_at_month_end"] == {"0": None, "1": None, "2": 0, "3": 0}
+    assert kindergarten["days_from_concern_to_level_0_decision"] == pytest.approx(0.04, abs=0.01)
+    assert kindergarten["feedback"] == {"count": 5, "mean_rating": 4.0, "mean_heard": 5.0}
+    assert figures["feedback_by_meeting_type"]["cooperation"]["count"] == 5
+    # and the school's single concern is not shown
+    assert school["concerns"] is None
+    assert TEACHER.person not in answer.text
+    assert "Kari" not in answer.text
+
+
+def test_figures_per_unit_and_month_are_also_csv_and_for_leaders_only(api: Api) -> None:
+    # Given five concerns in the kindergarten this month
+    stories = [Story(api) for _ in range(5)]
+    api.publish(*(story.raised(0) for story in stories))
+    # When a unit leader asks for them as CSV
+    answer = api.get("/figures", LEADER, accept="text/csv", by="unit-month")
+    # Then there is a header and one row per unit and month, a withheld figure left empty
+    assert answer.headers["content-type"].startswith("text/csv")
+    header, *rows = list(csv.reader(io.StringIO(answer.text)))
+    assert header[:4] == ["unit", "month", "concerns", "escalations_0_1"]
+    month = NOW.astimezone(OSLO).strftime("%Y-%m")
+    (row,) = [r for r in rows if r[:2] == [UNIT, month]]
+    named = dict(zip(header, row, strict=True))
+    assert named["concerns"] == "5"
+    assert named["cases_at_level_0_at_month_end"] == "5"
+    assert named["de_escalations_1_0"] == "0"
+    assert named["feedback_mean_rating"] == ""
+    # and the figures are for leaders, administrators and auditors, and `by` names one of two
+    assert api.get("/figures", TEACHER, by="unit-month").status_code == 403
+    wrong = api.get("/figures", LEADER, by="unit-year")
+    assert wrong.status_code == 422
+    assert wrong.json()["extra"][0]["key"] == "by"

@@ -7,11 +7,12 @@
 | GET /cases/{id}/handover-packet | measures tried, what worked, next steps, of the entries the reader may see | the access rule |
 | GET /cases/{id}/access-log | who read the case, when, why, and refused attempts | guardians, the child, auditors |
 | GET /cases/{id}/export.jsonl | every event with its envelope, as JSON lines | auditors |
-| GET /cases/{id}/archive | the relay log as a readable document, once the case is closed | the access rule |
-| GET /worklist | staff: their cases, measures and action items, and what is due; guardians: their children's cases; the child: their own, from the reading age | anyone |
+| GET /cases/{id}/archive?lang= | the archive document, once the case is closed, as Markdown | the access rule |
+| GET /cases/{id}/archive.json?lang= | the archive document as JSON | the access rule |
+| GET /worklist | staff: their cases, measures and action items, and what is due; guardians: their children's cases, named; the child: their own, from the reading age | anyone |
 | GET /overrides?purpose= | every legal basis and report to child welfare across cases, newest first | auditors |
 | GET /units/{unit}/overview | open cases per level, follow-up breaks, evaluations due | the unit's leader (the directory's), auditors |
-| GET /figures | management figures without personal data | unit leaders, administrators, auditors |
+| GET /figures?by= | management figures without personal data: the municipality's, or per unit and month (JSON, or CSV with `Accept: text/csv`) | unit leaders, administrators, auditors |
 | GET /lag | how far each read model is behind its stream | anyone |
 
 "The access rule" is `stafett_contracts.access.read_access`, asked through the runtime's read
@@ -22,8 +23,11 @@ shown: the entries of every stream it shows, a state folded only from the case e
 and the child's personal data only where it lets the reader know who the child is.
 
 Query and path parameters are bounded (`stafett_contracts.inputs`): `as_of` is a date-time with
-its time zone, `unit` a unit id, `purpose` at most 500 characters with no control character;
-otherwise 422 naming the parameter.
+its time zone, `unit` a unit id, `purpose` at most 500 characters with no control character,
+`lang` nb or en, `by` municipality or unit-month; otherwise 422 naming the parameter.
+
+While the read models are rebuilt after an upgrade that changed their tables, reads of them are
+503 (try again shortly), and readiness says how far the rebuild is (`projection`).
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from litestar import Litestar, Request, Response, get
@@ -45,8 +50,11 @@ from stafett_contracts.casefile import CaseSummary, summary
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.inputs import ReadPurpose, UnitId, limits, utc_moment
 from stafett_contracts.personal import Erased, PersonalData
-from stafett_projection import views
+from stafett_projection import archive as archives
+from stafett_projection import figures as management
+from stafett_projection import phrases, views
 from stafett_projection.projection import Projection
+from stafett_runtime.apidocs import refusals
 from stafett_runtime.domain import NotAllowed, RuleViolation
 from stafett_runtime.health import CheckResult, Readiness
 from stafett_runtime.kernel import Kernel
@@ -76,7 +84,15 @@ class RelayLog(msgspec.Struct, frozen=True, kw_only=True):
     entries: list[views.Entry]
 
 
+Language = Annotated[
+    phrases.Language,
+    Parameter(description="the document's language: nb (Norwegian bokmål, the default) or en"),
+]
 FIGURES_MIN_GROUP = "STAFETT_PROJECTION_FIGURES_MIN_GROUP"
+TIME_ZONE = "STAFETT_PROJECTION_TIMEZONE"
+CSV = "text/csv"
+MARKDOWN = "text/markdown"
+JSON = "application/json"
 
 
 def min_group(environ: Mapping[str, str]) -> int:
@@ -87,6 +103,17 @@ def min_group(environ: Mapping[str, str]) -> int:
     return int(text)
 
 
+def time_zone(environ: Mapping[str, str]) -> ZoneInfo:
+    """The municipality's time zone (default Europe/Oslo): the archive's dates, the figures'
+    months."""
+    name = environ.get(TIME_ZONE) or "Europe/Oslo"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"{TIME_ZONE} must name a time zone, such as Europe/Oslo, not {name!r}"
+        raise ValueError(message) from None
+
+
 def create_app(
     projection: Projection,
     kernel: Kernel,
@@ -95,14 +122,22 @@ def create_app(
     on_shutdown: Sequence[LifespanHook] = (),
     *,
     figures_min_group: int = 5,
+    zone: ZoneInfo | None = None,
 ) -> Litestar:
     readiness = readiness or Readiness()
     reads = kernel.reads(cases=projection)
+    zone = zone or ZoneInfo("Europe/Oslo")
 
     async def start() -> None:
-        await projection.start(kernel.nc)
+        await projection.start(kernel.nc, kernel.directory)
 
     async def feeds_check() -> CheckResult:
+        if not projection.serving:
+            # Ready to take requests, which say "try again" (503) until the rebuild is done.
+            rebuilt = projection.rebuilt
+            progress = "waiting for the rebuild" if rebuilt is None else f"{rebuilt:,} events"
+            detail = f"rebuilding the read models for this version: {progress}"
+            return CheckResult(ok=True, degraded=True, detail=detail)
         failed = [s for s, f in projection.feeds.items() if f.error is not None]
         if not projection.feeds or failed:
             return CheckResult(ok=False, detail=f"feeds stopped: {', '.join(failed) or 'all'}")
@@ -128,7 +163,9 @@ def create_app(
             return None  # a key store without this child's key: show no personal data
 
     @get(
-        "/cases/{case_id:uuid}/relay-log", summary="The relay log: the entries I may see, in order"
+        "/cases/{case_id:uuid}/relay-log",
+        summary="The relay log: the entries I may see, in order",
+        responses=refusals(403),
     )
     async def relay_log(
         case_id: FromPath[UUID],
@@ -168,7 +205,11 @@ def create_app(
             entries=_until(moment, visible(admitted.access, found.entries)),
         )
 
-    @get("/cases/{case_id:uuid}/consent-status", summary="Who may see the case, until when")
+    @get(
+        "/cases/{case_id:uuid}/consent-status",
+        summary="Who may see the case, until when",
+        responses=refusals(403),
+    )
     async def consent_status(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> views.ConsentStatus:
@@ -179,7 +220,11 @@ def create_app(
         await reads.admit(request.user, case_id, "consent-status", purpose, case=case)
         return status
 
-    @get("/cases/{case_id:uuid}/handover-packet", summary="What a receiving unit sees")
+    @get(
+        "/cases/{case_id:uuid}/handover-packet",
+        summary="What a receiving unit sees",
+        responses=refusals(403),
+    )
     async def handover_packet(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> views.HandoverPacket:
@@ -197,7 +242,11 @@ def create_app(
             **views.handover_packet(visible(admitted.access, found.entries)),
         )
 
-    @get("/cases/{case_id:uuid}/access-log", summary="Who read the case, when and why")
+    @get(
+        "/cases/{case_id:uuid}/access-log",
+        summary="Who read the case, when and why",
+        responses=refusals(403),
+    )
     async def access_log(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> list[views.Reading]:
@@ -214,6 +263,7 @@ def create_app(
         "/cases/{case_id:uuid}/export.jsonl",
         summary="Every event with its envelope",
         media_type="application/x-ndjson",
+        responses=refusals(403),
     )
     async def export(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
@@ -222,44 +272,76 @@ def create_app(
         lines = await projection.read(views.export_lines, str(case_id))
         return Response(lines, media_type="application/x-ndjson")
 
-    @get(
-        "/cases/{case_id:uuid}/archive",
-        summary="The relay log as a document for the archive",
-        media_type="text/markdown",
-    )
-    async def archive(
-        case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
-    ) -> Response[str]:
+    async def archive_of(
+        case_id: UUID, actor: Actor, purpose: str | None, lang: phrases.Language
+    ) -> archives.ArchiveDocument:
         found = await history(case_id)
         # Permission first: whether the case is closed is itself something about the case.
-        admitted = await reads.admit(request.user, case_id, "archive", purpose, case=found.case)
+        admitted = await reads.admit(actor, case_id, "archive", purpose, case=found.case)
         if not admitted.case.closed:
             raise RuleViolation("archive-when-closed", "a case goes to the archive when it closes")
-        shown = visible(admitted.access, found.entries)
-        state = summary(case_id, visible(admitted.access, found.events))
-        document = views.archive_document(case_id, await personal_data(admitted), shown, state)
-        return Response(document, media_type="text/markdown; charset=utf-8")
+        return archives.document(
+            case_id,
+            await personal_data(admitted),
+            visible(admitted.access, found.entries),
+            summary(case_id, visible(admitted.access, found.events)),
+            kernel.directory.current(),
+            lang,
+            zone,
+        )
+
+    @get(
+        "/cases/{case_id:uuid}/archive",
+        summary="The archive document, for the pupil's file (JSON at archive.json)",
+        media_type=MARKDOWN,
+        responses=refusals(403, 409),
+    )
+    async def archive(
+        case_id: FromPath[UUID],
+        request: Request[Actor, Any, Any],
+        purpose: Purpose = None,
+        lang: Language = "nb",
+    ) -> Response[str]:
+        document = await archive_of(case_id, request.user, purpose, lang)
+        text = archives.markdown(document, zone, kernel.directory.current())
+        return Response(text, media_type=f"{MARKDOWN}; charset=utf-8")
+
+    @get(
+        "/cases/{case_id:uuid}/archive.json",
+        summary="The archive document as JSON",
+        responses=refusals(403, 409),
+    )
+    async def archive_json(
+        case_id: FromPath[UUID],
+        request: Request[Actor, Any, Any],
+        purpose: Purpose = None,
+        lang: Language = "nb",
+    ) -> archives.ArchiveDocument:
+        return await archive_of(case_id, request.user, purpose, lang)
 
     @get("/worklist", summary="My cases, measures and action items, and what is due")
     async def worklist(request: Request[Actor, Any, Any]) -> list[views.WorkItem]:
         actor = request.user
         if actor.role not in (Role.GUARDIAN, Role.CHILD):
             return await projection.read(views.worklist, actor.person, actor.service)
-        # Guardians and the child find their cases through the register, never the request.
+        # Guardians and the child find their cases, and the child's name, through the
+        # register, never the request (docs/projection.md: why this is no read of a case).
         children = await call(kernel.register.children_of, actor.person)
         if actor.role == Role.GUARDIAN:
-            ids = [c.child_id for c in children if c.is_guardian(actor.person)]
-            return await projection.read(views.children_s_cases, "guardian", ids)
+            theirs = [c for c in children if c.is_guardian(actor.person)]
+            return await projection.read(views.children_s_cases, "guardian", theirs)
         today = datetime.now(UTC).date()
         reading_age = kernel.read_rules.child_reads_from_age  # as the access rule reads it
-        ids = [
-            c.child_id
-            for c in children
-            if c.is_the_child(actor.person) and c.age_on(today) >= reading_age
+        own = [
+            c for c in children if c.is_the_child(actor.person) and c.age_on(today) >= reading_age
         ]
-        return await projection.read(views.children_s_cases, "child", ids)
+        return await projection.read(views.children_s_cases, "child", own)
 
-    @get("/overrides", summary="Every legal basis and report to child welfare, newest first")
+    @get(
+        "/overrides",
+        summary="Every legal basis and report to child welfare, newest first",
+        responses=refusals(403),
+    )
     async def overrides(
         request: Request[Actor, Any, Any], purpose: Purpose = None
     ) -> list[views.Override]:
@@ -276,7 +358,7 @@ def create_app(
         listed = [o for h in cases for o in views.overrides_of(h.case, h.events)]
         return sorted(listed, key=lambda o: o.since, reverse=True)
 
-    @get("/units/{unit:str}/overview", summary="A unit leader's overview")
+    @get("/units/{unit:str}/overview", summary="A unit leader's overview", responses=refusals(403))
     async def unit_overview(
         unit: Annotated[str, Parameter(description="the unit, by id", **limits(UnitId))],
         request: Request[Actor, Any, Any],
@@ -291,11 +373,31 @@ def create_app(
         today = datetime.now(UTC).date()
         return await projection.read(views.unit_overview, unit, today)
 
-    @get("/figures", summary="Management figures, without personal data")
-    async def figures(request: Request[Actor, Any, Any]) -> dict[str, Any]:
+    @get(
+        "/figures",
+        summary="Management figures, without personal data: the municipality's, or per unit "
+        "and month (CSV with Accept: text/csv)",
+        responses=refusals(403),
+    )
+    async def figures(
+        request: Request[Actor, Any, Any],
+        by: Annotated[
+            Literal["municipality", "unit-month"],
+            Parameter(description="the municipality's figures, or each unit's for each month"),
+        ] = "municipality",
+    ) -> Response[management.MunicipalFigures | management.UnitMonthFigures | str]:
         if request.user.role not in (Role.UNIT_LEADER, Role.ADMINISTRATOR, Role.AUDITOR):
             raise NotAllowed("figures are for unit leaders, administrators and auditors")
-        return await projection.read(views.figures, datetime.now(UTC), figures_min_group)
+        now = datetime.now(UTC)
+        if by == "municipality":
+            found = await projection.read(management.municipal, now, zone, figures_min_group)
+            return Response(found, media_type=JSON)
+        per_unit = await projection.read(
+            management.per_unit_and_month, now, zone, figures_min_group
+        )
+        if request.accept.best_match([JSON, CSV], default=JSON) == CSV:
+            return Response(management.as_csv(per_unit), media_type=f"{CSV}; charset=utf-8")
+        return Response(per_unit, media_type=JSON)
 
     @get("/lag", summary="How far each read model is behind its stream")
     async def lag() -> dict[str, dict[str, Any]]:
@@ -311,6 +413,7 @@ def create_app(
             access_log,
             export,
             archive,
+            archive_json,
             worklist,
             overrides,
             unit_overview,

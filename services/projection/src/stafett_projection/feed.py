@@ -11,6 +11,11 @@ for the whole timeout. Instead one pull request for up to BATCH messages stays o
 server; the loop takes the first message that arrives and whatever else has already arrived,
 applies them in one transaction, acknowledges the last (AckPolicy.ALL), and tops the request up.
 A lone event is applied as soon as it arrives; a backlog is applied BATCH at a time.
+
+Each batch applied is a span (`apply <STREAM>`), linked to the traces of the requests that wrote
+its first LINKED events, and counted (`stafett_projection_applied_total`). While the feed runs,
+how many events it has still to apply is the gauge `stafett_projection_lag`, read from its
+consumer when metrics are collected (`behind`, what `/lag` says too).
 """
 
 from __future__ import annotations
@@ -19,20 +24,26 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from uuid import uuid4
 
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from opentelemetry import propagate, trace
 
 from stafett_projection.models import Message
+from stafett_runtime import metrics
 from stafett_runtime.jetstream.layout import StreamLayout
 
 log = structlog.get_logger(__name__)
+tracer = trace.get_tracer(__name__)
 
 BATCH = 500  # messages applied in one transaction at most
 PULL_EXPIRES = 5.0  # seconds an open pull request lives on the server before it is renewed
+LINKED = 32  # a batch's span links to the traces of this many of its events at most
+LAG_TIMEOUT = 2.0  # seconds to wait for the consumer's count when metrics are collected
 Apply = Callable[[str, Sequence[Message]], Awaitable[int]]
 
 
@@ -69,13 +80,18 @@ class StreamFeed:
         await self._prepare_consumer()
         self._inbox = self.nc.new_inbox()
         subscription = await self.nc.subscribe(self._inbox, cb=self._queue.put)
+        loop = asyncio.get_running_loop()
+        stop_reporting = metrics.observe(
+            "stafett.projection.lag",
+            {"stream": self.stream},
+            lambda: asyncio.run_coroutine_threadsafe(self.behind(), loop).result(LAG_TIMEOUT),
+        )
         try:
             while True:
                 await self._pull_more()
                 batch = await self._next_batch()
                 if batch:
-                    self.position = await self._apply(self.stream, batch)
-                    await batch_ack(batch)
+                    await self._apply_batch(batch)
         except asyncio.CancelledError:
             raise
         except BaseException as error:
@@ -83,7 +99,36 @@ class StreamFeed:
             log.exception("feed stopped by an error", stream=self.stream)
             raise
         finally:
+            stop_reporting()
             await subscription.unsubscribe()
+
+    async def _apply_batch(self, batch: Sequence[Message]) -> None:
+        links = [
+            trace.Link(context)
+            for message in batch[:LINKED]
+            if message.msg is not None and (context := _span_context(message.msg)) is not None
+        ]
+        with tracer.start_as_current_span(
+            f"apply {self.stream}",
+            kind=trace.SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": self.stream,
+                "messaging.batch.message_count": len(batch),
+                "first_position": batch[0].seq,
+                "last_position": batch[-1].seq,
+            },
+        ):
+            self.position = await self._apply(self.stream, batch)
+            await batch_ack(batch)
+        metrics.projection_applied(self.stream, len(batch))
+
+    async def behind(self) -> int:
+        """How many events of the stream the feed has still to apply (its consumer's count)."""
+        info = await self.nc.jetstream().consumer_info(self.stream, consumer_name(self.stream))
+        behind: int = info.num_pending + info.num_ack_pending
+        return behind
 
     async def _prepare_consumer(self) -> None:
         """Make the durable consumer afresh, to begin just after the stored position.
@@ -149,6 +194,12 @@ class StreamFeed:
         return batch
 
 
+def _span_context(msg: Msg) -> trace.SpanContext | None:
+    """The span that wrote the message, from its headers, if it carries one."""
+    context = trace.get_current_span(propagate.extract(msg.headers or {})).get_span_context()
+    return context if context.is_valid else None
+
+
 async def batch_ack(batch: Sequence[Message]) -> None:
     """With AckPolicy.ALL, acknowledging the last message acknowledges the batch."""
     last = batch[-1].msg
@@ -162,29 +213,40 @@ async def read_all(
     apply: Callable[[Sequence[Message]], Awaitable[None]],
     progress: Callable[[int], None] = lambda _: None,
     batch: int = 1000,
+    after: int = 0,
 ) -> int:
-    """Every event in the stream now, through an ephemeral consumer, in batches (a rebuild)."""
+    """Every event in the stream now after position `after`, through an ephemeral consumer, in
+    batches (a rebuild)."""
     js = nc.jetstream()
     try:
         info = await js.stream_info(stream)
     except NotFoundError:
         return 0
-    if info.state.messages == 0:
+    if info.state.messages == 0 or info.state.last_seq <= after:
         return 0
-    subscription = await js.pull_subscribe(
-        events_filter(stream),
-        stream=stream,
-        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
+    name = f"projection-rebuild-{uuid4().hex}"
+    made = await js.add_consumer(
+        stream,
+        ConsumerConfig(
+            name=name,
+            filter_subject=events_filter(stream),
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=after + 1,
+        ),
     )
+    subscription = await js.pull_subscribe_bind(consumer=name, stream=stream)
     count = 0
     try:
+        if made.num_pending == 0:
+            return 0  # only tracking records since `after`: do not wait for a fetch to time out
         while True:
             try:
                 msgs = await subscription.fetch(batch, timeout=2.0)
             except TimeoutError:
                 break
             messages = [
-                Message(stream, m.metadata.sequence.stream, m.subject, m.data) for m in msgs
+                Message(stream, m.metadata.sequence.stream, m.subject, m.data, m) for m in msgs
             ]
             await apply(messages)
             count += len(messages)

@@ -4,10 +4,23 @@ its relay-log entry.
 Every event becomes an entry (the relay log, the export); a case's CASE entries are what its
 case file is folded from when it is read (`views.case_file`), so who may see what is decided by
 the one access rule over the one fold, never from a table kept here. Beyond that, each stream
-writes only its own tables (the case stream: cases, levels, measures; consent: consents; meeting:
-action items, feedback; notify: notifications, breaks; audit: access), and anything computed
-across streams (last activity, follow-up breaks still open) is computed when queried. So the
-streams can be applied in any interleaving, live or in a rebuild, and give the same tables.
+writes only its own tables (the case stream: cases, levels, owners, measures; consent: consents;
+meeting: meetings, action items, feedback; notify: notifications, breaks; audit: access), and
+anything computed across streams (last activity, follow-up breaks still open, figures per unit)
+is computed when queried. So the streams can be applied in any interleaving, live or in a
+rebuild, and give the same tables.
+
+Entries are ordered as they were appended: within a stream by sequence, across streams by the
+moment the event store appended each (the server's timestamp of the message, never earlier than
+the one before it in its stream). That is the order the events reached the projection, and it
+is the same in a rebuild, where the streams are read one after another. An event's own
+`occurred_at` can be earlier than its place (a `ConsentNoted` carries the consent's moment) and
+is shown, not sorted by.
+
+A case belongs to one unit at a time (`cases.unit`, with `owners` saying since when): where the
+worry arose, until the baton is handed over to a unit of the same kind of service (kindergarten
+to school: `Directory.takes_over`); a referral or a handover to a helper service leaves the case
+with its unit. The directory says each unit's kind.
 """
 
 from __future__ import annotations
@@ -22,7 +35,9 @@ from cachetools import LRUCache
 from stafett_contracts import audit, case, consent, meeting, notify
 from stafett_contracts.catalogue import BY_SERVICE
 from stafett_contracts.envelope import Event
+from stafett_contracts.people import Directory
 from stafett_projection.store import Tx
+from stafett_runtime.directory import DirectorySource, FixedDirectory
 
 STREAMS = ("CASE", "CONSENT", "MEETING", "NOTIFY", "AUDIT")
 
@@ -54,13 +69,22 @@ def day(value: date) -> str:
 
 
 class Message(msgspec.Struct, frozen=True):
-    """One stored event as read from its stream (`msg` to acknowledge it, when live)."""
+    """One stored event as read from its stream (`msg`: as NATS delivered it, to acknowledge it
+    when live, and to know when the store appended it)."""
 
     stream: str
     seq: int
     subject: str
     data: bytes
     msg: Any = None
+
+    @property
+    def appended_at(self) -> datetime | None:
+        """When the event store appended it (None for a message made without NATS)."""
+        if self.msg is None:
+            return None
+        moment: datetime = self.msg.metadata.timestamp
+        return moment
 
 
 REMEMBERED = 100_000  # ids kept in memory by the projection, the least recently used forgotten
@@ -69,42 +93,55 @@ REMEMBERED = 100_000  # ids kept in memory by the projection, the least recently
 class Projector:
     """Applies batches of one stream's messages to the read models, with the stream position."""
 
-    def __init__(self, remembered: int = REMEMBERED) -> None:
+    def __init__(
+        self, remembered: int = REMEMBERED, directory: DirectorySource | None = None
+    ) -> None:
         # consent and notification ids seen recently, for the events that do not name their
         # case (the rest are looked up in the read models)
         self._case_of: LRUCache[str, str | None] = LRUCache(remembered)
         # case versions applied in the transaction under way; the caller tells waiting readers
         # once it has committed, so no reader is told of an uncommitted change
         self.touched: dict[str, int] = {}
+        # Each unit's kind, for whether a handover moves the case (none known: it never does).
+        self._directory = directory or FixedDirectory(Directory())
+        self._handlers: dict[type[Event], Handler] = {
+            **_HANDLERS,
+            case.BatonHandedOver: self._handed_over,
+        }
 
     def apply(self, tx: Tx, stream: str, messages: Sequence[Message]) -> int:
         """Apply what is new in `messages` (ordered by seq); return the new position."""
-        row = tx.one("SELECT seq FROM positions WHERE stream = ?", (stream,))
-        position = row[0] if row else 0
+        row = tx.one("SELECT seq, appended FROM positions WHERE stream = ?", (stream,))
+        position, appended = (row[0], row[1]) if row else (0, None)
         for message in messages:
             if message.seq <= position:
                 continue  # redelivered: its effect is already recorded
-            self.apply_one(tx, message)
+            appended = self.apply_one(tx, message, appended)
             position = message.seq
         tx.run(
-            "INSERT INTO positions(stream, seq) VALUES (?, ?) "
-            "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq",
-            (stream, position),
+            "INSERT INTO positions(stream, seq, appended) VALUES (?, ?, ?) "
+            "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, appended = excluded.appended",
+            (stream, position, appended),
         )
         return position
 
-    def apply_one(self, tx: Tx, message: Message) -> None:
+    def apply_one(self, tx: Tx, message: Message, after: str | None = None) -> str | None:
+        """Apply one message; the moment it takes its place at, never before `after` (the one
+        before it in its stream)."""
         event = decode(message.stream, message.data)
-        handler = _HANDLERS.get(type(event))
+        handler = self._handlers.get(type(event))
         if isinstance(event, audit.CaseAccessed):
             _accessed(tx, event, message.seq)
-            return
+            return after
+        appended = ts(message.appended_at or event.occurred_at)
+        if after is not None and appended < after:
+            appended = after  # a clock that stepped back never reorders a stream
         case_id = self._case_id(tx, event)
         actor = event.actor
         tx.run(
             "INSERT INTO entries(stream, seq, case_id, aggregate_id, aggregate_version, type,"
-            " occurred_at, person, role, service, subject, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " occurred_at, appended, person, role, service, subject, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message.stream,
                 message.seq,
@@ -113,6 +150,7 @@ class Projector:
                 event.aggregate_version,
                 type(event).__name__,
                 ts(event.occurred_at),
+                appended,
                 actor.person,
                 str(actor.role),
                 actor.service,
@@ -124,6 +162,13 @@ class Projector:
             handler(tx, event, case_id)
         if isinstance(event, case.CaseEvent):
             self.touched[str(event.aggregate_id)] = event.aggregate_version
+        return appended
+
+    def _handed_over(self, tx: Tx, e: case.BatonHandedOver, case_id: str) -> None:
+        _holder(tx, e.to_person, e.to_service, case_id)
+        row = tx.one("SELECT unit FROM cases WHERE case_id = ?", (case_id,))
+        if row is not None and self._directory.current().takes_over(row[0], e.to_service):
+            _owned(tx, case_id, e.to_service, ts(e.occurred_at))
 
     def _case_id(self, tx: Tx, event: Event) -> str | None:
         if isinstance(event, case.CaseEvent):
@@ -159,6 +204,17 @@ def _raised(tx: Tx, e: case.ConcernRaised, case_id: str) -> None:
         (case_id, str(e.child_id), e.unit, e.unit, at),
     )
     tx.run("INSERT INTO levels(case_id, since, level) VALUES (?, ?, 0)", (case_id, at))
+    _owned(tx, case_id, e.unit, at)
+
+
+def _owned(tx: Tx, case_id: str, unit: str, since: str) -> None:
+    """The case belongs to `unit` from `since`."""
+    tx.run("UPDATE cases SET unit = ? WHERE case_id = ?", (unit, case_id))
+    tx.run(
+        "INSERT INTO owners(case_id, since, unit) VALUES (?, ?, ?) "
+        "ON CONFLICT (case_id, since) DO UPDATE SET unit = excluded.unit",
+        (case_id, since, unit),
+    )
 
 
 def _moved(tx: Tx, e: case.Escalated | case.DeEscalated, case_id: str) -> None:
@@ -166,9 +222,25 @@ def _moved(tx: Tx, e: case.Escalated | case.DeEscalated, case_id: str) -> None:
     tx.run("UPDATE cases SET level = ? WHERE case_id = ?", (e.to_level, case_id))
     _close_level(tx, case_id, at)
     tx.run(
-        "INSERT INTO levels(case_id, since, level) VALUES (?, ?, ?) "
-        "ON CONFLICT (case_id, since) DO UPDATE SET level = excluded.level, until = NULL",
-        (case_id, at, e.to_level),
+        "INSERT INTO levels(case_id, since, level, from_level) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (case_id, since) DO UPDATE SET level = excluded.level, until = NULL,"
+        " from_level = excluded.from_level",
+        (case_id, at, e.to_level, e.from_level),
+    )
+    if e.from_level == 0:
+        _level_0_decided(tx, case_id, at)
+
+
+def _level_decided(tx: Tx, e: case.LevelDecided, case_id: str) -> None:
+    if e.level == 0:
+        _level_0_decided(tx, case_id, ts(e.occurred_at))
+
+
+def _level_0_decided(tx: Tx, case_id: str, at: str) -> None:
+    """The first decision at level 0 (go on to level 1, close, or continue): its moment."""
+    tx.run(
+        "UPDATE cases SET level0_decided_at = ? WHERE case_id = ? AND level0_decided_at IS NULL",
+        (at, case_id),
     )
 
 
@@ -183,6 +255,8 @@ def _closed(tx: Tx, e: case.CaseClosed, case_id: str) -> None:
         (at, e.at_level, case_id),
     )
     _close_level(tx, case_id, at)
+    if e.at_level == 0:
+        _level_0_decided(tx, case_id, at)
 
 
 def _reopened(tx: Tx, e: case.CaseReopened, case_id: str) -> None:
@@ -209,12 +283,6 @@ def _appointed(tx: Tx, e: case.BatonHolderAppointed, case_id: str) -> None:
     _holder(tx, e.holder, e.service, case_id)
 
 
-def _handed_over(tx: Tx, e: case.BatonHandedOver, case_id: str) -> None:
-    _holder(tx, e.to_person, e.to_service, case_id)
-    # A transition (kindergarten to school): the receiving unit now has the case.
-    tx.run("UPDATE cases SET unit = ? WHERE case_id = ?", (e.to_service, case_id))
-
-
 def _vacated(tx: Tx, e: case.BatonVacated, case_id: str) -> None:
     _holder(tx, None, None, case_id)
 
@@ -223,6 +291,15 @@ def _coordinator(tx: Tx, e: case.CoordinatorAssigned, case_id: str) -> None:
     tx.run(
         "UPDATE cases SET coordinator = ?, coordinator_service = ? WHERE case_id = ?",
         (e.coordinator, e.service, case_id),
+    )
+
+
+def _agency_left(tx: Tx, e: case.AgencyLeft, case_id: str) -> None:
+    """A service that leaves takes its coordinator with it (as the case's fold says)."""
+    tx.run(
+        "UPDATE cases SET coordinator = NULL, coordinator_service = NULL"
+        " WHERE case_id = ? AND coordinator_service = ?",
+        (case_id, e.service),
     )
 
 
@@ -304,6 +381,14 @@ def _expired(tx: Tx, e: consent.ConsentExpired, case_id: str) -> None:
 # The meeting stream.
 
 
+def _scheduled(tx: Tx, e: meeting.MeetingScheduled, case_id: str) -> None:
+    tx.run(
+        "INSERT INTO meetings(meeting_id, case_id, meeting_type, leader_service)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (str(e.aggregate_id), case_id, str(e.meeting_type), e.leader_service),
+    )
+
+
 def _item_assigned(tx: Tx, e: meeting.ActionItemAssigned, case_id: str) -> None:
     tx.run(
         "INSERT INTO action_items(item_id, case_id, description, owner, owner_service, due_on,"
@@ -318,9 +403,17 @@ def _item_completed(tx: Tx, e: meeting.ActionItemCompleted, case_id: str) -> Non
 
 def _feedback(tx: Tx, e: meeting.FeedbackGiven, case_id: str) -> None:
     tx.run(
-        "INSERT INTO feedback(meeting_id, version, case_id, given_by, rating, heard)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (str(e.aggregate_id), e.aggregate_version, case_id, e.given_by, e.rating, e.heard),
+        "INSERT INTO feedback(meeting_id, version, case_id, given_at, given_by, rating, heard)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            str(e.aggregate_id),
+            e.aggregate_version,
+            case_id,
+            ts(e.occurred_at),
+            e.given_by,
+            e.rating,
+            e.heard,
+        ),
     )
 
 
@@ -379,12 +472,13 @@ _HANDLERS: dict[type[Event], Handler] = {
     case.ConcernRaised: _raised,
     case.Escalated: _moved,
     case.DeEscalated: _moved,
+    case.LevelDecided: _level_decided,
     case.CaseClosed: _closed,
     case.CaseReopened: _reopened,
     case.BatonHolderAppointed: _appointed,
-    case.BatonHandedOver: _handed_over,
     case.BatonVacated: _vacated,
     case.CoordinatorAssigned: _coordinator,
+    case.AgencyLeft: _agency_left,
     case.MeasurePlanned: _measure_planned,
     case.MeasureEvaluated: _measure_evaluated,
     case.MeasureEnded: _measure_ended,
@@ -392,6 +486,7 @@ _HANDLERS: dict[type[Event], Handler] = {
     consent.ConsentScopeChanged: _scope_changed,
     consent.ConsentWithdrawn: _withdrawn,
     consent.ConsentExpired: _expired,
+    meeting.MeetingScheduled: _scheduled,
     meeting.ActionItemAssigned: _item_assigned,
     meeting.ActionItemCompleted: _item_completed,
     meeting.FeedbackGiven: _feedback,

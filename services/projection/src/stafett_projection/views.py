@@ -9,7 +9,7 @@ entries they may see (`casefile.summary`).
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -22,6 +22,7 @@ from stafett_contracts.case import CaseEvent, ChildWelfareReportFiled, LegalBasi
 from stafett_contracts.casefile import Basis, CaseFile, CaseSummary, fold
 from stafett_contracts.consent import Party
 from stafett_contracts.identity import Actor
+from stafett_contracts.people import RegisteredChild
 from stafett_contracts.personal import Erased, PersonalData
 from stafett_projection.models import decode
 from stafett_projection.store import Tx
@@ -45,7 +46,8 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
 
 class CaseHistory(msgspec.Struct, frozen=True, kw_only=True):
     """One snapshot of a case: its case file, the CASE events it is folded from (in stream
-    order), and every stream's entries about it (in time order)."""
+    order), and every stream's entries about it (in the order they were appended: within a
+    stream by sequence, across streams as the event store appended them; `models`)."""
 
     case: CaseFile
     events: list[CaseEvent]
@@ -69,10 +71,10 @@ def history(tx: Tx, case_id: str) -> CaseHistory | None:
     """The case file and every entry of the case, from one read: the relay log needs both."""
     rows = tx.all(
         "SELECT stream, seq, type, occurred_at, person, role, service, body FROM entries"
-        " WHERE case_id = ? ORDER BY occurred_at, stream, seq",
+        " WHERE case_id = ? ORDER BY appended, stream, seq",
         (case_id,),
     )
-    events = [_case_event(r[7]) for r in sorted(rows, key=lambda r: r[1]) if r[0] == "CASE"]
+    events = [_case_event(r[7]) for r in rows if r[0] == "CASE"]
     case = fold(events)
     if case is None:
         return None
@@ -325,72 +327,18 @@ def access_log(tx: Tx, case_id: str) -> list[Reading]:
 
 
 def export_lines(tx: Tx, case_id: str) -> str:
-    """The case's events with their envelopes, one JSON object a line, in stream order."""
+    """The case's events with their envelopes, one JSON object a line, in the order they were
+    appended (as the relay log)."""
     lines = [
         f'{{"stream":{json.dumps(stream)},"seq":{seq},"subject":{json.dumps(subject)},'
         f'"event":{body}}}\n'
         for stream, seq, subject, body in tx.all(
             "SELECT stream, seq, subject, body FROM entries WHERE case_id = ?"
-            " ORDER BY occurred_at, stream, seq",
+            " ORDER BY appended, stream, seq",
             (case_id,),
         )
     ]
     return "".join(lines)
-
-
-def archive_document(
-    case_id: UUID, child: PersonalData | Erased | None, visible: list[Entry], state: CaseSummary
-) -> str:
-    """The relay log as a readable document for the pupil's file (markdown)."""
-    lines = [f"# Relay log of case {case_id}", ""]
-    if child is not None:
-        lines += [f"Child: {_child(child)}", ""]
-    lines += [
-        f"Status: {state.status}, level {state.level}, unit {state.unit}.",
-        f"Services taking part at the end: {', '.join(state.services) or 'none'}.",
-        "",
-        "| when (UTC) | what | who | details |",
-        "|---|---|---|---|",
-    ]
-    for entry in visible:
-        details = "; ".join(
-            f"{k}: {_cell(v)}"
-            for k, v in entry.event.items()
-            if k not in _ENVELOPE and v not in (None, [], ())
-        )
-        who = f"{entry.person} ({entry.role}{', ' + entry.service if entry.service else ''})"
-        when = f"{entry.occurred_at:%Y-%m-%d %H:%M:%S}"
-        lines.append(f"| {when} | {entry.type} | {who} | {details} |")
-    return "\n".join(lines) + "\n"
-
-
-_ENVELOPE = {
-    "type",
-    "schema_version",
-    "event_id",
-    "aggregate_id",
-    "aggregate_version",
-    "occurred_at",
-    "actor",
-    "correlation_id",
-    "causation_id",
-    "case_id",
-    "personal_data",
-}
-
-
-def _cell(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _child(child: PersonalData | Erased) -> str:
-    if isinstance(child, Erased):
-        return "personal data erased"
-    parts = [child.name]
-    if child.birth_date:
-        parts.append(f"born {child.birth_date}")
-    return ", ".join(parts)
 
 
 WorkKind = Literal[
@@ -407,6 +355,8 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
     status: str | None = None  # open or closed: for guardians and the child, who see both
     about: str | None = None  # the measure or action item
     due: str | None = None  # a date
+    # For guardians and the child: the child's name, as the register gives it to them.
+    child_name: str | None = None
 
 
 def worklist(tx: Tx, person: str, service: str | None) -> list[WorkItem]:
@@ -419,9 +369,13 @@ def worklist(tx: Tx, person: str, service: str | None) -> list[WorkItem]:
         if service is not None and holder_service != service:
             continue
         items.append(WorkItem(case_id=case_id, kind="baton_holder", level=level))
-    for case_id, level in tx.all(
-        "SELECT case_id, level FROM cases WHERE status = 'open' AND coordinator = ?", (person,)
+    for case_id, level, coordinator_service in tx.all(
+        "SELECT case_id, level, coordinator_service FROM cases"
+        " WHERE status = 'open' AND coordinator = ?",
+        (person,),
     ):
+        if service is not None and coordinator_service != service:
+            continue
         items.append(WorkItem(case_id=case_id, kind="coordinator", level=level))
     for case_id, measure_id, due in tx.all(
         "SELECT m.case_id, m.measure_id, m.evaluation_date FROM measures m JOIN cases c"
@@ -442,19 +396,21 @@ def worklist(tx: Tx, person: str, service: str | None) -> list[WorkItem]:
 
 
 def children_s_cases(
-    tx: Tx, kind: Literal["guardian", "child"], child_ids: Sequence[UUID]
+    tx: Tx, kind: Literal["guardian", "child"], children: Sequence[RegisteredChild]
 ) -> list[WorkItem]:
-    """Every case about the children named (by the register), oldest first."""
-    if not child_ids:
+    """Every case about the children the register named, oldest first, each with the child's
+    name from the register."""
+    if not children:
         return []
+    names = {str(c.child_id): c.name for c in children}
     rows = tx.all(
-        "SELECT case_id, level, status FROM cases"
-        f" WHERE child_id IN ({','.join('?' * len(child_ids))}) ORDER BY raised_at, case_id",
-        [str(c) for c in child_ids],
+        "SELECT case_id, child_id, level, status FROM cases"
+        f" WHERE child_id IN ({','.join('?' * len(names))}) ORDER BY raised_at, case_id",
+        list(names),
     )
     return [
-        WorkItem(case_id=case_id, kind=kind, level=level, status=status)
-        for case_id, level, status in rows
+        WorkItem(case_id=case_id, kind=kind, level=level, status=status, child_name=names[child])
+        for case_id, child, level, status in rows
     ]
 
 
@@ -498,74 +454,6 @@ def unit_overview(tx: Tx, unit: str, today: date) -> dict[str, Any]:
         "open_cases_per_level": per_level,
         "follow_up_breaks": breaks,
         "evaluations_due": due,
-    }
-
-
-def figures(tx: Tx, now: datetime, min_group: int = 1) -> dict[str, Any]:
-    """Management figures without personal data: counts, shares and durations only.
-
-    Small groups identify children (one concern in a small kindergarten in May is someone's
-    child), so a count of fewer than `min_group` (but more than none) is given as null, as is a
-    mean or share over fewer than `min_group` cases.
-    """
-
-    def count(n: int) -> int | None:
-        return n if n == 0 or n >= min_group else None
-
-    def mean(values: list[float]) -> float | None:
-        return round(sum(values) / len(values), 2) if values and len(values) >= min_group else None
-
-    per_unit_month: dict[str, dict[str, int | None]] = defaultdict(dict)
-    for unit, month, n in tx.all(
-        "SELECT raised_unit, substr(raised_at, 1, 7), COUNT(*) FROM cases"
-        " GROUP BY raised_unit, substr(raised_at, 1, 7)"
-    ):
-        per_unit_month[unit][month] = count(n)
-    closed = tx.all("SELECT closed_level FROM cases WHERE status = 'closed'")
-    low = sum(1 for (level,) in closed if level is not None and level <= 1)
-    to_measure = [
-        (_at(m) - _at(r)).total_seconds() / 86400
-        for r, m in tx.all(
-            "SELECT raised_at, first_measure_at FROM cases WHERE first_measure_at IS NOT NULL"
-        )
-    ]
-    at_level: dict[int, list[float]] = defaultdict(list)
-    for level, since, until in tx.all("SELECT level, since, until FROM levels"):
-        end = _at(until) if until else now
-        at_level[level].append((end - _at(since)).total_seconds() / 86400)
-    counts = Counter(
-        dict(
-            tx.all(
-                "SELECT type, COUNT(*) FROM entries WHERE type IN ('Escalated', 'DeEscalated',"
-                " 'ConsentWithdrawn', 'SystemMeasureProposed', 'ChildWelfareReportFiled')"
-                " GROUP BY type"
-            )
-        )
-    )
-    breaks = dict(tx.all("SELECT cause, COUNT(*) FROM breaks GROUP BY cause"))
-    fb = tx.one("SELECT COUNT(*), AVG(rating), AVG(heard) FROM feedback")
-    feedback_count = fb[0] if fb else 0
-    shown = feedback_count >= min_group
-    return {
-        "min_group": min_group,
-        "concerns_per_unit_and_month": dict(per_unit_month),
-        "closed_cases": count(len(closed)),
-        "share_resolved_at_levels_0_1": (
-            round(low / len(closed), 3) if closed and len(closed) >= min_group else None
-        ),
-        "days_from_concern_to_first_measure": mean(to_measure),
-        "days_at_each_level": {str(k): mean(v) for k, v in sorted(at_level.items())},
-        "escalations": count(counts["Escalated"]),
-        "de_escalations": count(counts["DeEscalated"]),
-        "follow_up_breaks": {cause: count(n) for cause, n in breaks.items()},
-        "consent_withdrawals": count(counts["ConsentWithdrawn"]),
-        "system_measures": count(counts["SystemMeasureProposed"]),
-        "child_welfare_reports": count(counts["ChildWelfareReportFiled"]),
-        "feedback": {
-            "count": count(feedback_count),
-            "mean_rating": round(float(fb[1]), 2) if shown and fb and fb[1] is not None else None,
-            "mean_heard": round(float(fb[2]), 2) if shown and fb and fb[2] is not None else None,
-        },
     }
 
 
