@@ -75,6 +75,7 @@ from stafett_runtime.domain import Context, envelope
 from stafett_runtime.jetstream import JetStreamApplicationRecorder, JetStreamNotification
 from stafett_runtime.jetstream.recorders import JetStreamRecorder
 from stafett_runtime.logging import correlation, correlation_id_in, current_correlation_id
+from stafett_runtime.metrics import event_processed
 from stafett_runtime.register import RegisterUnavailableError
 
 log = structlog.get_logger(__name__)
@@ -384,7 +385,9 @@ class ProcessingLoop:
                 try:
                     domain_event = self.upstream.mapper.to_domain_event(notification)
                     span.update_name(f"process {type(domain_event).__qualname__}")
-                    self._handle(domain_event, tracking)
+                    written = self._handle(domain_event, tracking)
+                    outcome = "processed" if written else "already processed"
+                    self._processed(notification, notification.topic, outcome)
                     return
                 except Exception as error:
                     if passes(error):
@@ -404,14 +407,18 @@ class ProcessingLoop:
                     if self._stopping.wait(0.1 * failures):
                         return  # neither processed nor tracked: handled again when resumed
 
-    def _handle(self, domain_event: Any, tracking: Tracking) -> None:
+    def _handle(self, domain_event: Any, tracking: Tracking) -> bool:
+        """Process the event with its tracking record; False if its effect was recorded already."""
+
         def tracked() -> bool:
             return self._tracked(tracking.notification_id)
 
-        if not self._without_conflict(
+        return self._without_conflict(
             lambda: self.process.process_event(domain_event, tracking), tracked
-        ):
-            log.info("already processed", notification_id=tracking.notification_id)
+        )
+
+    def _processed(self, notification: Notification, event_type: str, outcome: str) -> None:
+        event_processed(self.process.name, self.upstream.name, notification.id, event_type, outcome)
 
     def _tracked(self, notification_id: int) -> bool:
         return self.process.recorder.has_tracking_id(self.upstream.name, notification_id)
@@ -448,8 +455,9 @@ class ProcessingLoop:
         if not self._without_conflict(
             lambda: self._record([parked], tracking), lambda: self._tracked(position)
         ):
-            log.info("already processed", notification_id=position)
+            self._processed(notification, parked.event_type, "already processed")
             return
+        self._processed(notification, parked.event_type, "parked")
         log.error(
             "upstream event parked: it failed the same way again and again",
             upstream=self.upstream.name,
