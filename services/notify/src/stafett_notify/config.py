@@ -7,7 +7,7 @@
 | STAFETT_NOTIFY_SMTP_HOST / _SMTP_PORT | 127.0.0.1 / 1025 | the SMTP server |
 | STAFETT_NOTIFY_SMTP_USER / _SMTP_PASSWORD / _SMTP_TLS | none / none / false | SMTP login, STARTTLS |
 | STAFETT_NOTIFY_FROM | stafett@stafett.localhost | the sender address |
-| STAFETT_NOTIFY_LINK_BASE | http://127.0.0.1:8105 | the base of every link in a message |
+| STAFETT_NOTIFY_LINK_BASE | http://127.0.0.1:8106 | the web app, where every link in a message lands (`stafett up` sets it from its ports; `deploy/` requires it) |
 | STAFETT_NOTIFY_DEV_WEBHOOK_SECRETS | off | development only: `generate` gives a webhook contact without a secret a random one, instead of refusing to start |
 | STAFETT_NOTIFY_LEAD_DAYS | 3 | a reminder comes this many days before an evaluation or due date |
 | STAFETT_NOTIFY_INACTIVITY_DAYS | 14 | no activity for this many days is a follow-up break |
@@ -217,7 +217,7 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True):
         return cls(
             contacts=contacts,
             smtp=smtp,
-            link_base=(read("LINK_BASE") or "http://127.0.0.1:8105").rstrip("/"),
+            link_base=(read("LINK_BASE") or "http://127.0.0.1:8106").rstrip("/"),
             timers=TimerRules(
                 lead=timedelta(days=number("LEAD_DAYS", 3)),
                 inactivity=timedelta(days=number("INACTIVITY_DAYS", 14)),
