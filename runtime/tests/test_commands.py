@@ -162,32 +162,80 @@ def test_expected_version_a_stranger_is_refused_before_the_version_is_said(
     assert (stale.value.expected, stale.value.actual) == (7, 1)
 
 
-def test_one_write_at_a_time_a_write_meanwhile_refuses_the_command_whole(
+def racing_with(
+    other: CaseLog, case_id: UUID, writes: int
+) -> AggregateType[CaseFile, Open | Note, Context]:
+    """The case's type, but another instance writes on the case while this one decides (the
+    first `writes` times it decides)."""
+    written: list[int] = []
+
+    def decide_while_another_writes(
+        state: CaseFile | None, command: Open | Note, context: Context
+    ) -> list[CaseEvent]:
+        if len(written) < writes:
+            written.append(1)
+            Commands(other, CASE).handle(case_id, Note(text="Samtidig."), by())
+        return decide(state, command, context)
+
+    return AggregateType[CaseFile, Open | Note, Context](
+        name="case", evolve=evolve, decide=decide_while_another_writes
+    )
+
+
+def test_one_write_at_a_time_a_write_meanwhile_refuses_a_command_decided_on_a_version(
     app: CaseLog, env: dict[str, str]
 ) -> None:
     # Given a case, and another instance that writes on it while this one decides
     case_id = opened(Commands(app, CASE))
     other = CaseLog(env)
-
-    def decide_while_another_writes(
-        state: CaseFile | None, command: Open | Note, context: Context
-    ) -> list[CaseEvent]:
-        Commands(other, CASE).handle(case_id, Note(text="Samtidig."), by())
-        return decide(state, command, context)
-
-    racing = AggregateType[CaseFile, Open | Note, Context](
-        name="case", evolve=evolve, decide=decide_while_another_writes
-    )
     try:
-        # When this instance appends its decision
+        # When this instance appends a decision its sender made on version 1
         with pytest.raises(IntegrityError):
-            Commands(app, racing).handle(case_id, Note(text="For sent."), by())
+            Commands(app, racing_with(other, case_id, 1)).handle(
+                case_id, Note(text="For sent."), by(), expected_version=1
+            )
     finally:
         other.close()
-    # Then only the other write is in the stream
+    # Then only the other write is in the stream: the command is refused whole
     assert stored(app, case_id) == ["ConcernRaised", "BrightSpotNoted"]
     assert [e.note for e in app.events.get(case_id) if isinstance(e, BrightSpotNoted)] == [
         "Samtidig."
+    ]
+
+
+def test_one_write_at_a_time_a_command_on_no_version_is_decided_again_on_the_newer_state(
+    app: CaseLog, env: dict[str, str]
+) -> None:
+    # Given a case, and another instance that writes on it while this one first decides
+    case_id = opened(Commands(app, CASE))
+    other = CaseLog(env)
+    try:
+        # When this instance appends a command that names no version
+        decision = Commands(app, racing_with(other, case_id, 1)).handle(
+            case_id, Note(text="Etterpå."), by()
+        )
+    finally:
+        other.close()
+    # Then it was decided again after the other write, and both are in the stream, in order
+    assert decision.version == 3
+    notes = [e.note for e in app.events.get(case_id) if isinstance(e, BrightSpotNoted)]
+    assert notes == ["Samtidig.", "Etterpå."]
+
+
+def test_one_write_at_a_time_a_command_that_keeps_meeting_other_writes_is_refused_at_last(
+    app: CaseLog, env: dict[str, str]
+) -> None:
+    case_id = opened(Commands(app, CASE))
+    other = CaseLog(env)
+    try:
+        with pytest.raises(IntegrityError):
+            Commands(app, racing_with(other, case_id, 99)).handle(
+                case_id, Note(text="Aldri."), by()
+            )
+    finally:
+        other.close()
+    assert "Aldri." not in [
+        e.note for e in app.events.get(case_id) if isinstance(e, BrightSpotNoted)
     ]
 
 

@@ -42,7 +42,7 @@ import structlog
 from cachetools import LRUCache
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import EventStore, Tracking
+from eventsourcing.persistence import EventStore, IntegrityError, Tracking
 from eventsourcing.utils import EnvType
 
 from stafett_contracts.envelope import Event
@@ -56,6 +56,7 @@ C = TypeVar("C")  # its commands
 X = TypeVar("X", bound=Context)  # the context its decisions get
 
 CACHE_SIZE = 1_000  # aggregates whose state one path keeps, the least recently used forgotten first
+CONFLICT_ATTEMPTS = 3  # decisions of one command when others write to its aggregate meanwhile
 
 log = structlog.get_logger(__name__)
 
@@ -180,12 +181,26 @@ class Commands(Generic[S, C, X]):
         context: X,
         expected_version: int | None = None,
     ) -> Decision[S]:
-        """Decide `command` and append its events atomically: what was decided and written."""
-        decision = self.decide(aggregate_id, command, context, expected_version)
-        if decision.events:
-            self.app.save(*decision.events)  # one atomic append, or IntegrityError (409)
+        """Decide `command` and append its events atomically: what was decided and written.
+
+        A command that names no `expected_version` asks for the aggregate as it is: when another
+        write (another person, a policy) got in between, it is decided again on the newer state,
+        a few times, before the conflict is the caller's (IntegrityError, 409). One that names a
+        version gets the conflict at once: it was decided on what its sender saw.
+        """
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            decision = self.decide(aggregate_id, command, context, expected_version)
+            if not decision.events:
+                return decision
+            try:
+                self.app.save(*decision.events)  # one atomic append, or IntegrityError
+            except IntegrityError:
+                if expected_version is not None or attempt == CONFLICT_ATTEMPTS:
+                    raise
+                continue
             self.written(decision)
-        return decision
+            return decision
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def written(self, decision: Decision[S]) -> None:
         """Keep the state a decision leads to, once its events are in the stream."""
