@@ -151,13 +151,14 @@ def test_acknowledged_events_survive_a_crash_of_the_server(
     orders = Orders(env)
     order_id = orders.place()
     orders.add_lines(order_id, 9)
-    # When the server is killed (no clean shutdown) and started again on the same store
+    # When the server is killed (no clean shutdown), the process too, and the server is
+    # started again on the same store
     nats_server.kill()
+    orders.close()
     nats_server.start()
-    # Then a new process reads every one of them
+    # Then a new process (with a connection of its own) reads every one of them
     again = Orders(env)
     assert again.repository.get(order_id).lines == 10
-    orders.close()
     again.close()
 
 
@@ -317,13 +318,16 @@ async def test_a_store_closed_on_an_event_loop_drains_without_blocking_it(
 ) -> None:
     # Given a store (as an application garbage-collected on a service's event loop would hold)
     env = Environment("orders", {"NATS_URL": nats_server.url})
+    before = set(threading.enumerate())
     factory = await asyncio.to_thread(JetStreamFactory, env)
-    loop_thread = factory.client._thread
+    (loop_thread,) = (
+        t for t in threading.enumerate() if t not in before and t.name == "jetstream:orders"
+    )
     # When it is closed on this running event loop
     factory.close()
     # Then the close returns at once, and the store's own loop drains and stops by itself
     for _ in range(100):
-        if not loop_thread._thread.is_alive():
+        if not loop_thread.is_alive():
             break
         await asyncio.sleep(0.05)
-    assert not loop_thread._thread.is_alive()
+    assert not loop_thread.is_alive()

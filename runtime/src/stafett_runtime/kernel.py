@@ -1,12 +1,16 @@
 """What every service process shares on its event loop: one NATS connection and the facts every
 rule needs.
 
-- the NATS connection, with the JetStream core over it (`jetstream.core`), opened when the
-  service's HTTP app starts and closed when it stops (nats-py binds a connection to the loop that
-  made it). It behaves as the store's does (`jetstream.core.JetStreamCore.connect`): a service
-  that cannot reach NATS at start gives up after seconds (and is started again); once connected,
-  every call through it, children's keys included, fails at once with `OperationalError` (503)
-  while it is down, it reconnects by itself, and closing it takes seconds at most;
+- the process's one NATS connection (`jetstream.client`), the same its eventsourcing
+  applications and policy loops use, with the JetStream core over it (`jetstream.core`). The
+  kernel takes its lease when the service's HTTP app starts and gives it back when it stops;
+  the connection closes with the last lease. It lives on the store's loop thread when the
+  applications made it first (they do, in `main`), otherwise on the service's loop; either way
+  the kernel's calls (the access log, reads of the CASE stream, children's keys) reach it from
+  the service's loop without blocking it (`core` hops between the loops). A service that cannot
+  reach NATS at start gives up after seconds (and is started again); once connected, every call
+  through it fails at once with `OperationalError` (503) while it is down, it reconnects by
+  itself, and closing it takes seconds at most;
 - the pool that runs the service's blocking calls (`threads`), sized by its settings;
 - who is calling (`auth.TokenVerifier`), and the sources of record for facts about people: the
   population register (`register`) and the municipality directory (`directory`);
@@ -26,6 +30,7 @@ rule needs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Mapping
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import Literal
 from uuid import uuid4
 
+from eventsourcing.persistence import ProgrammingError
 from nats.aio.client import Client
 
 from stafett_contracts.access import ReadRules
@@ -45,7 +51,8 @@ from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.directory import DirectorySource, FixedDirectory, directory_from_env
 from stafett_runtime.domain import Context
 from stafett_runtime.health import CheckResult
-from stafett_runtime.jetstream.core import JetStreamCore, close_connection
+from stafett_runtime.jetstream.client import ConnectionSettings, JetStreamClient
+from stafett_runtime.jetstream.core import JetStreamCore
 from stafett_runtime.keystore import ChildKeys, KeyStoreError
 from stafett_runtime.logging import current_correlation_id
 from stafett_runtime.reads import CaseReads, CaseSource, StreamCases
@@ -81,8 +88,7 @@ class Kernel:
         self.access_log = AccessLog(self, settings.service, settings.nats_stream_replicas)
         self._key_use = child_keys
         self._environ = environ
-        self._nc: Client | None = None
-        self._core: JetStreamCore | None = None
+        self._client: JetStreamClient | None = None
         self._keys: ChildKeys | None = None
 
     @classmethod
@@ -119,36 +125,46 @@ class Kernel:
     async def open(self) -> None:
         s = self.settings
         use_workers(s.blocking_workers)
-        self._core = await JetStreamCore.connect(s.nats_options(s.service))
-        self._nc = self._core.nc
+        self._client = await JetStreamClient.open(connection_settings(s))
         await self.access_log.open()
         if self._key_use is not None:
             with contextlib.suppress(KeyStoreError):  # an opener binds once the bucket is made
-                await self._child_keys()
+                await self.core.while_connected(self._child_keys())
 
     async def close(self) -> None:
-        nc, self._nc, self._core, self._keys = self._nc, None, None, None
-        if nc is not None:
-            await close_connection(nc, drain=False)
+        client, self._client, self._keys = self._client, None, None
+        if client is not None:
+            await client.aclose()
 
     async def check(self) -> CheckResult:
         """Ready while the NATS connection is up."""
-        if self._nc is not None and self._nc.is_connected:
+        nc = None if self._client is None else self._client.nc
+        if nc is not None and nc.is_connected:
             return CheckResult(ok=True, detail="connected")
-        reconnecting = self._nc is not None and self._nc.is_reconnecting
+        reconnecting = nc is not None and nc.is_reconnecting
         return CheckResult(ok=False, detail="reconnecting" if reconnecting else "not connected")
 
     @property
     def nc(self) -> Client:
-        if self._nc is None:
-            raise NotOpenError("the service's NATS connection is not open")
-        return self._nc
+        """The connection itself, for code that runs on its loop (the projection's feeds run
+        there: in a process without applications the connection lives on the service's loop).
+        Anywhere else, use `core`, whose calls hop onto the connection's loop."""
+        client = self._opened()
+        running = _running_loop()
+        if running is not None and running is not client.loop:
+            raise ProgrammingError(
+                "the NATS connection lives on another event loop: use kernel.core from here"
+            )
+        return client.nc
 
     @property
     def core(self) -> JetStreamCore:
-        if self._core is None:
+        return self._opened().core
+
+    def _opened(self) -> JetStreamClient:
+        if self._client is None:
             raise NotOpenError("the service's NATS connection is not open")
-        return self._core
+        return self._client
 
     async def seal(self, data: PersonalData, child_id: str) -> SealedPersonalData:
         """Seal a child's personal data with the child's own key (made if it is the first)."""
@@ -165,11 +181,12 @@ class Kernel:
         return await (await self._child_keys()).open(sealed)
 
     async def _child_keys(self) -> ChildKeys:
+        """The key store, bound on the connection's loop (its calls run there)."""
         if self._key_use is None:
             raise NotOpenError("this service does not seal or open children's personal data")
         if self._keys is None:
             self._keys = await ChildKeys.bind(
-                self.nc,
+                self._opened().nc,
                 replicas=self.settings.nats_stream_replicas,
                 environ=self._environ,
                 create=self._key_use == "seal",
@@ -195,6 +212,27 @@ class Kernel:
             access_log=self.access_log,
             rules=self.read_rules,
         )
+
+
+def connection_settings(settings: Settings) -> ConnectionSettings:
+    """The connection the service's eventsourcing applications make from the same settings
+    (`Settings.eventsourcing_env`), so that the kernel shares it."""
+    return ConnectionSettings(
+        url=settings.nats_url,
+        name=settings.service,
+        user=settings.nats_user,
+        password=settings.nats_password,
+        creds_file=settings.nats_creds,
+        tls_ca_file=settings.nats_tls_ca,
+        inbox_prefix=settings.nats_inbox_prefix,
+    )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def read_rules_from_env(environ: Mapping[str, str] = os.environ) -> ReadRules:

@@ -14,7 +14,11 @@ name, e.g. `CASE_NATS_STREAM`, as everywhere in eventsourcing):
 | NATS_SUBJECT_PREFIX | the application name, lower case | the first token of its subjects |
 | NATS_STREAM_REPLICAS | 1 | replicas when the store creates a stream (3 in a cluster) |
 | NATS_TIMEOUT | 10 | seconds to wait for the server |
+| NATS_GROUP_COMMIT | yes | concurrent appends share one atomic batch (see `core.py`) |
 | CREATE_TABLE | yes | create the streams if missing (the library's name for this switch) |
+
+Every factory in a process with the same server, credentials and timeout shares one connection
+(`client.py`); closing one application leaves it open under the others.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
     NATS_SUBJECT_PREFIX = "NATS_SUBJECT_PREFIX"
     NATS_STREAM_REPLICAS = "NATS_STREAM_REPLICAS"
     NATS_TIMEOUT = "NATS_TIMEOUT"
+    NATS_GROUP_COMMIT = "NATS_GROUP_COMMIT"
     CREATE_TABLE = "CREATE_TABLE"
 
     def __init__(self, env: Environment | EnvType | None):
@@ -69,13 +74,18 @@ class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
                 timeout=float(self.env.get(self.NATS_TIMEOUT) or ConnectionSettings.timeout),
             )
         )
+        self.group_commit = strtobool(self.env.get(self.NATS_GROUP_COMMIT) or "yes")
         self._ensured: set[str] = set()
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
-        return JetStreamAggregateRecorder(self.client, self._stream(purpose))
+        return JetStreamAggregateRecorder(
+            self.client, self._stream(purpose), group_commit=self.group_commit
+        )
 
     def application_recorder(self) -> ApplicationRecorder:
-        return JetStreamApplicationRecorder(self.client, self._stream("events"))
+        return JetStreamApplicationRecorder(
+            self.client, self._stream("events"), group_commit=self.group_commit
+        )
 
     def tracking_recorder(
         self, tracking_recorder_class: type[JetStreamTrackingRecorder] | None = None
@@ -86,10 +96,14 @@ class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
         assert tracking_recorder_class is not None
         if not issubclass(tracking_recorder_class, JetStreamTrackingRecorder):
             raise TypeError(f"{tracking_recorder_class} is not a JetStreamTrackingRecorder")
-        return tracking_recorder_class(self.client, self._stream("events"))
+        return tracking_recorder_class(
+            self.client, self._stream("events"), group_commit=self.group_commit
+        )
 
     def process_recorder(self) -> ProcessRecorder:
-        return JetStreamProcessRecorder(self.client, self._stream("events"))
+        return JetStreamProcessRecorder(
+            self.client, self._stream("events"), group_commit=self.group_commit
+        )
 
     def close(self) -> None:
         self.client.close()
