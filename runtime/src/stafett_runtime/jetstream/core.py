@@ -6,14 +6,24 @@ get of the newest message on a subject, and batched direct get of a range, ADR-3
 helpers for neither atomic batches nor batched direct get, so both are spoken here with plain
 messages and headers, over one wildcard reply subscription.
 
-A `JetStreamCore` works on whatever event loop its connection belongs to: the store's own loop
-thread (`client.py`, for the synchronous eventsourcing recorders) or a service's loop (its access
-log, its reads of another service's aggregates).
+One connection per process (`client.py` shares it): a `JetStreamCore` lives on the event loop
+its connection was made on, and may be called from any other loop as well (a service's loop,
+when the connection lives on the store's loop thread): such a call hops onto the core's loop and
+its answer hops back, without blocking the caller's loop.
+
+Group commit. Appends that come while the stream's previous batch is on its way (concurrent
+writers of different aggregates) go together as the next atomic batch, so many appends cost one
+round trip and one fsync. Each append keeps its own guards
+(`Nats-Expected-Last-Subject-Sequence` on its subjects); two appends that guard the same subject
+never share a batch, because the server checks every guard of a batch against the stream as it
+was before the batch (two writers of one aggregate would both pass). When the server refuses a
+batch on a guard, the appends whose guards no longer hold are told (`ConflictError`), and the
+others are sent again without them. A batch never holds more than MAX_BATCH messages.
 
 Fail fast: while the connection is down (the server gone, paused or restarting), every operation
 raises `OperationalError` at once instead of waiting (`http_app` answers 503 with Retry-After),
-and one already waiting for the server when the connection drops is told within a moment. The
-connection notices a server that stopped answering within seconds (`connection_options`: a
+and one already waiting for the server when the connection drops is told within WATCH_INTERVAL.
+The connection notices a server that stopped answering within seconds (`connection_options`: a
 ping every PING_INTERVAL seconds, lost after MAX_OUTSTANDING_PINGS unanswered), and reconnects
 by itself. A connected server that is merely slow gets the core's `timeout`.
 """
@@ -22,11 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import nats
 import nats.errors
@@ -35,13 +47,15 @@ from eventsourcing.persistence import (
     IntegrityError,
     OperationalError,
     PersistenceError,
+    ProgrammingError,
 )
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from stafett_runtime.jetstream.layout import StreamLayout
+from stafett_runtime import metrics
+from stafett_runtime.jetstream.layout import EXPECTED_SEQUENCE, EXPECTED_SUBJECT, StreamLayout
 
 WRONG_LAST_SEQUENCE = 10071  # JetStream's answer to a failed optimistic concurrency check
 MAX_BATCH = 1000  # the server's limit on messages in one atomic batch (ADR-50)
@@ -51,7 +65,8 @@ PING_INTERVAL = 2  # seconds between the client's pings to the server
 MAX_OUTSTANDING_PINGS = 2  # unanswered pings after which the connection counts as lost
 RECONNECT_WAIT = 0.25  # seconds between attempts to reach one server again
 CLOSE_WITHIN = 3  # seconds a close may spend finishing what is in flight; a lost server has none
-WATCH_INTERVAL = 0.2  # how often a call waiting on the server looks whether the connection is up
+WATCH_INTERVAL = 0.2  # how often the core looks whether the connection under waiting calls is up
+GROUP_WINDOW = 0.002  # seconds a batch waits for the writers of the one before to come back
 
 # What nats-py raises when the connection, not the request, is the trouble.
 _CONNECTION_ERRORS = (
@@ -65,12 +80,14 @@ _CONNECTION_ERRORS = (
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
+Settle = Callable[[int | BaseException], None]  # told an append's last sequence, or its error
 
 
 def connection_options() -> dict[str, Any]:
-    """How every NATS connection of a service behaves, besides where it goes and as whom (the
-    store's and the kernel's alike): it tries again forever, a few times a second, and counts a
-    server that stopped answering as lost within seconds, not minutes."""
+    """How every NATS connection of a service behaves, besides where it goes and as whom: it
+    tries again forever, a few times a second, and counts a server that stopped answering as
+    lost within seconds, not minutes."""
     return {
         "allow_reconnect": True,
         "max_reconnect_attempts": -1,  # a store of record waits for its server to return
@@ -158,6 +175,14 @@ class _Replies:
         self._waiting[key] = reply
         return reply
 
+    def fail_all(self, error: Exception) -> None:
+        for reply in list(self._waiting.values()):
+            reply.fail(error)
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._waiting)
+
     async def _dispatch(self, msg: Msg) -> None:
         reply = self._waiting.get(msg.subject.rsplit(".", 1)[-1])
         if reply is not None:
@@ -177,16 +202,40 @@ class _Reply:
         if not self._done.done() and (_status(msg) or self._until(msg)):
             self._done.set_result(self.messages)
 
+    def fail(self, error: Exception) -> None:
+        self.forget()
+        if not self._done.done():
+            self._done.set_exception(error)
+
     async def wait(self, seconds: float) -> list[Msg]:
         try:
             return await asyncio.wait_for(self._done, seconds)
         except TimeoutError:
-            raise OperationalError(f"NATS did not answer on {self.subject} in {seconds}s") from None
+            raise self._no_answer(seconds) from None
         finally:
             self.forget()
 
+    def then(self, seconds: float, settle: Callable[[list[Msg] | Exception], None]) -> None:
+        """Call `settle` with the answer, or the error, once there is one: no task waits."""
+        timer = asyncio.get_running_loop().call_later(seconds, self.fail, self._no_answer(seconds))
+
+        def answered(done: asyncio.Future[list[Msg]]) -> None:
+            timer.cancel()
+            self.forget()
+            error = None if done.cancelled() else done.exception()
+            if error is None and not done.cancelled():
+                settle(done.result())
+            else:
+                closed = ProgrammingError("the event store was closed")
+                settle(error if isinstance(error, Exception) else closed)
+
+        self._done.add_done_callback(answered)
+
     def forget(self) -> None:
         self._forget()
+
+    def _no_answer(self, seconds: float) -> OperationalError:
+        return OperationalError(f"NATS did not answer on {self.subject} in {seconds}s")
 
 
 def _status(msg: Msg) -> str | None:
@@ -200,20 +249,198 @@ class Connected(Protocol):
     def core(self) -> JetStreamCore: ...
 
 
+def _on_own_loop(
+    method: Callable[Concatenate[JetStreamCore, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[JetStreamCore, P], Coroutine[Any, Any, T]]:
+    """Run the method on the core's own loop, whichever loop awaits it."""
+
+    async def on_own_loop(core: JetStreamCore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if asyncio.get_running_loop() is core.loop:
+            return await method(core, *args, **kwargs)
+        return await core.hop(method(core, *args, **kwargs))
+
+    functools.update_wrapper(on_own_loop, method)
+    return on_own_loop
+
+
+@dataclass
+class _Append:
+    """One append waiting for its turn: its messages, and the subjects whose heads it checks."""
+
+    messages: Sequence[OutgoingMessage]
+    settle: Settle
+    guards: dict[str, int]  # subject (or subject wildcard) -> the sequence it expects there
+
+    @classmethod
+    def of(cls, messages: Sequence[OutgoingMessage], settle: Settle) -> _Append:
+        guards = {
+            m.headers.get(EXPECTED_SUBJECT, m.subject): int(m.headers[EXPECTED_SEQUENCE])
+            for m in messages
+            if EXPECTED_SEQUENCE in m.headers
+        }
+        return cls(messages, settle, guards)
+
+
+class _StreamAppends:
+    """The appends to one stream: grouped ones one batch at a time, the others as they come."""
+
+    def __init__(self, core: JetStreamCore, stream: str) -> None:
+        self._core = core
+        self._stream = stream
+        self._grouped: deque[_Append] = deque()
+        self._alone: deque[_Append] = deque()
+        self._committing = False
+        self._sending = False
+        self._tasks: set[asyncio.Task[None]] = set()  # held, so that none is collected midway
+        self._arrived: asyncio.Future[None] | None = None  # set once `_enough` appends wait
+        self._enough = 0
+
+    def add(self, append: _Append, *, grouped: bool) -> None:
+        if grouped:
+            self._grouped.append(append)
+            if not self._committing:
+                self._committing = True
+                self._start(self._commit_all())
+            elif (
+                self._arrived is not None
+                and not self._arrived.done()
+                and len(self._grouped) >= self._enough
+            ):
+                self._arrived.set_result(None)
+        else:
+            self._alone.append(append)
+            if not self._sending:
+                self._sending = True
+                self._start(self._send_all())
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def fail_waiting(self, error: Exception) -> None:
+        while self._grouped:
+            self._grouped.popleft().settle(error)
+        while self._alone:
+            self._alone.popleft().settle(error)
+
+    async def _send_all(self) -> None:
+        """Each append as its own write, sent without waiting for the one before (pipelined)."""
+        try:
+            while self._alone:
+                append = self._alone.popleft()
+                if len(append.messages) == 1:
+                    await self._core.send_one(append.messages[0], append.settle)
+                else:
+                    self._start(self._commit((append,)))
+        finally:
+            self._sending = False
+
+    async def _commit_all(self) -> None:
+        try:
+            while self._grouped:
+                group = self._next_group()
+                await self._commit(group)
+                await self._gather(len(group))
+        finally:
+            self._committing = False
+
+    async def _gather(self, expected: int) -> None:
+        """Wait a moment (GROUP_WINDOW at most) for as many appends as the last batch had: its
+        writers are on their way back with their next ones, and one batch for all of them
+        costs one round trip and one fsync instead of two."""
+        if len(self._grouped) >= expected:
+            return
+        self._enough = expected
+        self._arrived = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._arrived, GROUP_WINDOW)
+        self._arrived = None
+
+    def _next_group(self) -> list[_Append]:
+        """The waiting appends that fit one batch, in order; two that guard the same subject
+        never go together (the later waits for the next batch)."""
+        group: list[_Append] = []
+        guarded: set[str] = set()
+        count = 0
+        later: list[_Append] = []
+        while self._grouped and count < MAX_BATCH:
+            append = self._grouped.popleft()
+            if count + len(append.messages) > MAX_BATCH or not guarded.isdisjoint(append.guards):
+                later.append(append)
+                continue
+            group.append(append)
+            guarded.update(append.guards)
+            count += len(append.messages)
+        self._grouped.extendleft(reversed(later))
+        return group
+
+    async def _commit(self, appends: Sequence[_Append]) -> None:
+        """Write the appends as one batch; on a conflict, tell those whose guards failed and
+        write the rest again."""
+        group = list(appends)
+        while group:
+            messages = [m for append in group for m in append.messages]
+            try:
+                last_seq = await self._core.publish_now(self._stream, messages)
+            except ConflictError as conflict:
+                try:
+                    stale = await self._stale(group) if len(group) > 1 else group
+                except Exception as error:
+                    _settle_all(group, error)
+                    return
+                # With no guard to blame, each writer looks for itself.
+                _settle_all(stale or group, conflict)
+                group = [append for append in group if stale and append not in stale]
+                continue
+            except Exception as error:
+                _settle_all(group, error)
+                return
+            except BaseException:  # cancelled: the store closes
+                _settle_all(group, ProgrammingError("the event store was closed"))
+                raise
+            seq = last_seq - len(messages)
+            for append in group:
+                seq += len(append.messages)
+                append.settle(seq)
+            return
+
+    async def _stale(self, group: Sequence[_Append]) -> list[_Append]:
+        """The appends with a guard that no longer holds, by a look at each guarded subject."""
+        subjects = sorted({subject for append in group for subject in append.guards})
+        heads = await asyncio.gather(*(self._core.last_seq(self._stream, s) for s in subjects))
+        now = dict(zip(subjects, heads, strict=True))
+        return [
+            append
+            for append in group
+            if any(now[subject] != seq for subject, seq in append.guards.items())
+        ]
+
+
+def _settle_all(appends: Sequence[_Append], outcome: Exception) -> None:
+    for append in appends:
+        append.settle(outcome)
+
+
 class JetStreamCore:
     """The JetStream operations of the store, over one connection."""
 
     def __init__(self, nc: Client, timeout: float = DEFAULT_TIMEOUT) -> None:  # seconds
         self.nc = nc
         self.timeout = timeout
+        self.loop: asyncio.AbstractEventLoop | None = None  # where the connection lives
         self._replies = _Replies()
         self._batch_slots: dict[str, asyncio.Semaphore] = {}
+        self._appends: dict[str, _StreamAppends] = {}
+        self._watch: asyncio.TimerHandle | None = None
 
     @classmethod
     async def attach(cls, nc: Client, wait: float = DEFAULT_TIMEOUT) -> JetStreamCore:
         """The core over `nc`, listening for replies: call on the connection's own loop."""
         core = cls(nc, wait)
+        core.loop = asyncio.get_running_loop()
         await core._replies.start(nc)
+        core._watch_connection()
         return core
 
     @classmethod
@@ -228,12 +455,43 @@ class JetStreamCore:
         started again, rather than hang in its start, where a signal to stop never reaches it.
         """
         where = ", ".join(options.get("servers") or ["the default server"])
+        name = str(options.get("name") or "stafett")
+
+        async def reconnected() -> None:
+            metrics.nats_reconnected(name)
+
+        options = {**connection_options(), "reconnected_cb": reconnected, **options}
         try:
-            nc = await asyncio.wait_for(nats.connect(**{**connection_options(), **options}), wait)
+            nc = await asyncio.wait_for(nats.connect(**options), wait)
         except Exception as error:
             raise OperationalError(f"cannot connect to NATS at {where}: {error!r}") from error
         return await cls.attach(nc, wait)
 
+    async def hop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the core's loop from another loop, without blocking this one."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            coroutine.close()
+            raise ProgrammingError("the event store's connection is closed")
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        answer = asyncio.wrap_future(future)
+        try:
+            # The core's loop may stop under the call (the store closed): look now and then.
+            while not (await asyncio.wait({answer}, timeout=1.0))[0]:
+                if not loop.is_running():
+                    future.cancel()
+                    raise ProgrammingError("the event store was closed while this call waited")
+            return answer.result()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and task is not None and not task.cancelling():
+                raise ProgrammingError(
+                    "the event store was closed while this call waited"
+                ) from None
+            future.cancel()
+            raise
+
+    @_on_own_loop
     async def while_connected(self, operation: Coroutine[Any, Any, T]) -> T:
         """Run `operation` on the connection: refused at once while the connection is down,
         and given up within WATCH_INTERVAL if it drops while the operation waits.
@@ -260,11 +518,45 @@ class JetStreamCore:
                 # What it raises on its way out was superseded by the error given above.
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
+    @_on_own_loop
+    async def close(self, *, drain: bool) -> None:
+        """Close the connection (within seconds); appends still waiting are told."""
+        if self._watch is not None:
+            self._watch.cancel()
+        closing = ProgrammingError("the event store was closed while this call waited")
+        for appends in self._appends.values():
+            appends.fail_waiting(closing)
+        await close_connection(self.nc, drain=drain)
+        self._replies.fail_all(closing)
+
+    def _watch_connection(self) -> None:
+        """Calls waiting for an answer are told within WATCH_INTERVAL when the connection drops:
+        the answer would never come (a reconnected server does not resend it)."""
+        if self.nc.is_closed:
+            self._replies.fail_all(self._unreachable())
+            return
+        if not self.nc.is_connected and self._replies.waiting:
+            self._replies.fail_all(self._unreachable())
+        assert self.loop is not None
+        self._watch = self.loop.call_later(WATCH_INTERVAL, self._watch_connection)
+
     def _unreachable(self) -> OperationalError:
         return OperationalError(f"NATS is unreachable: the connection is {_state(self.nc)}")
 
+    async def _at_once(self, operation: Coroutine[Any, Any, T]) -> T:
+        """`operation`, refused at once while the connection is down (its replies are told by
+        the watch when it drops meanwhile)."""
+        if not self.nc.is_connected:
+            operation.close()
+            raise self._unreachable()
+        try:
+            return await operation
+        except _CONNECTION_ERRORS as error:
+            raise OperationalError(f"NATS is unreachable: {error}") from error
+
     # Streams -------------------------------------------------------------------------------
 
+    @_on_own_loop
     async def ensure_stream(self, layout: StreamLayout, replicas: int) -> None:
         """Create the stream, or switch on in an existing one what the store relies on.
 
@@ -294,25 +586,99 @@ class JetStreamCore:
 
     # Writing -------------------------------------------------------------------------------
 
-    async def publish(self, stream: str, messages: Sequence[OutgoingMessage]) -> int:
+    @_on_own_loop
+    async def append(
+        self, stream: str, messages: Sequence[OutgoingMessage], *, grouped: bool = True
+    ) -> int:
         """Append messages, all or nothing, and return the stream sequence of the last one.
 
-        One message is a plain JetStream publish; more go as one atomic batch, whose messages
-        get contiguous sequences.
+        `grouped`: go with the other appends waiting for this stream's next batch (group
+        commit); otherwise this append is written by itself, at once. Either way its messages
+        get contiguous sequences, and its guards are checked by the server.
         """
-        return await self.while_connected(self._publish(stream, messages))
+        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
-    async def _publish(self, stream: str, messages: Sequence[OutgoingMessage]) -> int:
-        if len(messages) > MAX_BATCH:
-            raise DataError(
-                f"{len(messages)} messages in one write; JetStream's atomic batch takes "
-                f"at most {MAX_BATCH}"
+        def settle(outcome: int | BaseException) -> None:
+            if answer.done():
+                return
+            if isinstance(outcome, BaseException):
+                answer.set_exception(outcome)
+            else:
+                answer.set_result(outcome)
+
+        self.start_append(stream, messages, settle, grouped=grouped)
+        return await answer
+
+    async def publish(self, stream: str, messages: Sequence[OutgoingMessage]) -> int:
+        """Append messages by themselves, at once (not grouped): all or nothing, the sequence
+        of the last returned. For writes whose headers a batch does not take (`Nats-Msg-Id`:
+        a duplicate in an atomic batch fails the whole batch)."""
+        return await self.append(stream, messages, grouped=False)
+
+    def start_append(
+        self, stream: str, messages: Sequence[OutgoingMessage], settle: Settle, *, grouped: bool
+    ) -> None:
+        """Start an append, on the core's loop; `settle` is told how it ended (the thread bridge
+        of `client.py` uses this, so that no task is made per append)."""
+        if not messages:
+            settle(ProgrammingError("an append needs at least one message"))
+        elif len(messages) > MAX_BATCH:
+            settle(
+                DataError(
+                    f"{len(messages)} messages in one write; JetStream's atomic batch takes "
+                    f"at most {MAX_BATCH}"
+                )
             )
+        elif not self.nc.is_connected:
+            settle(self._unreachable())
+        else:
+            appends = self._appends.get(stream)
+            if appends is None:
+                appends = self._appends[stream] = _StreamAppends(self, stream)
+            appends.add(_Append.of(messages, settle), grouped=grouped)
+
+    async def publish_now(self, stream: str, messages: Sequence[OutgoingMessage]) -> int:
+        """Write the messages now, all or nothing: one is a plain JetStream publish, more go as
+        one atomic batch, whose messages get contiguous sequences. The last one's sequence."""
+        return await self._at_once(self._publish_now(stream, messages))
+
+    async def _publish_now(self, stream: str, messages: Sequence[OutgoingMessage]) -> int:
         if len(messages) == 1:
             (only,) = messages
-            return await self._request_ack(only, only.headers)
+            return await self._request_ack(only)
         async with self._slots(stream):
             return await self._publish_batch(messages)
+
+    async def send_one(self, message: OutgoingMessage, settle: Settle) -> None:
+        """Publish one message and return at once; `settle` gets its sequence when it is
+        acknowledged (or the error)."""
+        if not self.nc.is_connected:
+            settle(self._unreachable())
+            return
+        reply = self._replies.expect()
+        try:
+            await self.nc.publish(
+                message.subject, message.payload, reply.subject, headers=message.headers or None
+            )
+        except _CONNECTION_ERRORS as error:
+            reply.forget()
+            settle(OperationalError(f"NATS is unreachable: {error}"))
+            return
+        except Exception as error:  # not sent: its writer is told, the others go on
+            reply.forget()
+            settle(error)
+            return
+
+        def acknowledged(answer: list[Msg] | Exception) -> None:
+            if isinstance(answer, Exception):
+                settle(answer)
+                return
+            try:
+                settle(int(_raise_for_error(answer)["seq"]))
+            except Exception as error:
+                settle(error)
+
+        reply.then(self.timeout, acknowledged)
 
     def _slots(self, stream: str) -> asyncio.Semaphore:
         slots = self._batch_slots.get(stream)
@@ -347,21 +713,28 @@ class JetStreamCore:
             committed.forget()
         return int(ack["seq"])
 
-    async def _request_ack(self, message: OutgoingMessage, headers: dict[str, str]) -> int:
+    async def _request_ack(self, message: OutgoingMessage) -> int:
         reply = self._replies.expect()
         await self.nc.publish(
-            message.subject, message.payload, reply=reply.subject, headers=headers or None
+            message.subject, message.payload, reply=reply.subject, headers=message.headers or None
         )
         ack = _raise_for_error(await reply.wait(self.timeout))
         return int(ack["seq"])
 
     # Reading -------------------------------------------------------------------------------
 
+    @_on_own_loop
     async def get_last(self, stream: str, subject: str) -> StoredMessage | None:
         """The newest message on a subject (wildcards allowed), by direct get."""
-        messages = await self.while_connected(self._direct_get(stream, {"last_by_subj": subject}))
+        messages = await self._at_once(self._direct_get(stream, {"last_by_subj": subject}))
         return messages[0] if messages else None
 
+    async def last_seq(self, stream: str, subject: str) -> int:
+        """The sequence of the newest message on a subject; 0 when there is none."""
+        last = await self.get_last(stream, subject)
+        return 0 if last is None else last.seq
+
+    @_on_own_loop
     async def get_range(
         self, stream: str, subject: str, start: int, limit: int
     ) -> tuple[list[StoredMessage], int]:
@@ -369,7 +742,7 @@ class JetStreamCore:
 
         Returns the messages and how many more match after them.
         """
-        return await self.while_connected(self._get_range(stream, subject, start, limit))
+        return await self._at_once(self._get_range(stream, subject, start, limit))
 
     async def _get_range(
         self, stream: str, subject: str, start: int, limit: int
@@ -387,11 +760,12 @@ class JetStreamCore:
                 found.append(_stored(msg))
         return found, pending
 
+    @_on_own_loop
     async def read_all(
         self, stream: str, subject: str, page: int = 1000, start: int = 1
     ) -> list[StoredMessage]:
         """Every message on a subject from sequence `start` on, in stream order, page by page."""
-        return await self.while_connected(self._read_all(stream, subject, page, start))
+        return await self._at_once(self._read_all(stream, subject, page, start))
 
     async def _read_all(
         self, stream: str, subject: str, page: int, start: int

@@ -1,13 +1,18 @@
 """The eventsourcing recorders, over JetStream.
 
 Writing. Every event of one `insert_events` call (and, for a process recorder, the tracking
-record) is one append: a plain publish for a single message, an atomic batch for more. The first
-message of each aggregate carries `Nats-Expected-Last-Subject-Sequence` for the aggregate's
-subjects, so the server rejects the whole append if anyone wrote to that aggregate since; the
-tracking record is guarded the same way. The recorder remembers where each aggregate's head was
-when it last read or wrote it, so a load-then-save costs one round trip, and a new aggregate is
-optimistically assumed empty. When the server says a guess was stale, the heads are looked up
-and the versions compared: a real conflict raises IntegrityError, a stale guess is retried.
+record) is one append, all or nothing. The first message of each aggregate carries
+`Nats-Expected-Last-Subject-Sequence` for the aggregate's subjects, so the server rejects the
+append if anyone wrote to that aggregate since; the tracking record is guarded the same way. The
+recorder remembers where each aggregate's head was when it last read or wrote it, so a
+load-then-save costs one round trip, and a new aggregate is optimistically assumed empty. When
+the server says a guess was stale, the heads are looked up and the versions compared: a real
+conflict raises IntegrityError, a stale guess is retried.
+
+With group commit (`NATS_GROUP_COMMIT`, on by default), appends made at the same time by other
+threads go in the same atomic batch, each with its own guards (`core.py` says how a conflict in
+a batch is told to the one append it concerns); without it, each append is written by itself (a
+plain publish for one message, an atomic batch for more).
 
 Reading. One aggregate is read with batched direct get (`next_by_subj` on its subject wildcard),
 never by creating a consumer; the newest event (a snapshot lookup) with `last_by_subj`. The
@@ -50,6 +55,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from opentelemetry import propagate
 
+from stafett_runtime import metrics, tracing
 from stafett_runtime.jetstream.client import (
     ConflictError,
     JetStreamClient,
@@ -149,20 +155,28 @@ class _Appending:
 class JetStreamRecorder:
     """What all the recorders share: a client, a stream, and the append with its checks."""
 
-    def __init__(self, client: JetStreamClient, layout: StreamLayout) -> None:
+    def __init__(
+        self, client: JetStreamClient, layout: StreamLayout, *, group_commit: bool = True
+    ) -> None:
         self.client = client
         self.layout = layout
+        self.group_commit = group_commit
         self._heads = _Heads()
 
     def _append(self, events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
-        appending = self._appending(events, tracking)
-        if not appending.messages:
+        if not events and tracking is None:
             return []
-        last_seq = self.client.run(self._append_checked(appending))
+        count = len(events) + (tracking is not None)
+        # The producer span is current while the messages are made, so they carry it onward.
+        with tracing.publishing(self.layout.stream, count):
+            appending = self._appending(events, tracking)
+            last_seq = self._append_checked(appending)
+        if events:
+            metrics.events_appended(self.layout.stream, len(events))
         first_seq = last_seq - len(appending.messages) + 1
         return list(range(first_seq, first_seq + len(events)))
 
-    async def _append_checked(self, appending: _Appending) -> int:
+    def _append_checked(self, appending: _Appending) -> int:
         writes = appending.writes
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             heads = {w.subject: self._heads.get(w.subject) for w in writes}
@@ -173,12 +187,14 @@ class JetStreamRecorder:
                         f"{write.subject} is already at {head.version}; cannot write {write.first}"
                     )
             try:
-                last_seq = await self.client.publish(self.layout.stream, appending.guarded(heads))
+                last_seq = self.client.append(
+                    self.layout.stream, appending.guarded(heads), grouped=self.group_commit
+                )
             except ConflictError:
                 if attempt == WRITE_ATTEMPTS:
                     raise
                 # A remembered or assumed head was stale: look them all up, then decide again.
-                looked_up = await asyncio.gather(*(self._head(w.subject) for w in writes))
+                looked_up = self.client.run(self._heads_of([w.subject for w in writes]))
                 for write, head in zip(writes, looked_up, strict=True):
                     self._heads.put(write.subject, head)
                 continue
@@ -188,9 +204,11 @@ class JetStreamRecorder:
             return last_seq
         raise ProgrammingError("unreachable: the last attempt returns or raises")
 
-    async def _head(self, subject: str) -> _Head | None:
-        message = await self.client.get_last(self.layout.stream, subject)
-        return None if message is None else _head_of(message)
+    async def _heads_of(self, subjects: Sequence[str]) -> list[_Head | None]:
+        found = await asyncio.gather(
+            *(self.client.get_last(self.layout.stream, s) for s in subjects)
+        )
+        return [None if message is None else _head_of(message) for message in found]
 
     def _appending(self, events: Sequence[StoredEvent], tracking: Tracking | None) -> _Appending:
         messages: list[OutgoingMessage] = []
