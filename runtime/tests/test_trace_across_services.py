@@ -32,14 +32,23 @@ def test_the_handling_in_another_application_continues_the_trace_of_the_write(
     finally:
         loop.stop()
         tallies.close()
-    # Then its handling span belongs to the same trace, as a child of the placing span
-    handling = [s for s in spans.get_finished_spans() if s.name == "process Order.Placed"]
+    # Then the write is a producer span under the placing span
+    finished = spans.get_finished_spans()
+    writes = [s for s in finished if s.name == "publish ORDERS"]
+    assert len(writes) == 1
+    (write,) = writes
+    assert write.kind == trace.SpanKind.PRODUCER
+    assert write.parent is not None
+    assert write.parent.span_id == placing.get_span_context().span_id
+    # And its handling span belongs to the same trace, as a child of the write
+    handling = [s for s in finished if s.name == "process Order.Placed"]
     assert len(handling) == 1
     (span,) = handling
     assert span.context is not None
     assert span.parent is not None
     assert span.context.trace_id == placing.get_span_context().trace_id
-    assert span.parent.span_id == placing.get_span_context().span_id
+    assert write.context is not None
+    assert span.parent.span_id == write.context.span_id
     assert span.kind == trace.SpanKind.CONSUMER
     # And the handling is correlated with the request that caused it
     assert span.attributes is not None
