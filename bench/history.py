@@ -1,5 +1,6 @@
-"""A generated history of many cases across all four services, for the rebuild test and the
-benchmark: plausible contract events, published to their streams as the services would.
+"""A generated history of many cases across all four services: the benchmark's data, which the
+projection's rebuild tests use too. Plausible contract events, published to their streams as
+the services would, through the contracts and the store's layout only.
 
 Deterministic for a seed. Personal data is left out (it would need the children's keys).
 """

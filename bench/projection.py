@@ -3,6 +3,10 @@ latency from an HTTP command to the change being visible in a query, at 100 comm
 
     python -m bench.projection [--quick] [--events N]
 
+Only public entry points: the rebuild is `python -m stafett_projection rebuild` (it prints its
+own rate, which is what is compared, so the process's start is not counted), the latency is
+measured over the services' HTTP APIs, each service its own process.
+
 Targets: rebuild >= 30% of raw fetch (SQLite); p99 command-to-visible <= 100 ms.
 """
 
@@ -10,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,20 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
-import msgspec
 import nats
 
-from bench import raw
+from bench import raw, services
+from bench.history import ensure_streams, history, publish
 from bench.stats import Rate, latency_of
 from stafett_contracts.identity import Actor, Role
-from stafett_projection.generate import ensure_streams, history, publish
-from stafett_projection.projection import rebuild
-from stafett_projection.store import Database
 from stafett_runtime.auth import DevelopmentKey
-from stafett_runtime.natsserver import NatsServer, free_port
-from stafett_runtime.register import FileRegister
-from stafett_runtime.testing import TEST_DIRECTORY, a_child
+from stafett_runtime.natsserver import NatsServer
 
 REBUILD_RATIO_TARGET = 0.30
 P99_MS_TARGET = 100.0
@@ -55,14 +53,7 @@ async def _rebuild_vs_raw(url: str, events: int, tmp: Path) -> dict[str, Any]:
         await raw.fetch_replay(url, s, f"{s.lower()}.events.>", counts[s]) for s in STREAMS
     ]
     raw_rate = Rate(sum(r.events for r in raw_rates), sum(r.seconds for r in raw_rates))
-    db = Database(f"sqlite:///{tmp / 'bench-projection.sqlite3'}")
-    nc = await nats.connect(url)
-    try:
-        started = time.perf_counter()
-        built = await rebuild(db, nc, out=io.StringIO())
-        rebuilt = Rate(sum(built.values()), time.perf_counter() - started)
-    finally:
-        await nc.close()
+    rebuilt = await asyncio.to_thread(_rebuild, url, tmp)
     ratio = rebuilt.per_second / raw_rate.per_second
     return {
         "events": len(generated),
@@ -73,42 +64,26 @@ async def _rebuild_vs_raw(url: str, events: int, tmp: Path) -> dict[str, Any]:
     }
 
 
-def _municipality(data_dir: Path, children: int) -> list[str]:
-    """The test municipality's directory, and `children` children in the register: their ids."""
-    (data_dir / "directory.json").write_bytes(msgspec.json.encode(TEST_DIRECTORY))
-    register = FileRegister(data_dir / "register.json")
-    registered = [a_child(f"forelder-{n}") for n in range(children)]
-    register.add(*registered)
-    return [str(c.child_id) for c in registered]
+_REBUILT = re.compile(r"rebuilt (\d+) events in ([\d.]+) s")
 
 
-def _start(name: str, url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "NATS_URL": url,
-        "STAFETT_HTTP_PORT": str(port),
-        "STAFETT_DATA_DIR": str(data_dir),
-        "STAFETT_DIRECTORY_FILE": str(data_dir / "directory.json"),
-        "STAFETT_REGISTER_FILE": str(data_dir / "register.json"),
-        "STAFETT_LOG_LEVEL": "WARNING",
-    }
-    env.pop("STAFETT_PROJECTION_DATABASE_URL", None)
-    log = open(data_dir / f"{name}.log", "ab")  # noqa: SIM115 (the child process writes it)
-    process = subprocess.Popen(
-        [sys.executable, "-m", f"stafett_{name}"], env=env, stdout=log, stderr=log
+def _rebuild(url: str, tmp: Path) -> Rate:
+    """`python -m stafett_projection rebuild` into a fresh SQLite database: the rate it reports
+    (its own clock, from its first read to the swap, without the process's start)."""
+    data_dir = tmp / "rebuild"
+    data_dir.mkdir()
+    services.municipality(data_dir, 0)
+    done = subprocess.run(
+        [sys.executable, "-m", "stafett_projection", "rebuild"],
+        env=services.service_environment(url, data_dir),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"{name} did not become ready")
+    found = _REBUILT.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"rebuild failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return Rate(int(found[1]), float(found[2]))
 
 
 async def _latency(
@@ -209,7 +184,7 @@ def bench_projection(
     skip_rebuild: bool = False,
     sync_always: bool = True,
 ) -> dict[str, Any]:
-    events = events or (5_000 if quick else 100_000)
+    events = events or (5_000 if quick else 50_000)
     with tempfile.TemporaryDirectory(prefix="stafett-bench-projection-") as name:
         tmp = Path(name)
         rebuild_figures: dict[str, Any] = {}
@@ -227,12 +202,12 @@ def bench_projection(
         cpu: dict[str, float] = {}  # each service's CPU time over the run, start-up included
         try:
             key = DevelopmentKey.load_or_create(tmp / "dev-signing-key.pem")
-            children = _municipality(tmp, 200)
+            children = services.municipality(tmp, 200)
             # The case service follows the consent stream, which the consent service makes.
-            processes.append(("consent", _start("consent", server.url, tmp)[0]))
-            case, case_url = _start("case", server.url, tmp)
+            processes.append(("consent", services.start("consent", server.url, tmp)[0]))
+            case, case_url = services.start("case", server.url, tmp)
             processes.append(("case", case))
-            projection, projection_url = _start("projection", server.url, tmp)
+            projection, projection_url = services.start("projection", server.url, tmp)
             processes.append(("projection", projection))
             latency = asyncio.run(
                 _latency(
@@ -246,8 +221,7 @@ def bench_projection(
                     print(f"{process.args!r} exited with {process.returncode}:", file=sys.stderr)
                     for log in tmp.glob("*.log"):
                         print(log.read_text()[-3000:], file=sys.stderr)
-                process.terminate()
-                process.wait(timeout=15)
+                services.stop(process)
             server.stop()
     return {
         "rebuild": rebuild_figures,

@@ -7,9 +7,10 @@ Concurrent writers are threads, because the library is synchronous.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID, uuid4
 
@@ -132,3 +133,49 @@ def replay(recorder: ApplicationRecorder, total: int, page: int = 1000) -> Rate:
         count += len(notifications)
         last = notifications[-1].id
     return Rate(count, time.perf_counter() - started)
+
+
+def messages_per_read(
+    recorder: ApplicationRecorder, ids: Sequence[UUID], messages_out: Callable[[], int]
+) -> float:
+    """The messages the server sends for one full `select_events`, on average (its own count)."""
+    sample = ids[: min(len(ids), 10)]
+    sent = 0
+    for originator_id in sample:
+        before = messages_out()
+        recorder.select_events(originator_id)
+        sent += messages_out() - before
+    return sent / len(sample)
+
+
+def warm_read(
+    recorder: ApplicationRecorder,
+    writer: ApplicationRecorder,
+    ids: Sequence[UUID],
+    length: int,
+    loads: int,
+    new: int,
+    messages_out: Callable[[], int],
+) -> tuple[Latency, float]:
+    """A cached aggregate brought up to date, as the command path does: `new` events are written
+    to it by someone else (`writer`, another recorder), then `select_events(id, gt=<the version
+    held>)` is timed. The latency, and the median of the messages the server sent per read (the
+    median, because a message of the server's own may now and then fall into one count)."""
+    versions = {originator_id: length for originator_id in ids}
+    for originator_id in ids:  # what a cache that held them would have read
+        recorder.select_events(originator_id)
+    samples: list[float] = []
+    sent: list[int] = []
+    for i in range(loads):
+        originator_id = ids[i % len(ids)]
+        held = versions[originator_id]
+        writer.insert_events([event(originator_id, held + v) for v in range(1, new + 1)])
+        before = messages_out()
+        started = time.perf_counter()
+        events = recorder.select_events(originator_id, gt=held)
+        samples.append(time.perf_counter() - started)
+        sent.append(messages_out() - before)
+        if [e.originator_version for e in events] != list(range(held + 1, held + new + 1)):
+            raise AssertionError(f"{originator_id}: read {len(events)} events after v{held}")
+        versions[originator_id] = held + new
+    return latency_of(samples), statistics.median(sent)

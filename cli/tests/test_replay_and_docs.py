@@ -14,14 +14,14 @@ import nats
 import pytest
 from rich.console import Console
 
+from bench.history import ensure_streams, history, publish
 from stafett_cli import replay as replay_module
+from stafett_cli.config import PlatformConfig, PlatformError
 from stafett_cli.docs import docs
-from stafett_cli.platform import PlatformConfig, PlatformError
 from stafett_cli.replay import ReplayError, replay
 from stafett_contracts.asyncapi import document
 from stafett_contracts.catalogue import BY_SERVICE, EVENTS
 from stafett_contracts.envelope import topic_of, type_name
-from stafett_projection.generate import ensure_streams, history, publish
 from stafett_projection.store import Database
 from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer
 

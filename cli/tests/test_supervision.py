@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stafett_cli.platform import Platform, PlatformConfig, ServiceProcess
+from stafett_cli.config import PlatformConfig
+from stafett_cli.platform import Platform, ServiceProcess
 from stafett_runtime.natsserver import free_port
 
 

@@ -28,7 +28,8 @@ from typing import Any
 import httpx
 import nats
 
-from stafett_cli.platform import Platform, PlatformConfig
+from stafett_cli.config import PlatformConfig
+from stafett_cli.platform import Platform
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.natsaccess import ADMIN_USER

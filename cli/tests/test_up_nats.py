@@ -26,10 +26,11 @@ from eventsourcing.utils import Environment
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
+from stafett_cli.config import PlatformConfig
 from stafett_cli.datafolder import KEY_ENCRYPTION_KEY_FILE, USERS_FILE, Login
 from stafett_cli.main import main
 from stafett_cli.municipality import DIRECTORY
-from stafett_cli.platform import Platform, PlatformConfig
+from stafett_cli.platform import Platform
 from stafett_contracts.case import ConcernRaised
 from stafett_contracts.export import example_of
 from stafett_contracts.people import Directory

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import nats
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from stafett_runtime.health import CheckResult, Readiness, health_routes, nats_connection_check
-from stafett_runtime.testing import NatsTestServer
+from stafett_runtime.health import CheckResult, Readiness, health_routes
 
 
 async def store_reachable() -> CheckResult:
@@ -80,37 +76,3 @@ async def test_a_check_that_raises_makes_the_service_not_ready_with_the_error() 
         "ok": False,
         "detail": "ConnectionError: no responders",
     }
-
-
-async def test_the_nats_check_passes_while_connected_and_fails_once_closed(
-    shared_nats_server: NatsTestServer,
-) -> None:
-    nc = await nats.connect(shared_nats_server.url)
-    check = nats_connection_check(nc)
-
-    assert await check() == CheckResult(ok=True, detail="connected")
-
-    await nc.close()
-
-    assert await check() == CheckResult(ok=False, detail="not connected")
-
-
-async def test_the_nats_check_fails_while_the_connection_is_being_restored(
-    nats_server: NatsTestServer,
-) -> None:
-    disconnected = asyncio.Event()
-
-    async def on_disconnect() -> None:
-        disconnected.set()
-
-    nc = await nats.connect(
-        nats_server.url, disconnected_cb=on_disconnect, max_reconnect_attempts=-1
-    )
-    check = nats_connection_check(nc)
-    try:
-        nats_server.stop()
-        await asyncio.wait_for(disconnected.wait(), timeout=10)
-
-        assert await check() == CheckResult(ok=False, detail="reconnecting")
-    finally:
-        await nc.close()

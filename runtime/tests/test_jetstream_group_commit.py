@@ -192,3 +192,47 @@ def test_concurrent_process_writes_are_grouped_with_their_tracking_records_and_w
         assert tracking.headers[BATCH_ID] == event.headers[BATCH_ID]
     # And the writes were committed in fewer batches than there were writes
     assert len(batches(stored)) < writers * each
+
+
+async def test_writers_of_one_aggregate_win_one_each_version_among_writers_of_others(
+    core: JetStreamCore,
+) -> None:
+    # Given 24 writers of aggregates of their own and 8 writers of one shared aggregate,
+    # arriving one after another, so that their appends spread over several batches
+    own = [uuid4() for _ in range(24)]
+    shared = uuid4()
+    versions = 5
+
+    async def write(aggregate: UUID, expected: int, arrival: int) -> int:
+        for _ in range(arrival):
+            await asyncio.sleep(0)  # arrive after those before
+        return await core.append(LAYOUT.stream, events_of(aggregate, expected=expected))
+
+    # When, version after version, all 32 append at once, each writer of the shared aggregate
+    # expecting it where the last version left it
+    heads = dict.fromkeys([*own, shared], 0)
+    winners = []
+    for _ in range(versions):
+        writers = [*own, *[shared] * 8]
+        outcomes = await asyncio.gather(
+            *(write(a, heads[a], arrival) for arrival, a in enumerate(writers)),
+            return_exceptions=True,
+        )
+        for aggregate, outcome in zip(own, outcomes, strict=False):
+            assert isinstance(outcome, int)
+            heads[aggregate] = outcome
+        sharing = outcomes[len(own) :]
+        # Then exactly one writer of the shared aggregate wins each version, the others get
+        # the conflict
+        assert sorted(type(outcome).__name__ for outcome in sharing) == [
+            *["ConflictError"] * 7,
+            "int",
+        ]
+        won = [outcome for outcome in sharing if isinstance(outcome, int)]
+        heads[shared] = won[0]
+        winners.append(won[0])
+    # And the shared aggregate holds one event per version, the winners' own
+    stored = await core.read_all(LAYOUT.stream, LAYOUT.aggregate_filter(shared))
+    assert [m.seq for m in stored] == winners
+    # And every own aggregate holds all its versions
+    assert len(await core.read_all(LAYOUT.stream, LAYOUT.all_events)) == versions * 25

@@ -15,11 +15,11 @@ from litestar import Litestar, get
 from litestar.testing import TestClient
 
 from stafett_runtime.logging import (
-    CorrelationMiddleware,
     configure_logging,
     correlation,
     current_correlation_id,
 )
+from stafett_runtime.served import ServedRequests
 
 HEX_UUID = re.compile(r"[0-9a-f]{32}")
 
@@ -149,9 +149,8 @@ def whoami() -> dict[str, str | None]:
 
 
 def app_with_correlation() -> Litestar:
-    return Litestar(
-        route_handlers=[whoami], middleware=[CorrelationMiddleware()], logging_config=None
-    )
+    """An app that binds correlation ids as every service's does (`served.ServedRequests`)."""
+    return Litestar(route_handlers=[whoami], middleware=[ServedRequests], logging_config=None)
 
 
 def test_a_request_is_logged_and_answered_with_the_correlation_id_it_brought(

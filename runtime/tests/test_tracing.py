@@ -25,7 +25,6 @@ from opentelemetry.trace import SpanKind
 
 from stafett_runtime.tracing import (
     configure_tracing,
-    extract_trace_context,
     http_tracing_middleware,
     inject_trace_context,
     publishing,
@@ -52,41 +51,6 @@ def test_spans_name_the_service_that_made_them(
 
     [span] = exporter.get_finished_spans()
     assert span.resource.attributes["service.name"] == "case"
-
-
-def test_a_message_consumed_elsewhere_continues_the_trace_of_its_publisher(
-    provider: TracerProvider, exporter: InMemorySpanExporter
-) -> None:
-    tracer = provider.get_tracer("test")
-    headers: dict[str, str] = {"Nats-Msg-Id": "m-1"}
-    with tracer.start_as_current_span("publish ConcernRaised"):
-        inject_trace_context(headers)
-
-    with tracer.start_as_current_span(
-        "consume ConcernRaised", context=extract_trace_context(headers)
-    ):
-        pass
-
-    assert "traceparent" in headers
-    assert headers["Nats-Msg-Id"] == "m-1"
-    publisher, consumer = exporter.get_finished_spans()
-    assert consumer.context.trace_id == publisher.context.trace_id
-    assert consumer.parent is not None
-    assert consumer.parent.span_id == publisher.context.span_id
-
-
-@pytest.mark.parametrize("headers", [None, {}, {"Nats-Msg-Id": "m-1"}])
-def test_a_message_without_trace_context_starts_a_new_trace(
-    provider: TracerProvider, exporter: InMemorySpanExporter, headers: dict[str, str] | None
-) -> None:
-    tracer = provider.get_tracer("test")
-    context = extract_trace_context(headers)
-    with tracer.start_as_current_span("unrelated"):
-        tracer.start_span("consume", context=context).end()
-
-    consumer, unrelated = exporter.get_finished_spans()
-    assert consumer.parent is None
-    assert consumer.context.trace_id != unrelated.context.trace_id
 
 
 @get("/concerns/{concern_id:str}", sync_to_thread=False)

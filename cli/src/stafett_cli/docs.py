@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
-from stafett_cli.platform import SERVICES, ServiceProcess
+from stafett_cli.config import SERVICES
+from stafett_cli.platform import ServiceProcess
 from stafett_contracts.asyncapi import render
 
 REPOSITORY = Path(__file__).resolve().parents[3]

@@ -28,15 +28,21 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import nats
 
+from stafett_cli.config import (
+    PROCESSES,
+    QUERY_SERVICE,
+    SERVICES,
+    WEB,
+    PlatformConfig,
+    PlatformError,
+)
 from stafett_cli.datafolder import (
     KEY_ENCRYPTION_KEY_FILE,
     USERS_FILE,
@@ -53,102 +59,11 @@ from stafett_runtime.keystore import ChildKeys, KeyStoreError
 from stafett_runtime.natsaccess import ADMIN_USER, authorization_block, create_missing_streams
 from stafett_runtime.natsserver import NatsServer, NatsServerError, port_is_free
 
-# The services in start order; each listens on STAFETT_PORT_BASE + its position (8101, 8102, ...).
-SERVICES = ["consent", "case", "meeting", "notify", "projection"]
-# The web app listens after them (8106); the development identity provider on the base (8100).
-WEB = "web"
-PROCESSES = [*SERVICES, WEB]
-QUERY_SERVICE = "projection"  # the one that serves queries (read models)
 FIRST_RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 STABLE_AFTER = 30.0  # a service that ran this long before it died starts a fresh backoff
-CONFIG_FILE = "stafett.toml"
 LIVENESS_EVERY = 5.0  # seconds between two liveness checks of a running service
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-class PlatformError(RuntimeError):
-    """The platform cannot start; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class PlatformConfig:
-    """Where the platform keeps its data and listens; from the environment, then stafett.toml.
-
-    The file is STAFETT_CONFIG, or stafett.toml in the current folder if there is one. Its keys
-    are the variables' names in lower case without the prefix (`data_dir`, `nats_port`,
-    `port_base`, `ready_timeout`), and an `[env]` table passed on to every service (for example
-    `STAFETT_LOG_LEVEL = "DEBUG"`). A variable set in the environment wins over the file.
-    """
-
-    data_dir: Path
-    nats_host: str = "127.0.0.1"
-    nats_port: int = 14222  # not 4222, which a system NATS may already use
-    port_base: int = 8100
-    ready_timeout: float = 60.0
-    service_env: Mapping[str, str] = field(default_factory=dict)
-    source: Path | None = None  # the configuration file read, if any
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformConfig:
-        env = os.environ if environ is None else environ
-        source, file = _read_config_file(env)
-        settings = {f"STAFETT_{key.upper()}": str(value) for key, value in file.items()}
-        settings.pop("STAFETT_ENV", None)
-        settings.update({k: v for k, v in env.items() if k.startswith("STAFETT_") and v})
-        extra = file.get("env", {})
-        if not isinstance(extra, dict):
-            raise PlatformError(f"{source}: [env] must be a table of variables")
-        return cls(
-            data_dir=Path(settings.get("STAFETT_DATA_DIR", "var")).resolve(),
-            nats_port=_port(settings, "STAFETT_NATS_PORT", "14222"),
-            port_base=_port(settings, "STAFETT_PORT_BASE", "8100", room=len(PROCESSES)),
-            ready_timeout=_seconds(settings, "STAFETT_READY_TIMEOUT", "60"),
-            service_env={str(k): str(v) for k, v in extra.items()},
-            source=source,
-        )
-
-    def service_port(self, name: str) -> int:
-        return self.port_base + PROCESSES.index(name) + 1
-
-    def service_url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.service_port(name)}"
-
-    @property
-    def provider_url(self) -> str:
-        """The development identity provider, on the port base itself."""
-        return f"http://127.0.0.1:{self.port_base}"
-
-
-def _read_config_file(env: Mapping[str, str]) -> tuple[Path | None, dict[str, Any]]:
-    named = env.get("STAFETT_CONFIG")
-    path = Path(named) if named else Path(CONFIG_FILE)
-    if not path.exists():
-        if named:
-            raise PlatformError(f"STAFETT_CONFIG={named!r}: no such file")
-        return None, {}
-    try:
-        return path.resolve(), tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise PlatformError(f"cannot read {path}: {error}") from error
-
-
-def _port(env: Mapping[str, str], name: str, default: str, room: int = 0) -> int:
-    value = env.get(name, default)
-    if not value.isdigit() or not 0 < int(value) < 65536 - room:
-        raise PlatformError(f"{name}={value!r} is not a port number (1-{65535 - room})")
-    return int(value)
-
-
-def _seconds(env: Mapping[str, str], name: str, default: str) -> float:
-    value = env.get(name, default)
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1
-    if seconds <= 0:
-        raise PlatformError(f"{name}={value!r} is not a positive number of seconds")
-    return seconds
 
 
 @dataclass
@@ -562,43 +477,3 @@ class Platform:
         self.nats.stop()
         if self.outbox is not None:
             self.outbox.stop()
-
-
-def up(demo: bool = False, trace: bool = False) -> int:
-    """Run the platform in the foreground until Ctrl-C (SIGINT) or SIGTERM; with `trace`, every
-    service writes its spans to logs/traces.jsonl (`stafett_runtime.tracing`)."""
-    try:
-        config = PlatformConfig.from_env()
-        if trace:
-            traces = config.data_dir / "logs" / "traces.jsonl"
-            os.environ["STAFETT_TRACE_FILE"] = str(traces)  # every service inherits it
-            print(f"spans go to {traces}", flush=True)
-        platform = Platform(config, say=lambda line: print(line, flush=True))
-    except PlatformError as error:
-        print(f"stafett: cannot start: {error}", file=sys.stderr)
-        return 1
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: platform.request_stop())
-    try:
-        print("starting nats-server and the services...", flush=True)
-        platform.start()
-        if demo:
-            from stafett_cli.demo import DemoError, load_demo
-
-            try:
-                load_demo(platform, say=lambda line: print(line, flush=True))
-            except (DemoError, httpx.HTTPError) as error:
-                # The platform is still useful without the demo: say why, and keep running.
-                print(f"stafett: the demo could not be loaded: {error}", file=sys.stderr)
-        print(platform.screen(), flush=True)
-        platform.supervise()
-    except PlatformError as error:
-        if platform.stopping:  # Ctrl-C while starting: not an error
-            return 0
-        print(f"stafett: {error}", file=sys.stderr)
-        return 1
-    finally:
-        print("stopping...", flush=True)
-        platform.stop()
-        print("stopped.", flush=True)
-    return 0

@@ -1,6 +1,6 @@
 """`stafett token`: a bearer token for trying the local services' HTTP APIs.
 
-Outside production the services trust the development key (`stafett_runtime.auth`), so the token
+Outside production the services trust the development key (`stafett_runtime.tokens`), so the token
 is signed with the key they read from the same environment (STAFETT_DEV_KEY_FILE, or
 dev-signing-key.pem in STAFETT_DATA_DIR), for the development issuer and audience they trust:
 the entry of STAFETT_TRUSTED_ISSUERS with `development_key`, or else STAFETT_TOKEN_ISSUER and
@@ -14,8 +14,8 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 
-from stafett_runtime.auth import DevelopmentKey, TokenError, TokenSettings, identity
 from stafett_runtime.settings import SettingsError
+from stafett_runtime.tokens import DevelopmentKey, TokenError, TokenSettings, identity
 
 
 def development_token(

@@ -26,8 +26,8 @@ from eventsourcing.projection import EventSourcedProjection
 from eventsourcing.utils import EnvType
 
 from stafett_contracts.identity import Actor
+from stafett_runtime.checks import CheckResult
 from stafett_runtime.contracts import CONTRACT_ENV
-from stafett_runtime.health import CheckResult
 from stafett_runtime.processing import FIRST_PAUSE, ProcessingLoop, RetryOutcome, Upstream
 from stafett_runtime.threads import call
 

@@ -12,26 +12,18 @@ service is then `degraded`, still 200, so traffic keeps flowing while the detail
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
-from nats.aio.client import Client as NatsClient
+
+from stafett_runtime.checks import Check as Check
+from stafett_runtime.checks import CheckResult as CheckResult
 
 if TYPE_CHECKING:
     from stafett_runtime.follower import Follower
-
-
-class CheckResult(msgspec.Struct, frozen=True, omit_defaults=True):
-    ok: bool
-    detail: str
-    degraded: bool = False  # passes, but something needs an operator (a parked event)
-
-
-Check = Callable[[], Awaitable[CheckResult]]
 
 
 class ReadinessReport(msgspec.Struct, frozen=True):
@@ -89,19 +81,6 @@ async def _run(check: Check) -> CheckResult:
         return await check()
     except Exception as error:
         return CheckResult(ok=False, detail=f"{type(error).__name__}: {error}")
-
-
-def nats_connection_check(nc: NatsClient) -> Check:
-    """Ready while the NATS connection is up."""
-
-    async def check() -> CheckResult:
-        if nc.is_connected:
-            return CheckResult(ok=True, detail="connected")
-        return CheckResult(
-            ok=False, detail="reconnecting" if nc.is_reconnecting else "not connected"
-        )
-
-    return check
 
 
 def health_routes(readiness: Readiness) -> list[HTTPRouteHandler]:

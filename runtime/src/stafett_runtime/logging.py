@@ -23,10 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import structlog
-from litestar.datastructures import Headers, MutableScopeHeaders
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.datastructures import Headers
+from litestar.types import Scope
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -135,19 +133,3 @@ def offered_correlation_id(scope: Scope) -> str | None:
     """The request's `X-Correlation-Id`, if it is a plain token of sane length."""
     offered = Headers.from_scope(scope).get(CORRELATION_HEADER)
     return offered if offered and _ACCEPTABLE_CORRELATION_ID.fullmatch(offered) else None
-
-
-class CorrelationMiddleware(ASGIMiddleware):
-    """Bind each HTTP request's `X-Correlation-Id` (or a new one) and return it in the response."""
-
-    scopes = (ScopeType.HTTP,)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        with correlation(offered_correlation_id(scope)) as correlation_id:
-
-            async def send_with_correlation_id(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    MutableScopeHeaders.from_message(message)[CORRELATION_HEADER] = correlation_id
-                await send(message)
-
-            await next_app(scope, receive, send_with_correlation_id)

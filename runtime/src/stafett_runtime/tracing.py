@@ -29,7 +29,6 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig
 from litestar.plugins.opentelemetry.middleware import OpenTelemetryInstrumentationMiddleware
 from litestar.types import ASGIApp, Middleware, Receive, Scope, Send
 from opentelemetry import propagate, trace
-from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -99,11 +98,6 @@ class JsonLinesSpanExporter(SpanExporter):
 def inject_trace_context(headers: dict[str, str]) -> None:
     """Add the current trace context to the headers of an outgoing NATS message."""
     propagate.inject(headers)
-
-
-def extract_trace_context(headers: Mapping[str, str] | None) -> Context:
-    """The trace context an incoming NATS message carries, to start its spans under."""
-    return propagate.extract(headers or {})
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import msgspec
 import nats
 import pytest
 
-from stafett_projection.generate import ensure_streams, history, publish, subject_of
+from bench.history import ensure_streams, history, publish, subject_of
 from stafett_projection.models import Message, Projector
 from stafett_projection.projection import Projection
 from stafett_projection.store import Database, dump

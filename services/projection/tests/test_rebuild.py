@@ -23,9 +23,9 @@ from eventsourcing.persistence import OperationalError
 from litestar.testing import TestClient
 from nats.aio.client import Client
 
+from bench.history import ensure_streams, history, publish
 from stafett_contracts.identity import Actor, Role
 from stafett_projection.api import create_app
-from stafett_projection.generate import ensure_streams, history, publish
 from stafett_projection.projection import Projection, RebuildBusyError, WriterBusyError, rebuild
 from stafett_projection.store import SCHEMA_VERSION, Database, dump
 from stafett_runtime.auth import DevelopmentKey

@@ -2,9 +2,6 @@
 
 import sys
 
-from stafett_consent.main import main, openapi
+from stafett_consent.main import main
 
-if sys.argv[1:] == ["openapi"]:
-    sys.stdout.write(openapi())
-else:
-    main()
+sys.exit(main())

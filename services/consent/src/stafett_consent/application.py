@@ -38,16 +38,15 @@ from stafett_consent.domain.legal_basis import (
 )
 from stafett_consent.index import CaseIndex
 from stafett_contracts.consent import LegalBasisRecorded
-from stafett_contracts.envelope import Event
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.commands import AggregateType, Commands
 from stafett_runtime.contracts import ContractApplication
 from stafett_runtime.domain import Context
+from stafett_runtime.index import Index, Source
 
 log = structlog.get_logger(__name__)
 
 EXPIRY_TIMER = Actor(person="consent-expiry-timer", role=Role.SYSTEM, service="consent")
-_PAGE = 500  # notifications read at a time when catching up the index
 
 
 CONSENT = AggregateType[Consent, Command, ConsentContext](
@@ -74,8 +73,8 @@ class Consents(ContractApplication):
         self.rules = rules or ConsentRules()
         self.consents = Commands(self, CONSENT)
         self.legal_bases = Commands(self, LEGAL_BASIS)
-        self._index = CaseIndex()
-        self._catch_up()
+        self._index = Index(CaseIndex(), Source(self))
+        self._index.catch_up()
 
     # Commands
 
@@ -83,13 +82,14 @@ class Consents(ContractApplication):
         """A new consent under a new id, decided on the case's consents as this instance has
         read them (one live consent per case and party)."""
         consent_id = uuid4()
-        self._catch_up()
-        others = tuple(self.consent(c) for c in self._index.consents_of(command.case_id))
+        with self._index.caught_up() as index:
+            on_record = index.consents_of(command.case_id)
+        others = tuple(self.consent(c) for c in on_record)
         on_case = ConsentContext.of(
             context, consent_id=consent_id, rules=self.rules, facts=facts, case_consents=others
         )
         decision = self.consents.handle(consent_id, command, on_case)
-        self._catch_up()
+        self._index.catch_up()
         return consent_id, decision.version
 
     def change_scope(
@@ -108,7 +108,7 @@ class Consents(ContractApplication):
         basis_id = uuid4()
         on_case = LegalBasisContext.of(context, basis_id=basis_id, facts=facts)
         decision = self.legal_bases.handle(basis_id, command, on_case)
-        self._catch_up()
+        self._index.catch_up()
         return basis_id, decision.version
 
     def expire_due(self, now: datetime) -> list[UUID]:
@@ -117,9 +117,10 @@ class Consents(ContractApplication):
         Safe to run in several instances at once: a consent already expired decides to nothing,
         and of two concurrent expiries the second is refused by the store (IntegrityError).
         """
-        self._catch_up()
+        with self._index.caught_up() as index:
+            due = index.due(now)
         expired: list[UUID] = []
-        for consent_id in self._index.due(now):
+        for consent_id in due:
             context = Context(actor=EXPIRY_TIMER, now=now, correlation_id=uuid4().hex)
             timer = ConsentContext.of(context, consent_id=consent_id, rules=self.rules)
             try:
@@ -131,8 +132,9 @@ class Consents(ContractApplication):
             if decision.events:
                 expired.append(consent_id)
             else:
-                self._index.forget(consent_id)
-        self._catch_up()
+                with self._index.holding() as index:
+                    index.forget(consent_id)
+        self._index.catch_up()
         return expired
 
     # Queries
@@ -141,10 +143,11 @@ class Consents(ContractApplication):
         return self.consents.get(consent_id)
 
     def consents_of_case(self, case_id: UUID) -> CaseConsents:
-        self._catch_up()
+        with self._index.caught_up() as index:
+            consents, legal_bases = index.consents_of(case_id), index.legal_bases_of(case_id)
         return CaseConsents(
-            consents=[self.consent(c) for c in self._index.consents_of(case_id)],
-            legal_bases=[self.legal_bases.get(b) for b in self._index.legal_bases_of(case_id)],
+            consents=[self.consent(c) for c in consents],
+            legal_bases=[self.legal_bases.get(b) for b in legal_bases],
         )
 
     # Inside
@@ -159,17 +162,5 @@ class Consents(ContractApplication):
     ) -> int:
         on_case = ConsentContext.of(context, consent_id=consent_id, rules=self.rules, facts=facts)
         decision = self.consents.handle(consent_id, command, on_case, expected_version)
-        self._catch_up()
+        self._index.catch_up()
         return decision.version
-
-    def _catch_up(self) -> None:
-        """Take in what the stream holds beyond the index's position, in order. No lock is held
-        while the stream is read: the index ignores what another thread took in meanwhile."""
-        while True:
-            page = self.recorder.select_notifications(self._index.position + 1, _PAGE)
-            for notification in page:
-                event = self.mapper.to_domain_event(notification)
-                assert isinstance(event, Event)
-                self._index.take_in(event, notification.id)
-            if len(page) < _PAGE:
-                return

@@ -2,9 +2,6 @@
 
 import sys
 
-from stafett_meeting.main import main, openapi
+from stafett_meeting.main import main
 
-if sys.argv[1:] == ["openapi"]:
-    print(openapi())
-else:
-    main()
+sys.exit(main())

@@ -11,12 +11,12 @@ The case is read from the CASE stream, never asked of the case service, and fold
 fold of a case (`stafett_contracts.casefile`), kept per case and brought up to date with only
 its newer events, the same way (`stafett_runtime.commands.States`): a case is known to the
 meeting service as soon as its `ConcernRaised` is written. Which meetings a case has is kept in
-a small in-memory index of `MeetingScheduled`, caught up from the stream before each use.
+a small in-memory index of `MeetingScheduled`, caught up from the stream before each use
+(`stafett_runtime.index`).
 """
 
 from __future__ import annotations
 
-import threading
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -27,14 +27,13 @@ from stafett_contracts.casefile import CaseFile
 from stafett_contracts.envelope import topic_of
 from stafett_contracts.meeting import MeetingEvent, MeetingScheduled
 from stafett_meeting.domain import Meeting, MeetingContext, Roster, decide, evolve, roster_of
+from stafett_meeting.domain.by_case import MeetingsByCase
 from stafett_meeting.domain.commands import Command, ScheduleMeeting
 from stafett_runtime.commands import AggregateType, Commands, States
 from stafett_runtime.contracts import CONTRACT_ENV, ContractApplication
 from stafett_runtime.domain import Context
+from stafett_runtime.index import Index, Source
 from stafett_runtime.processing import Upstream
-
-_PAGE = 500  # notifications read at a time when catching up the index
-_SCHEDULED = topic_of(MeetingScheduled)
 
 MEETING = AggregateType[Meeting, Command, MeetingContext](
     name="meeting", evolve=evolve, decide=decide, creates=(ScheduleMeeting,)
@@ -49,9 +48,7 @@ class Meetings(ContractApplication):
         self.commands = Commands(self, MEETING)
         self._case_stream = Upstream.named("case", {**(env or {}), **CONTRACT_ENV})
         self._cases = States[CaseFile](self._case_stream.events, casefile.evolve)
-        self._position = 0
-        self._by_case: dict[UUID, list[UUID]] = {}
-        self._index_lock = threading.Lock()
+        self._by_case = Index(MeetingsByCase(), Source(self, (topic_of(MeetingScheduled),)))
 
     def close(self) -> None:
         self._case_stream.close()
@@ -93,29 +90,6 @@ class Meetings(ContractApplication):
 
     def meetings_of(self, case_id: UUID) -> list[list[MeetingEvent]]:
         """The events of each meeting of the case, in the order they were scheduled."""
-        self._catch_up()
-        with self._index_lock:
-            meeting_ids = list(self._by_case.get(case_id, ()))
+        with self._by_case.caught_up() as by_case:
+            meeting_ids = by_case.of(case_id)
         return [self.events_of(meeting_id) for meeting_id in meeting_ids]
-
-    def _catch_up(self) -> None:
-        """Take in the meetings scheduled beyond the index's position, in order.
-
-        Each page is read with no lock held (a read may wait on NATS, and other requests must not
-        wait behind it) and taken in under the lock, skipping what another thread took in
-        meanwhile, so every meeting is indexed once.
-        """
-        while True:
-            with self._index_lock:
-                position = self._position
-            page = self.recorder.select_notifications(position + 1, _PAGE, topics=[_SCHEDULED])
-            with self._index_lock:
-                for notification in page:
-                    if notification.id <= self._position:
-                        continue  # another thread took it in already
-                    event = self.mapper.to_domain_event(notification)
-                    assert isinstance(event, MeetingScheduled)
-                    self._by_case.setdefault(event.case_id, []).append(event.aggregate_id)
-                    self._position = notification.id
-            if len(page) < _PAGE:
-                return

@@ -1,5 +1,7 @@
 """`python -m stafett_notify` runs the notify service; `... openapi` prints its OpenAPI JSON."""
 
+import sys
+
 from stafett_notify.main import main
 
-main()
+sys.exit(main())

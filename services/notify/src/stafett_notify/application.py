@@ -11,18 +11,22 @@ Two rounds do the work, both called with the time from outside (a clock the test
 request (to a unit's leader as the municipality directory names them then); `deliver(now)`
 sends what is requested. Every id is derived from what it is about (`domain.ids`), so doing a
 round twice, or in two replicas, collides instead of repeating.
+
+A delivery goes the one command path (`stafett_runtime.commands`) on the notification's
+aggregate (`domain.delivery`): `StartAttempt` is written before the send and `RecordOutcome`
+after it, each guarded by the notification's version, so of two rounds or replicas only one
+sends; an attempt that never got its outcome is ended by `GiveUpInterrupted`, never sent again.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import EnvType
 
@@ -31,16 +35,32 @@ from stafett_contracts.envelope import Event
 from stafett_contracts.identity import Actor, Role
 from stafett_notify.channels import ChannelError, Outgoing, Sender
 from stafett_notify.config import NotifyConfig
-from stafett_notify.domain.delivery import Delivery, fold, next_step, retry_at
+from stafett_notify.domain.delivery import (
+    Command,
+    Delivery,
+    DeliveryContext,
+    GiveUpInterrupted,
+    RecordOutcome,
+    StartAttempt,
+    decide,
+    evolve,
+    next_step,
+)
 from stafett_notify.domain.facts import NotificationView, Watch
 from stafett_notify.domain.ids import derived_id
 from stafett_notify.domain.rules import BreakFound, ReminderDue, Told, due, link, reference
+from stafett_runtime.commands import AggregateType, Commands
 from stafett_runtime.contracts import CONTRACT_ENV, ContractApplication
 from stafett_runtime.directory import DirectorySource
+from stafett_runtime.index import Index, Source
 from stafett_runtime.processing import Upstream
 
 SYSTEM = Actor(person="notify", role=Role.SYSTEM, service="notify")
-_PAGE = 500
+# A notification, as its delivery goes: requested by the policy and the timers, then attempted,
+# sent or failed on the one command path.
+NOTIFICATION = AggregateType[Delivery, Command, DeliveryContext](
+    name="notification", evolve=evolve, decide=decide
+)
 
 log = structlog.get_logger(__name__)
 
@@ -123,14 +143,12 @@ class Notifications(ContractApplication):
         self._senders = senders
         self._directory = directory
         self._clock = clock
+        self.commands = Commands[Delivery, Command, DeliveryContext](self, NOTIFICATION)
         upstream_env = {**(env or {}), **CONTRACT_ENV}
-        self._upstreams: list[Application[Any]] = [
-            Upstream.named("case", upstream_env),
-            Upstream.named("meeting", upstream_env),
-        ]
-        self._watch = Watch()
-        self._positions: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._upstreams = [Upstream.named(name, upstream_env) for name in ("case", "meeting")]
+        # The other services' streams may not be made yet: each is read once it is there.
+        upstreams = [Source(upstream, optional=True) for upstream in self._upstreams]
+        self._watch = Index(Watch(), Source(self), *upstreams)
 
     def close(self) -> None:
         for upstream in self._upstreams:
@@ -140,45 +158,17 @@ class Notifications(ContractApplication):
     # The read model.
 
     def catch_up(self) -> None:
-        """Fold what the streams hold beyond where the watch left off, in order per stream.
-
-        Pages are read with no lock held (a read may wait on NATS, and other requests must not
-        wait behind it); each page is taken in under the lock, in order, skipping what another
-        thread took in meanwhile, so every event is folded once.
-        """
-        for app in (self, *self._upstreams):
-            self._read_on(app)
-
-    def _read_on(self, app: Application[Any]) -> None:
-        while True:
-            with self._lock:
-                position = self._positions.get(app.name, 0)
-            try:
-                page = app.recorder.select_notifications(position + 1, _PAGE)
-            except Exception as error:  # a stream not made yet by its service: read it later
-                log.debug("stream not readable yet", stream=app.name, reason=str(error))
-                return
-            with self._lock:
-                for notification in page:
-                    if notification.id <= self._positions.get(app.name, 0):
-                        continue  # another thread took it in already
-                    event = app.mapper.to_domain_event(notification)
-                    if isinstance(event, Event):
-                        self._watch.take_in(event)
-                    self._positions[app.name] = notification.id
-            if len(page) < _PAGE:
-                return
+        """Fold what the streams hold beyond where the watch left off, in order per stream."""
+        self._watch.catch_up()
 
     def notifications_of(self, case_id: UUID) -> list[NotificationView]:
-        self.catch_up()
-        with self._lock:
-            views = [v for v in self._watch.notifications.values() if v.case_id == case_id]
+        with self._watch.caught_up() as watch:
+            views = [v for v in watch.notifications.values() if v.case_id == case_id]
         return sorted(views, key=lambda v: v.requested_at)
 
     def notification(self, notification_id: UUID) -> NotificationView:
-        self.catch_up()
-        with self._lock:
-            view = self._watch.notifications.get(notification_id)
+        with self._watch.caught_up() as watch:
+            view = watch.notifications.get(notification_id)
         if view is None:
             raise AggregateNotFoundError(f"notification {notification_id}")
         return view
@@ -188,9 +178,9 @@ class Notifications(ContractApplication):
     def tick(self, now: datetime | None = None) -> int:
         """Record the reminders and follow-up breaks due at `now`; how many were new."""
         now = now or self._clock()
-        self.catch_up()
-        with self._lock:
-            found = due(self._watch, now, self.config.timers, self._directory.current())
+        directory = self._directory.current()
+        with self._watch.caught_up() as watch:
+            found = due(watch, now, directory)
         recorded = 0
         for item in found:
             try:
@@ -231,48 +221,30 @@ class Notifications(ContractApplication):
 
     def deliver(self, now: datetime | None = None) -> int:
         """Send what is requested and due; how many attempts were made."""
-        self.catch_up()
-        with self._lock:
-            pending = [v.id for v in self._watch.pending()]
+        with self._watch.caught_up() as watch:
+            pending = [v.id for v in watch.pending()]
         attempts = 0
         for notification_id in pending:
-            history = [e for e in self.events.get(notification_id) if isinstance(e, Event)]
-            delivery = fold(history)
+            delivery = self.commands.load(notification_id).state
             if delivery is None:
                 continue
             step = next_step(delivery, now or self._clock(), self.config.delivery)
             if step == "send":
-                attempts += self._attempt(delivery)
+                attempts += self._attempt(delivery, now or self._clock())
             elif step == "interrupted":
-                self._finish_interrupted(delivery)
+                self._settle(delivery, GiveUpInterrupted(), self._clock())
         self.catch_up()
         return attempts
 
-    def _next(self, delivery: Delivery, at: datetime) -> dict[str, Any]:
+    def _attempt(self, delivery: Delivery, now: datetime) -> int:
+        """Record the attempt, send it, record what the channel said: 1 if this round sent."""
+        started = self._settle(delivery, StartAttempt(), now)
+        if started is None:
+            return 0  # another round or replica took it, or it is no longer due
+        assert isinstance(started, n.DeliveryAttempted)
         requested = delivery.requested
-        return stamp(
-            requested.aggregate_id,
-            delivery.version + 1,
-            at,
-            requested.correlation_id,
-            str(requested.event_id),
-        )
-
-    def _attempt(self, delivery: Delivery) -> int:
-        requested, attempt = delivery.requested, delivery.attempts + 1
-        started = n.DeliveryAttempted(
-            **self._next(delivery, self._clock()),
-            channel=requested.channel,
-            attempt=attempt,
-            started_at=self._clock(),
-        )
-        try:
-            self.save(started)  # before the send: a crash after it leaves a trace
-        except IntegrityError:
-            return 0  # another round or replica took it
-        delivery.version += 1
         address = self.config.contacts.address(requested.recipient, requested.channel)
-        outcome: Event
+        outcome = RecordOutcome(attempt=started.attempt)
         try:
             if address is None:
                 raise ChannelError(f"no {requested.channel} address in the contact directory")
@@ -280,49 +252,28 @@ class Notifications(ContractApplication):
                 Outgoing(requested=requested, invitation=delivery.invitation, address=address)
             )
         except ChannelError as error:
-            now = self._clock()
-            again = retry_at(attempt, now, self.config.delivery) if address else None
             log.warning(
                 "delivery attempt failed", notification=requested.aggregate_id, error=str(error)
             )
-            if again is None:
-                outcome = n.NotificationFailed(
-                    **self._next(delivery, now),
-                    channel=requested.channel,
-                    attempts=attempt,
-                    error=str(error)[:10_000],
-                )
-            else:
-                outcome = n.DeliveryAttemptFailed(
-                    **self._next(delivery, now),
-                    channel=requested.channel,
-                    attempt=attempt,
-                    error=str(error)[:10_000],
-                    retry_at=again,
-                )
-        else:
-            now = self._clock()
-            outcome = n.NotificationSent(
-                **self._next(delivery, now),
-                channel=requested.channel,
-                attempts=attempt,
-                sent_at=now,
+            outcome = RecordOutcome(
+                attempt=started.attempt, error=str(error), retryable=address is not None
             )
-        self.save(outcome)
+        self._settle(delivery, outcome, self._clock())
         return 1
 
-    def _finish_interrupted(self, delivery: Delivery) -> None:
+    def _settle(self, delivery: Delivery, command: Command, at: datetime) -> Event | None:
+        """Decide `command` on the notification and write it: the event written, if any."""
         requested = delivery.requested
-        failed = n.NotificationFailed(
-            **self._next(delivery, self._clock()),
-            channel=requested.channel,
-            attempts=delivery.attempts,
-            error=(
-                f"attempt {delivery.attempts} was interrupted mid-send; its outcome is unknown, "
-                "so it is not sent again (at most once)"
-            ),
+        context = DeliveryContext(
+            actor=SYSTEM,
+            now=at,
+            correlation_id=requested.correlation_id,
+            causation_id=str(requested.event_id),
+            rules=self.config.delivery,
         )
         try:
-            self.save(failed)
-        except IntegrityError:
-            log.info("interrupted attempt already settled", notification=requested.aggregate_id)
+            decision = self.commands.handle(requested.aggregate_id, command, context)
+        except IntegrityError:  # others kept writing to it: theirs is the next step
+            log.info("delivery step taken elsewhere", notification=requested.aggregate_id)
+            return None
+        return decision.events[0] if decision.events else None

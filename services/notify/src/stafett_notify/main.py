@@ -1,21 +1,14 @@
-"""Wiring: the kernel, logging, tracing, the application, the policies' loops, the courier, HTTP.
-
-NATS_URL and STAFETT_HTTP_PORT (8104 for this service) come from the environment, as every
-setting in `stafett_runtime.settings`; the population register and the municipality directory
-as the kernel reads them (`stafett_runtime.kernel`); the notify settings are in
-`stafett_notify.config`. The service is ready when its NATS connection is up and its policies
-follow the CASE, CONSENT and MEETING streams.
-Each loop retries any failure to follow, forever, and parks an event it cannot handle
-(`stafett_runtime.processing`); `Readiness.add_policy` makes it a readiness check and part of
-liveness, and gives the app the administrator's route that retries parked events.
+"""Wiring: the notifications application, its policies' loops over the CASE, CONSENT and MEETING
+streams, the courier and the HTTP API, on the one service skeleton (`stafett_runtime.skeleton`);
+the notify settings are `stafett_notify.config`'s.
 """
 
 from __future__ import annotations
 
-import sys
+from typing import cast
 
-import msgspec
 import structlog
+from litestar import Litestar
 
 from stafett_notify.api import create_app
 from stafett_notify.application import Notifications, utc_now
@@ -24,61 +17,31 @@ from stafett_notify.config import NotifyConfig
 from stafett_notify.courier import Courier
 from stafett_notify.policies import UPSTREAMS, NotifyPolicy
 from stafett_runtime.follower import Follower
-from stafett_runtime.health import Readiness
 from stafett_runtime.kernel import Kernel
-from stafett_runtime.logging import configure_logging
-from stafett_runtime.service import call, serve
-from stafett_runtime.tracing import configure_tracing
+from stafett_runtime.skeleton import Service, run
 
 log = structlog.get_logger(__name__)
 
 
-def openapi() -> bytes:
-    """The OpenAPI document, without connecting to anything."""
-    app = create_app(None, Kernel.offline("notify"))  # type: ignore[arg-type]  # no route is called
-    return msgspec.json.format(msgspec.json.encode(app.openapi_schema.to_schema()), indent=2)
-
-
-def main(argv: list[str] = sys.argv[1:]) -> None:
-    if argv[:1] == ["openapi"]:
-        sys.stdout.buffer.write(openapi() + b"\n")
-        return
-    kernel = Kernel.from_env("notify")
-    settings = kernel.settings
-    configure_logging(settings.service, settings.log_level, settings.log_format)
-    configure_tracing(settings.service)
+def wire(service: Service) -> Litestar:
     config = NotifyConfig.from_env()
-    log.info("starting", settings=repr(settings), config=repr(config))
-    env = settings.eventsourcing_env()
+    log.info("notify settings", config=repr(config))
+    kernel, env = service.kernel, service.env
     webhook = WebhookSender(config.contacts.webhook_secrets())
+    service.on_close(webhook.close)
     channels = senders(EmailSender(config.smtp, utc_now), webhook)
-    notifications = Notifications(env, config, channels, kernel.directory)
-    followers = [
-        Follower(NotifyPolicy(env, config, kernel.register, kernel.directory), name, env)
-        for name in UPSTREAMS
-    ]
-    readiness = Readiness()
-    for follower in followers:
-        readiness.add_policy(f"{follower.upstream.name}-policy", follower)
-    courier = Courier(notifications, config.interval)
+    notifications = service.application(Notifications(env, config, channels, kernel.directory))
+    for upstream in UPSTREAMS:
+        policy = NotifyPolicy(env, config, kernel.register, kernel.directory)
+        service.follow(Follower(policy, upstream, env))
+    service.timer(Courier(notifications, config.interval))
+    return create_app(notifications, kernel, service.readiness, **service.hooks)
 
-    async def start() -> None:
-        for follower in followers:
-            follower.start()
-        await courier.start()
 
-    async def stop() -> None:
-        await courier.stop()
-        for follower in followers:
-            await call(follower.stop)  # blocks on the store: off the event loop
-        await call(notifications.close)
-        webhook.close()
+def document() -> Litestar:
+    """For the OpenAPI document: no request is served, so no application is needed."""
+    return create_app(cast(Notifications, None), Kernel.offline("notify"))
 
-    app = create_app(
-        notifications,
-        kernel,
-        readiness,
-        on_startup=[start],
-        on_shutdown=[stop],
-    )
-    serve(app, settings)
+
+def main() -> int:
+    return run("notify", wire, document)

@@ -6,58 +6,64 @@
                                             runs, switches to them)
     python -m stafett_projection openapi    print the OpenAPI document as JSON
 
-The read models live in SQLite under STAFETT_DATA_DIR, or in PostgreSQL when
-STAFETT_PROJECTION_DATABASE_URL is set (postgresql://user@host:port/database). The service's
-NATS connection, token verifier, population register, municipality directory, access log and
-children's keys are its kernel's (`stafett_runtime.kernel`). STAFETT_PROJECTION_FIGURES_MIN_GROUP
-(default 5) is the smallest group a figure is given for, STAFETT_PROJECTION_TIMEZONE (default
-Europe/Oslo) the municipality's time zone.
+The service runs on the one service skeleton (`stafett_runtime.skeleton`); its NATS connection,
+token verifier, population register, municipality directory, access log and children's keys are
+its kernel's. The read models live in SQLite under STAFETT_DATA_DIR, or in PostgreSQL when
+STAFETT_PROJECTION_DATABASE_URL is set (postgresql://user@host:port/database).
+STAFETT_PROJECTION_FIGURES_MIN_GROUP (default 5) is the smallest group a figure is given for,
+STAFETT_PROJECTION_TIMEZONE (default Europe/Oslo) the municipality's time zone. Closed cases
+go to the archive STAFETT_ARCHIVE_DIR or STAFETT_ARCHIVE_URL names (`delivery`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Sequence
 
 import nats
+from litestar import Litestar
 
 from stafett_projection.api import create_app, min_group, time_zone
+from stafett_projection.delivery import ArchiveDelivery, archive_from_env
+from stafett_projection.delivery import interval_from_env as delivery_interval
 from stafett_projection.projection import Projection, RebuildBusyError, rebuild
 from stafett_projection.store import Database
 from stafett_runtime.directory import directory_from_env
 from stafett_runtime.kernel import Kernel
-from stafett_runtime.logging import configure_logging
-from stafett_runtime.service import serve
 from stafett_runtime.settings import Settings
-from stafett_runtime.tracing import configure_tracing
+from stafett_runtime.skeleton import Service, run
+
+
+def wire(service: Service) -> Litestar:
+    projection = Projection(Database.from_env())
+    zone = time_zone(os.environ)
+    # Each closed case's archive document, delivered to the municipality's archive.
+    archive, interval = archive_from_env(), delivery_interval()
+    service.timer(ArchiveDelivery(projection, service.kernel, archive, interval, zone))
+    return create_app(
+        projection,
+        service.kernel,
+        service.readiness,
+        **service.hooks,
+        figures_min_group=min_group(os.environ),
+        zone=zone,
+    )
+
+
+def document() -> Litestar:
+    return create_app(Projection(Database("sqlite:///:memory:")), Kernel.offline("projection"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stafett_projection", description=__doc__)
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "rebuild", "openapi"])
-    args = parser.parse_args(argv)
-    if args.command == "openapi":
-        app = create_app(Projection(Database("sqlite:///:memory:")), Kernel.offline("projection"))
-        print(json.dumps(app.openapi_schema.to_schema(), indent=2, sort_keys=True))
-        return 0
-    if args.command == "rebuild":
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments == ["rebuild"]:
         return asyncio.run(_rebuild(Settings.from_env("projection")))
-    kernel = Kernel.from_env("projection", child_keys="open")
-    settings = kernel.settings
-    configure_logging(settings.service, settings.log_level, settings.log_format)
-    configure_tracing(settings.service)
-    app = create_app(
-        Projection(Database.from_env()),
-        kernel,
-        figures_min_group=min_group(os.environ),
-        zone=time_zone(os.environ),
-    )
-    serve(app, settings)
-    return 0
+    if arguments not in ([], ["openapi"]):
+        print(__doc__, file=sys.stderr)
+        return 2
+    return run("projection", wire, document, child_keys="open", argv=arguments)
 
 
 async def _rebuild(settings: Settings) -> int:

@@ -49,7 +49,7 @@ SCHEMA = "projection"  # the PostgreSQL schema of generation 0; generation n's i
 POINTER_SCHEMA = "projection_meta"  # where PostgreSQL keeps the pointer
 # Raise it when a table, or what the projector writes into one, changes: the service then
 # rebuilds its read models by itself.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _LOCK_CLASS = 0x53746166  # the class of the projection's advisory locks ("Staf")
 _REBUILD_LOCK = -1  # the advisory lock of the one rebuild (a generation's is its number)
 _PRIVATE = 0o600
@@ -90,6 +90,10 @@ TABLES = (
     "feedback(meeting_id TEXT NOT NULL, version INTEGER NOT NULL, case_id TEXT NOT NULL,"
     " given_at TEXT NOT NULL, given_by TEXT NOT NULL, rating INTEGER NOT NULL,"
     " heard INTEGER NOT NULL, PRIMARY KEY (meeting_id, version))",
+    # Each closed case's deliveries to the archive (AUDIT's ArchiveDelivered): the version of
+    # the case each delivered (`delivery`).
+    "archived(case_id TEXT NOT NULL, case_version INTEGER NOT NULL, delivered_at TEXT NOT NULL,"
+    " archive TEXT NOT NULL, reference TEXT, PRIMARY KEY (case_id, case_version))",
     # Every read of case data and every refusal, by whichever service answered it.
     "access(seq BIGINT PRIMARY KEY, case_id TEXT NOT NULL, occurred_at TEXT NOT NULL,"
     " person TEXT NOT NULL, role TEXT NOT NULL, service TEXT, what TEXT NOT NULL, purpose TEXT,"
@@ -467,7 +471,8 @@ def _file_lock(path: Path) -> Held | None:
 
 
 def dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every read model, sorted: two builds are equal when their dumps are."""
+    """Every row of every read model, sorted: two builds are equal when their dumps are (the
+    rebuild and exactly-once tests compare builds this way)."""
     with db.reading() as tx:
         return {
             name: sorted(tx.all(f"SELECT * FROM {name}"), key=repr)

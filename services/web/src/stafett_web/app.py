@@ -29,7 +29,6 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
-import structlog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
@@ -46,7 +45,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.directory import DirectorySource
 from stafett_runtime.health import Readiness, health_routes
-from stafett_runtime.logging import CorrelationMiddleware, current_correlation_id
+from stafett_runtime.logging import current_correlation_id
+from stafett_runtime.served import ServedRequests, metrics_route, refused
 from stafett_runtime.tracing import http_tracing_middleware
 from stafett_web.apis import (
     Conflict,
@@ -68,8 +68,6 @@ from stafett_web.web import AnyRequest, SignInNeeded, Web, page, return_path
 HERE = Path(__file__).parent
 CSRF_COOKIE = "stafett_csrf"
 MAX_BODY_BYTES = 256 * 1024  # the services' own limit: a form larger than that is refused
-
-log = structlog.get_logger(__name__)
 
 
 def create_app(
@@ -105,12 +103,13 @@ def create_app(
             *ROUTES,
             create_static_files_router(path="/static", directories=[HERE / "static"]),
             *health_routes(Readiness()),
+            metrics_route,
         ],
         middleware=[
-            CorrelationMiddleware(),
             SecurityHeaders(policy),
             session_config(settings).middleware,
-            *http_tracing_middleware(),
+            # As every service: correlation ids, a log line and measures per request, a span.
+            *http_tracing_middleware(within=ServedRequests),
         ],
         csrf_config=CSRFConfig(
             secret=settings.secret,
@@ -189,11 +188,10 @@ class SecurityHeaders(ASGIMiddleware):
 
 
 def _logged(request: AnyRequest, status: int, **said: Any) -> None:
-    route = request.scope.get("path_template") or "(no route)"
-    if status >= 500:
-        log.error("page_failed", method=request.method, route=route, status=status, **said)
-    else:
-        log.info("page_refused", method=request.method, route=route, status=status, **said)
+    """Why the page was refused, for the request's one log line (`ServedRequests`)."""
+    rule = said.pop("rule", None)
+    reason = ", ".join(f"{name} {value}" for name, value in said.items() if value is not None)
+    refused(request, reason or str(status), rule)
 
 
 def _sign_in(request: AnyRequest, needed: SignInNeeded) -> Response[Any]:
@@ -270,6 +268,5 @@ def _http_error(request: AnyRequest, error: HTTPException) -> Template:
 
 
 def _failed(request: AnyRequest, error: Exception) -> Template:
-    route = request.scope.get("path_template") or "(no route)"
-    log.error("page_failed", method=request.method, route=route, status=500, exc_info=error)
+    refused(request, "failed", error=error)  # logged once, with the request, as request_failed
     return _error_page(request, 500)

@@ -15,6 +15,7 @@ import structlog
 from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.directory import directory_from_env
 from stafett_runtime.logging import configure_logging
+from stafett_runtime.metrics import configure_metrics
 from stafett_runtime.service import serve
 from stafett_runtime.settings import SettingsError
 from stafett_runtime.tracing import configure_tracing
@@ -34,6 +35,7 @@ def main() -> int:
     # httpx logs every request's address at INFO; an address holds a case id and a purpose.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     configure_tracing("web")
+    configure_metrics("web")  # GET /metrics, as on every service
     structlog.get_logger(__name__).info("starting", settings=repr(settings))
     serve(create_app(settings, verifier=verifier, directory=directory), settings.server)
     return 0

@@ -1,30 +1,46 @@
-"""One notification's delivery: its state from its events, and what to do next.
+"""One notification's delivery: its state from its events, and what to do next (pure).
 
 Exactly once, as far as a channel allows: `DeliveryAttempted` is recorded before each send and
 an outcome after it. An attempt with no outcome was interrupted (the process died mid-send); it
 may or may not have reached the recipient, so it is never repeated: after `attempt_timeout` it
 ends in NotificationFailed, visible in the read model (at most once per attempt).
+
+A notification is an aggregate of the NOTIFY stream on the one command path
+(`stafett_runtime.commands`): its requests are written by the policy and the timers, its
+delivery by three commands. The send happens between the first two, outside any decision:
+`StartAttempt` (due now: record the attempt), `RecordOutcome` (what the channel said), and
+`GiveUpInterrupted` (an attempt with no outcome, past its timeout). Each decides nothing when it
+is not (or no longer) the next step, so a round or replica that comes second does nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from functools import singledispatch
+from typing import Any, Literal
+
+import msgspec
 
 from stafett_contracts import notify as n
 from stafett_contracts.envelope import Event
+from stafett_runtime.domain import Context, envelope
 
 REASONS = {
     "concern_raised": "A concern was raised in your unit",
     "baton.appointed": "You hold the baton in a case",
     "baton.offered": "You are offered the baton in a case",
     "baton.accepted": "The baton you offered was accepted",
+    "baton.vacated": "The baton fell vacant in a case in your unit: appoint a new holder",
+    "group.changed": "Who works on a case you coordinate has changed",
     "coordinator_assigned": "A coordinator was assigned in a case",
     "measure_planned": "You are responsible for a measure",
     "bright_spot": "Something good was noted in a case",
     "decision_refused": "A decision you recorded in a meeting was not carried out in the case",
     "consent_withdrawn": "A consent was withdrawn: your service no longer has access",
+    "consent_withdrawn.unit_leader": "A consent was withdrawn in a case in your unit",
     "action_item_assigned": "You own an action item from a meeting",
     "meeting.scheduled": "You are invited to a meeting",
     "meeting.rescheduled": "A meeting you are invited to was moved",
@@ -36,6 +52,8 @@ REASONS = {
     "follow_up_break.baton_holder": "Follow-up break: a case you hold needs attention",
     "follow_up_break.unit_leader": "Follow-up break: a case in your unit needs attention",
 }
+
+ERROR_LIMIT = 10_000  # characters of a channel's error kept in an event
 
 
 @dataclass(frozen=True)
@@ -58,10 +76,12 @@ def message_of(requested: n.NotificationRequested) -> Message:
     return Message(subject=subject, body=body)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Delivery:
+    """A notification as its events tell it. Frozen: the command path's cache shares it."""
+
     requested: n.NotificationRequested
-    version: int = 1
+    version: int = 1  # of its newest event: the next one is version + 1
     invitation: n.CalendarInvitationPrepared | None = None
     attempts: int = 0
     open_attempt: n.DeliveryAttempted | None = None
@@ -70,24 +90,50 @@ class Delivery:
     last_error: str | None = None
 
 
-def fold(history: list[Event]) -> Delivery | None:
+def evolve(state: Delivery | None, event: Event) -> Delivery | None:
+    if isinstance(event, n.NotificationRequested):
+        return Delivery(requested=event)
+    if state is None:  # nothing of a notification comes before its request
+        return None
+    return dataclasses.replace(_apply(event, state), version=event.aggregate_version)
+
+
+@singledispatch
+def _apply(event: Event, state: Delivery) -> Delivery:
+    return state  # an event that does not change the delivery
+
+
+@_apply.register
+def _(event: n.CalendarInvitationPrepared, state: Delivery) -> Delivery:
+    return dataclasses.replace(state, invitation=event)
+
+
+@_apply.register
+def _(event: n.DeliveryAttempted, state: Delivery) -> Delivery:
+    return dataclasses.replace(state, attempts=event.attempt, open_attempt=event)
+
+
+@_apply.register
+def _(event: n.DeliveryAttemptFailed, state: Delivery) -> Delivery:
+    return dataclasses.replace(
+        state, open_attempt=None, retry_at=event.retry_at, last_error=event.error
+    )
+
+
+@_apply.register
+def _(event: n.NotificationSent, state: Delivery) -> Delivery:
+    return dataclasses.replace(state, open_attempt=None, done=True)
+
+
+@_apply.register
+def _(event: n.NotificationFailed, state: Delivery) -> Delivery:
+    return dataclasses.replace(state, open_attempt=None, done=True, last_error=event.error)
+
+
+def fold(history: Iterable[Event]) -> Delivery | None:
     delivery: Delivery | None = None
     for event in history:
-        if isinstance(event, n.NotificationRequested):
-            delivery = Delivery(requested=event)
-        if delivery is None:
-            continue
-        delivery.version = event.aggregate_version
-        match event:
-            case n.CalendarInvitationPrepared():
-                delivery.invitation = event
-            case n.DeliveryAttempted():
-                delivery.attempts, delivery.open_attempt = event.attempt, event
-            case n.DeliveryAttemptFailed():
-                delivery.open_attempt, delivery.retry_at = None, event.retry_at
-                delivery.last_error = event.error
-            case n.NotificationSent() | n.NotificationFailed():
-                delivery.open_attempt, delivery.done = None, True
+        delivery = evolve(delivery, event)
     return delivery
 
 
@@ -118,3 +164,106 @@ def retry_at(attempt: int, now: datetime, rules: DeliveryRules) -> datetime | No
         return None
     wait: timedelta = rules.backoff * 2 ** (attempt - 1)
     return now + wait
+
+
+# The commands of a delivery, and how each is decided.
+
+
+class StartAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """Record the next attempt, before sending it, if one is due now."""
+
+
+class RecordOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What the channel said of `attempt`: sent (no error), or failed with `error`; a failure
+    that cannot pass on a later attempt (no address) is not `retryable`."""
+
+    attempt: int
+    error: str | None = None
+    retryable: bool = True
+
+
+class GiveUpInterrupted(msgspec.Struct, frozen=True, kw_only=True):
+    """End an attempt that has had no outcome for longer than it may take, without sending it
+    again: it may have reached the recipient."""
+
+
+Command = StartAttempt | RecordOutcome | GiveUpInterrupted
+
+
+class DeliveryContext(Context, frozen=True, kw_only=True):
+    """A command's context, with the delivery rules the municipality configured."""
+
+    rules: DeliveryRules
+
+
+def decide(state: Delivery | None, command: Command, context: DeliveryContext) -> list[Event]:
+    """The events of `command`, or none when it is not the next step of the delivery (another
+    round or replica took it, or it is not due yet)."""
+    assert state is not None  # the command path answers a command for no notification with 404
+    return _rules(command, state, context)
+
+
+@singledispatch
+def _rules(command: Command, state: Delivery, context: DeliveryContext) -> list[Event]:
+    raise TypeError(f"no rules for {type(command).__name__}")
+
+
+@_rules.register
+def _(command: StartAttempt, state: Delivery, context: DeliveryContext) -> list[Event]:
+    if next_step(state, context.now, context.rules) != "send":
+        return []
+    return [
+        n.DeliveryAttempted(
+            **_next(state, context),
+            channel=state.requested.channel,
+            attempt=state.attempts + 1,
+            started_at=context.now,
+        )
+    ]
+
+
+@_rules.register
+def _(command: RecordOutcome, state: Delivery, context: DeliveryContext) -> list[Event]:
+    if state.open_attempt is None or state.open_attempt.attempt != command.attempt:
+        return []  # settled already: given up as interrupted by another round
+    channel, attempt = state.requested.channel, command.attempt
+    if command.error is None:
+        return [
+            n.NotificationSent(
+                **_next(state, context), channel=channel, attempts=attempt, sent_at=context.now
+            )
+        ]
+    error = command.error[:ERROR_LIMIT]
+    again = retry_at(attempt, context.now, context.rules) if command.retryable else None
+    if again is None:
+        return [
+            n.NotificationFailed(
+                **_next(state, context), channel=channel, attempts=attempt, error=error
+            )
+        ]
+    return [
+        n.DeliveryAttemptFailed(
+            **_next(state, context), channel=channel, attempt=attempt, error=error, retry_at=again
+        )
+    ]
+
+
+@_rules.register
+def _(command: GiveUpInterrupted, state: Delivery, context: DeliveryContext) -> list[Event]:
+    if next_step(state, context.now, context.rules) != "interrupted":
+        return []
+    return [
+        n.NotificationFailed(
+            **_next(state, context),
+            channel=state.requested.channel,
+            attempts=state.attempts,
+            error=(
+                f"attempt {state.attempts} was interrupted mid-send; its outcome is unknown, "
+                "so it is not sent again (at most once)"
+            ),
+        )
+    ]
+
+
+def _next(state: Delivery, context: DeliveryContext) -> dict[str, Any]:
+    return envelope(context, state.requested.aggregate_id, state.version + 1)
