@@ -29,6 +29,7 @@ from stafett_contracts.envelope import Event
 from stafett_contracts.export import example_of
 from stafett_runtime.contracts import ContractApplication
 from stafett_runtime.jetstream import JetStreamFactory
+from stafett_runtime.natsaccess import create_missing_streams
 from stafett_runtime.natsserver import free_port
 from stafett_runtime.testing import NatsTestServer
 
@@ -104,10 +105,13 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def test_verify_passes_a_sound_history(
     history: History, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given the rest of the platform's streams, made as `stafett up` and deploy's Job make them
+    asyncio.run(create_platform_streams(history.url))
+
     code, out = run(capsys, "verify", "--nats", history.url)
 
     assert code == 0, out
-    assert "OK: 5 events in 2 streams verified." in out
+    assert "OK: 5 events in 7 streams verified." in out
     assert "FAULT" not in out
 
 
@@ -117,6 +121,7 @@ def test_verify_finds_every_kind_of_fault_in_a_broken_stream(
     url = nats_server.url
     # Given a CASE stream that, unlike the store's own, allows deleting
     asyncio.run(create_deletable_case_stream(url))
+    asyncio.run(create_platform_streams(url))
     case_id, broken = uuid4(), uuid4()
     write_case(url, case_id, ConcernRaised, ConcernShared, Escalated)
     # When an event is deleted, a payload is no contract, and a tracking record points nowhere
@@ -126,11 +131,22 @@ def test_verify_finds_every_kind_of_fault_in_a_broken_stream(
     code, out = run(capsys, "verify", "--nats", url)
 
     assert code == 1
-    assert "1 sequence(s) deleted: #2" in out  # the gap the stream explains is a note
+    assert "CASE: allows deleting or purging messages, which the platform's streams deny" in out
+    assert "1 sequence(s) deleted: #2, in a stream that denies deletion" in out
     assert f"aggregate {case_id}: version 3 where 2 was due" in out
+    assert "the chain is broken" in out  # the event after the deleted one
     assert "does not decode as case.ConcernRaised@1" in out
+    assert f"case.events.{broken}.ConcernRaised: unsigned" in out
     assert "tracking of 'consent' points to CONSENT #7, where there is no event" in out
-    assert "3 fault(s) found." in out
+    assert "7 fault(s) found." in out
+
+
+async def create_platform_streams(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        await create_missing_streams(nc)
+    finally:
+        await nc.close()
 
 
 async def create_deletable_case_stream(url: str) -> None:

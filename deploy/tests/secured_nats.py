@@ -38,6 +38,7 @@ class Credentials:
             "NATS_PASSWORD": self.passwords[user],
             "NATS_INBOX_PREFIX": f"_INBOX.{user}",
             "NATS_TIMEOUT": "5",
+            "SIGNER": user,  # signs in its own name, as `Settings.eventsourcing_env` says
         }
 
     async def connect(

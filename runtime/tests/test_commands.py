@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from stafett_contracts.case import BrightSpotNoted, CaseEvent, ConcernRaised
 from stafett_contracts.casefile import CaseFile, evolve
-from stafett_contracts.envelope import Event
+from stafett_contracts.envelope import Event, PrivateText
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.people import Directory
 from stafett_runtime.commands import AggregateType, Commands, Order, Policy, caused_by
@@ -38,7 +38,7 @@ class Open(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Note(msgspec.Struct, frozen=True, kw_only=True):
-    text: str
+    text: PrivateText
 
 
 def decide(state: CaseFile | None, command: Open | Note, context: Context) -> list[CaseEvent]:

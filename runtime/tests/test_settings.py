@@ -110,7 +110,17 @@ def test_the_eventsourcing_environment_selects_the_jetstream_store_and_its_serve
     assert settings.eventsourcing_env() == {
         "PERSISTENCE_MODULE": "stafett_runtime.jetstream",
         "NATS_URL": "nats://nats:4222",
+        "SIGNER": "case",  # its events are signed in the service's name
     }
+
+
+def test_the_signing_key_is_the_one_named_or_one_per_service_in_the_data_folder() -> None:
+    named = Settings.from_env("case", {"STAFETT_SIGNING_KEY_FILE": "/run/secrets/case.pem"})
+    in_data = Settings.from_env("case", {"STAFETT_DATA_DIR": "/var/stafett"})
+
+    assert named.eventsourcing_env()["SIGNING_KEY_FILE"] == "/run/secrets/case.pem"
+    assert in_data.signing_key_file == "/var/stafett/event-keys/case.pem"
+    assert Settings.from_env("case", {}).signing_key_file is None  # a key of the process's own
 
 
 def test_the_eventsourcing_environment_carries_the_credentials_that_are_set() -> None:
@@ -123,6 +133,7 @@ def test_the_eventsourcing_environment_carries_the_credentials_that_are_set() ->
         "NATS_URL": "nats://127.0.0.1:4222",
         "NATS_CREDS": "/run/secrets/case.creds",
         "NATS_TLS_CA": "/run/secrets/ca.pem",
+        "SIGNER": "case",
     }
 
 

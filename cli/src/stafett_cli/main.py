@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from stafett_contracts.erasure import ErasureReason
 from stafett_contracts.identity import Role
 
 if TYPE_CHECKING:
@@ -148,17 +149,38 @@ def parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser(
         "verify",
-        help="check the streams: contracts, versions, sequences, tracking; non-zero on a fault",
+        help="check the streams are a sound, untampered record; non-zero on a fault",
         description=(
-            "Check every event stream: every event decodes against its contract; each "
-            "aggregate's versions are 1, 2, 3, ... with none missing; every sequence is present "
-            "or explained by the stream (deleted or purged); every tracking position points to "
-            "an event that exists. Prints a summary; exit status 1 if anything is wrong."
+            "Check every event stream: every stream the platform keeps is there and denies "
+            "deletion; every event decodes against its contract; each aggregate's versions are "
+            "1, 2, 3, ... with none missing; no sequence is missing or deleted; every tracking "
+            "position points to an event that exists; every message is signed by a published "
+            "key of a service that may write it and follows the one before it on its chain; "
+            "every signed checkpoint matches its stream (none cut back or altered). Prints a "
+            "summary and every fault; exit status 1 if anything is wrong."
         ),
     )
     _nats_option(verify)
     verify.add_argument(
         "--stream", action="append", default=[], help="only this stream (repeat for several)"
+    )
+    verify.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="unsigned messages written before a stream's first signed one (a store older than "
+        "signing) are notes, not faults",
+    )
+    verify.add_argument(
+        "--checkpoints",
+        metavar="FILE",
+        type=Path,
+        help="also compare with the checkpoints kept off-site in FILE (--export-checkpoints)",
+    )
+    verify.add_argument(
+        "--export-checkpoints",
+        metavar="FILE",
+        type=Path,
+        help="write every signed checkpoint and public key to FILE, to keep off-site",
     )
 
     export = commands.add_parser(
@@ -186,11 +208,13 @@ def parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser(
         "status",
-        help="streams, message counts, consumers and their lag",
+        help="streams, consumers and their lag, parked events, what retention has due",
         description=(
             "Show every stream with its message count and sequences, every consumer with how "
             "many messages it has yet to take (its lag), and how far each service has "
-            "processed the streams it follows."
+            "processed the streams it follows; the events services parked; and what "
+            "retention has due: closed cases awaiting archive delivery, and children due for "
+            "shredding, and when."
         ),
     )
     _nats_option(status)
@@ -221,6 +245,30 @@ def parser() -> argparse.ArgumentParser:
         help="the service (default: the URL `stafett up` gives it, from STAFETT_PORT_BASE)",
     )
 
+    erase = commands.add_parser(
+        "erase",
+        help="erase a child's personal data in every case, for good",
+        description=(
+            "Ask the running case service, as an administrator, to erase the child (by the "
+            "population register's pseudonymous id): ChildErased is recorded, without personal "
+            "data, and the child's key is deleted, so every piece of the child's personal data "
+            "reads as erased everywhere. Erasing a child erased already changes nothing. Exit "
+            "status 2 if no case names the child."
+        ),
+        epilog="Example: stafett erase 6f1c0b52-... --reason erasure_requested --reference 2025/17",
+    )
+    erase.add_argument("child_id", type=UUID, metavar="CHILD_ID", help="the child's id")
+    erase.add_argument(
+        "--reason",
+        required=True,
+        choices=[reason.value for reason in ErasureReason],
+        help="why, in one of these words (never free text: the record outlives the child's data)",
+    )
+    erase.add_argument(
+        "--reference", help="a journal or case number in the municipality's records, if any"
+    )
+    erase.add_argument("--url", help="the case service (default: the URL `stafett up` gives it)")
+
     docs = commands.add_parser(
         "docs",
         help="write the AsyncAPI and OpenAPI documents under docs/",
@@ -231,6 +279,21 @@ def parser() -> argparse.ArgumentParser:
     )
     docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
     docs.add_argument("--dir", help="the docs folder (default: docs/ of this checkout)")
+
+    new_service = commands.add_parser(
+        "new-service",
+        help="scaffold a new service, wired into the workspace, `up`, NATS and deploy/",
+        description=(
+            "Write services/NAME (one aggregate, one command, one event, one route, on the "
+            "service skeleton), its events in contracts/ and its Kubernetes manifest, and add it "
+            "to the lists that name the services: the workspace, `stafett up`, the contracts' "
+            "catalogue (which the projection follows), the NATS users and deploy/. "
+            "docs/services.md walks through what it made."
+        ),
+        epilog="Example: stafett new-service feedback",
+    )
+    new_service.add_argument("name", metavar="NAME", help="lower-case letters and digits")
+    new_service.add_argument("--root", help="the checkout (default: this one)")
     return root
 
 
@@ -252,11 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     # nats-py logs each failed connection attempt with a traceback; the command says it once.
     logging.getLogger("nats").addHandler(logging.NullHandler())
     args = parser().parse_args(argv)  # before the configuration: `--help` needs none of it
-    from stafett_cli import platform
+    from stafett_cli.config import PlatformError
 
     try:
         _read_config_file()
-    except platform.PlatformError as error:
+    except PlatformError as error:
         print(f"stafett: error: {error}", file=sys.stderr)
         return 2
     if "nats" in args and args.nats is None:
@@ -276,9 +339,9 @@ def _read_config_file() -> None:
     """Settings from stafett.toml (or STAFETT_CONFIG) count for every command, not only `up`:
     `token` must sign with the key in the configured data folder, `tail` find its NATS port.
     The environment still wins."""
-    from stafett_cli import platform
+    from stafett_cli.config import PlatformConfig
 
-    config = platform.PlatformConfig.from_env()
+    config = PlatformConfig.from_env()
     if config.source is None:
         return
     os.environ.setdefault("STAFETT_DATA_DIR", str(config.data_dir))
@@ -293,12 +356,12 @@ class CommandError(RuntimeError):
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
-        from stafett_cli import platform
+        from stafett_cli.up import up
 
-        return platform.up(demo=args.demo, trace=args.trace)
+        return up(demo=args.demo, trace=args.trace)
     if args.command == "token":
         from stafett_cli.token import development_token, signed_with
-        from stafett_runtime.auth import TokenError
+        from stafett_runtime.tokens import TokenError
 
         ttl = timedelta(minutes=args.ttl_minutes)
         try:
@@ -315,22 +378,32 @@ def _run(args: argparse.Namespace) -> int:
         return docs(check=args.check, folder=args.dir)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "new-service":
+        from stafett_cli.new_service import REPOSITORY, NewServiceError, new_service
+
+        try:
+            new_service(Path(args.root) if args.root else REPOSITORY, args.name)
+        except NewServiceError as error:
+            raise CommandError(str(error)) from error
+        return 0
     if args.command == "retry":
         return _retry(args)
+    if args.command == "erase":
+        return _erase(args)
     return _with_store(args)
 
 
 def _retry(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from stafett_cli import platform
+    from stafett_cli.config import SERVICES, PlatformConfig
     from stafett_cli.retry import RetryError, print_outcomes, retry_parked
     from stafett_cli.token import development_token
-    from stafett_runtime.auth import TokenError
+    from stafett_runtime.tokens import TokenError
 
-    if args.service not in platform.SERVICES:
-        raise CommandError(f"no service {args.service!r}: one of {', '.join(platform.SERVICES)}")
-    url = args.url or platform.PlatformConfig.from_env().service_url(args.service)
+    if args.service not in SERVICES:
+        raise CommandError(f"no service {args.service!r}: one of {', '.join(SERVICES)}")
+    url = args.url or PlatformConfig.from_env().service_url(args.service)
     try:
         administrator = development_token(
             "stafett-cli", "administrator", None, timedelta(minutes=10)
@@ -339,6 +412,24 @@ def _retry(args: argparse.Namespace) -> int:
     except (TokenError, RetryError) as error:
         raise CommandError(str(error)) from error
     return print_outcomes(args.service, retried, Console())
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from stafett_cli.config import PlatformConfig
+    from stafett_cli.erase import EraseError, erase_child, said
+    from stafett_cli.token import development_token
+    from stafett_runtime.tokens import TokenError
+
+    url = args.url or PlatformConfig.from_env().service_url("case")
+    try:
+        administrator = development_token(
+            "stafett-cli", "administrator", None, timedelta(minutes=10)
+        )
+        erased = erase_child(url, administrator, str(args.child_id), args.reason, args.reference)
+    except (TokenError, EraseError) as error:
+        raise CommandError(str(error)) from error
+    print(said(erased))
+    return 0
 
 
 def _tail(args: argparse.Namespace) -> int:
@@ -390,9 +481,9 @@ def _count_events(url: str) -> int:
 
 
 def _data_dir() -> Path:
-    from stafett_cli import platform
+    from stafett_cli.config import PlatformConfig
 
-    return platform.PlatformConfig.from_env().data_dir
+    return PlatformConfig.from_env().data_dir
 
 
 def _login() -> Login | None:
@@ -457,15 +548,15 @@ async def _refuses(url: str, login: Login | None) -> bool:
 def _with_store(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from stafett_cli import platform
+    from stafett_cli.config import QUERY_SERVICE, PlatformConfig
     from stafett_cli.export import ArchiveError, archive_document, case_history
     from stafett_cli.status import print_status, unwrapped
     from stafett_cli.token import development_token
-    from stafett_cli.verify import print_verification, verify
+    from stafett_cli.verify import export_checkpoints, print_verification, verify
 
     if args.command == "export" and args.archive:
         base = os.environ.get("STAFETT_PROJECTION_URL") or (
-            platform.PlatformConfig.from_env().service_url(platform.QUERY_SERVICE)
+            PlatformConfig.from_env().service_url(QUERY_SERVICE)
         )
         auditor = development_token("stafett-cli", "auditor", None, timedelta(minutes=10))
         try:
@@ -478,8 +569,16 @@ def _with_store(args: argparse.Namespace) -> int:
             print_status(store, unwrapped())
             return 0
         if args.command == "verify":
-            result = verify(store, set(args.stream) or None)
+            result = verify(
+                store,
+                set(args.stream) or None,
+                allow_unsigned=args.allow_unsigned,
+                off_site=args.checkpoints,
+            )
             print_verification(result, Console())
+            if args.export_checkpoints is not None:
+                count = export_checkpoints(store, args.export_checkpoints)
+                print(f"{count} checkpoint(s) written to {args.export_checkpoints}")
             return 0 if result.sound else 1
         if args.command == "export":
             lines = case_history(store, args.case_id)

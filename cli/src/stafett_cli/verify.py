@@ -1,22 +1,35 @@
-"""`stafett verify`: check that the streams are a sound record.
+"""`stafett verify`: check that the streams are a sound record, and that nobody tampered with it.
 
-For every event stream (key-value buckets hold no events and are skipped):
+Every stream the platform expects is there (`stafett_runtime.natsaccess.streams`), and denies
+deleting and purging as the store makes it. For every event stream (key-value buckets hold no
+events and are skipped):
 
 - every event decodes against its contract (the topic in its `Es-Topic` header), and its
   payload names the aggregate and version its subject and headers say;
 - each aggregate's versions run 1, 2, 3, ... in stream order, with none missing or repeated;
-- every sequence number from 1 to the last is either present or explained by the stream itself
-  (deleted, or before the stream's first sequence after a purge or limit);
+- every sequence number from 1 to the last is present: in a stream that denies deletion, a
+  sequence the stream says was deleted or purged is a fault too (elsewhere it is a note);
 - every tracking record (how far a service has processed another's stream) points to an event
-  that exists in that upstream stream.
+  that exists in that upstream stream;
+- every event and tracking record is signed by a key published in SIGNING_KEYS, of a service
+  that may write the stream, and names the digest of the message before it on its aggregate's
+  subjects (`stafett_runtime.evidence`): a forged, altered, inserted or deleted message breaks
+  one or the other. Unsigned messages are faults; with `allow_unsigned`, those written before
+  the stream's first signed message (a store older than signing) are notes;
+- every signed checkpoint (in CHECKPOINTS, and in a file kept off-site) matches the stream: the
+  stream reaches its sequence (not cut back) and its running hash up to there is the same.
 
-Explained gaps are reported as notes; anything else is a fault, and the exit status is 1.
+A damaged store never stops the check: every fault is listed, and the exit status is 1.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -34,7 +47,10 @@ from stafett_cli.streams import (
 )
 from stafett_contracts.catalogue import EVENTS
 from stafett_contracts.envelope import Event
+from stafett_runtime import evidence
 from stafett_runtime.jetstream.layout import default_names
+from stafett_runtime.natsaccess import ACCESS
+from stafett_runtime.natsaccess import streams as platform_streams
 
 _decoders = {topic: msgspec.json.Decoder(cls) for topic, cls in EVENTS.items()}
 SHOWN_FAULTS = 50
@@ -77,19 +93,64 @@ class Verification:
         return not self.faults
 
 
-def verify(store: Store, only: set[str] | None = None) -> Verification:
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed checkpoint: `stream` held `last_seq` messages whose running hash was `hash`."""
+
+    stream: str
+    last_seq: int
+    hash: str
+    said: str  # where it is kept and who signed it, for the fault that names it
+
+
+@dataclass
+class Evidence:
+    """The keys and checkpoints every stream is checked against."""
+
+    keys: evidence.Keys = field(default_factory=evidence.Keys)
+    checkpoints: dict[str, list[Checkpoint]] = field(default_factory=lambda: defaultdict(list))
+
+
+def verify(
+    store: Store,
+    only: set[str] | None = None,
+    *,
+    allow_unsigned: bool = False,
+    off_site: Path | None = None,
+) -> Verification:
     result = Verification()
     event_seqs: dict[str, set[int]] = {}
     tracking: list[TrackingRecord] = []
-    streams = store.event_streams()
-    existing = {info.config.name for info in streams}
-    for info in streams:
+    present = {info.config.name or "": info for info in store.streams()}
+    expected = platform_streams()
+    for name in sorted(expected):
+        if name not in present and (not only or name in only):
+            _fault(result, name, None, "missing: the platform keeps this stream, and it is gone")
+    known = _evidence(store, present, result, off_site)
+    existing = set(present)
+    for info in store.event_streams():
         name = info.config.name or ""
         if only and name not in only:
             continue
         report = StreamReport(name)
         result.reports.append(report)
-        event_seqs[name] = _check_stream(store, name, report, result, tracking)
+        denies = name in expected or bool(info.config.deny_delete)
+        if name in expected and not (info.config.deny_delete and info.config.deny_purge):
+            _fault(
+                result,
+                name,
+                None,
+                "allows deleting or purging messages, which the platform's streams deny",
+            )
+        checking = _StreamCheck(name, known, result, allow_unsigned)
+        try:
+            event_seqs[name] = _check_stream(
+                store, name, report, result, tracking, checking, denies
+            )
+        except Exception as error:  # a damaged store is reported, never a crash
+            _fault(result, name, None, f"could not be read to the end: {error!r}")
+            event_seqs[name] = set()
+        checking.finish(report)
     for record in tracking:
         upstream_stream = default_names(record.upstream)[0]
         seqs = event_seqs.get(upstream_stream)
@@ -113,12 +174,181 @@ def verify(store: Store, only: set[str] | None = None) -> Verification:
     return result
 
 
+def _evidence(
+    store: Store, present: dict[str, Any], result: Verification, off_site: Path | None
+) -> Evidence:
+    """The published keys, and every checkpoint whose signature holds (from CHECKPOINTS, and
+    from the file kept off-site)."""
+    known = Evidence()
+    kept: list[tuple[str, str, dict[str, str], bytes]] = []
+    if off_site is not None:
+        try:
+            exported = json.loads(off_site.read_text())
+            for key in exported["keys"]:
+                known.keys.add(0, key["subject"], key["payload"].encode())
+            for c in exported["checkpoints"]:
+                kept.append(("kept off-site", c["subject"], c["headers"], c["payload"].encode()))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            _fault(result, str(off_site), None, f"not an export of checkpoints: {error!r}")
+    if evidence.KEYS.stream in present:
+        for message in store.read(evidence.KEYS.stream):
+            known.keys.add(message.seq, message.subject, message.data)
+    for seq, text in known.keys.faults:
+        _fault(result, evidence.KEYS.stream, seq or None, text)
+    stored: set[tuple[str, bytes]] = set()
+    if evidence.CHECKPOINTS.stream in present:
+        for message in store.read(evidence.CHECKPOINTS.stream):
+            stored.add((message.subject, message.data))
+            where = f"{evidence.CHECKPOINTS.stream} #{message.seq}"
+            _checkpoint(known, result, where, message.subject, message.headers, message.data)
+    for where, subject, headers, payload in kept:
+        if (subject, payload) not in stored:
+            _fault(
+                result,
+                evidence.CHECKPOINTS.stream,
+                None,
+                f"a checkpoint kept off-site is gone from the stream: {payload.decode()}",
+            )
+            _checkpoint(known, result, where, subject, headers, payload)
+    return known
+
+
+def _checkpoint(
+    known: Evidence,
+    result: Verification,
+    where: str,
+    subject: str,
+    headers: dict[str, str] | Any,
+    payload: bytes,
+) -> None:
+    service, problem = known.keys.check(subject, headers, payload)
+    record = evidence.read_checkpoint(payload)
+    if problem is None and record is None:
+        problem = "not a checkpoint record"
+    elif record is not None and subject != evidence.checkpoint_subject(
+        record.service, record.stream
+    ):
+        problem = f"on {subject}, but it names {record.service} and {record.stream}"
+    elif record is not None and service != record.service:
+        problem = f"names {record.service} but is signed by {service}"
+    if problem is not None or record is None:
+        _fault(result, evidence.CHECKPOINTS.stream, None, f"checkpoint ({where}): {problem}")
+        return
+    said = f"{where}, by {record.service} at {record.at.isoformat(timespec='seconds')}"
+    known.checkpoints[record.stream].append(
+        Checkpoint(record.stream, record.last_seq, record.hash, said)
+    )
+
+
+class _StreamCheck:
+    """What is checked message by message besides contracts: signatures, chains, the running
+    hash against the checkpoints."""
+
+    def __init__(
+        self, stream: str, known: Evidence, result: Verification, allow_unsigned: bool
+    ) -> None:
+        self.stream = stream
+        self.keys = known.keys
+        self.result = result
+        self.allow_unsigned = allow_unsigned
+        self.writers = _writers(stream)
+        self.heads: dict[str, str] = {}  # chain -> digest of its last sound message
+        self.hash = evidence.GENESIS
+        self.last = 0
+        self.checkpoints = sorted(known.checkpoints.get(stream, []), key=lambda c: c.last_seq)
+        self.signed_seen = False
+        self.legacy = 0
+
+    def message(self, message: StoredMessage) -> None:
+        message_digest = evidence.digest_of(message)
+        before = self.hash
+        self.hash = evidence.running_hash(self.hash, message.seq, message_digest)
+        self._compare(message.seq, before)
+        self.last = message.seq
+        chain = evidence.chain_of(message.subject)
+        if chain is None:
+            return
+        where = f"{message.subject}"
+        service, problem = self.keys.check(message.subject, message.headers, message.data)
+        if problem == "unsigned":
+            if self.allow_unsigned and not self.signed_seen:
+                self.legacy += 1
+                self.heads[chain] = message_digest
+                return
+            _fault(self.result, self.stream, message.seq, f"{where}: unsigned (forged?)")
+            return
+        if problem is not None:
+            _fault(self.result, self.stream, message.seq, f"{where}: {problem}")
+            return
+        self.signed_seen = True
+        tracking = chain == message.subject
+        if self.writers is not None and (service, tracking) not in self.writers:
+            _fault(
+                self.result,
+                self.stream,
+                message.seq,
+                f"{where}: signed by {service}, which may not write this to {self.stream}",
+            )
+            return
+        previous = message.headers.get(evidence.PREVIOUS)
+        if previous != self.heads.get(chain, evidence.GENESIS):
+            _fault(
+                self.result,
+                self.stream,
+                message.seq,
+                f"{where}: the chain is broken: it does not follow the message before it on "
+                f"{chain} (one deleted, left out or altered)",
+            )
+        self.heads[chain] = message_digest
+
+    def _compare(self, seq: int, before: str) -> None:
+        """Compare the checkpoints this message passes: at it, or in the gap before it."""
+        while self.checkpoints and self.checkpoints[0].last_seq <= seq:
+            checkpoint = self.checkpoints.pop(0)
+            at = self.hash if checkpoint.last_seq == seq else before
+            if checkpoint.hash != at:
+                _fault(
+                    self.result,
+                    self.stream,
+                    checkpoint.last_seq,
+                    f"does not match its checkpoint ({checkpoint.said}): the stream up to "
+                    f"#{checkpoint.last_seq} was altered",
+                )
+
+    def finish(self, report: StreamReport) -> None:
+        for checkpoint in self.checkpoints:  # beyond the stream's end: cut back
+            _fault(
+                self.result,
+                self.stream,
+                self.last,
+                f"ends at #{self.last}, cut back below its checkpoint at "
+                f"#{checkpoint.last_seq} ({checkpoint.said})",
+            )
+        self.checkpoints = []
+        if self.legacy:
+            self.result.notes.append(
+                Finding(self.stream, None, f"{self.legacy} unsigned (legacy) message(s)")
+            )
+
+
+def _writers(stream: str) -> set[tuple[str, bool]] | None:
+    """Who may write what to a stream of the platform: (service, a tracking record?)."""
+    rows = [row for row in ACCESS if stream == row.owns or stream in row.appends]
+    if not rows:
+        return None
+    found = {(row.service, False) for row in rows}
+    found |= {(row.service, True) for row in rows if row.owns == stream}
+    return found
+
+
 def _check_stream(
     store: Store,
     stream: str,
     report: StreamReport,
     result: Verification,
     tracking: list[TrackingRecord],
+    checking: _StreamCheck,
+    denies: bool,
 ) -> set[int]:
     deleted = store.deleted(stream)
     versions: dict[str, int] = {}
@@ -128,9 +358,16 @@ def _check_stream(
     for message in store.read(stream):
         report.messages += 1
         _check_gap(
-            result, stream, previous + 1, message.seq - 1, deleted.first_seq, deleted.deleted
+            result,
+            stream,
+            previous + 1,
+            message.seq - 1,
+            deleted.first_seq,
+            deleted.deleted,
+            denies,
         )
         previous = message.seq
+        checking.message(message)
         parts = message.subject.split(".")
         if len(parts) == 4 and parts[1] == "events":
             report.events += 1
@@ -153,7 +390,15 @@ def _check_stream(
                 tracking.append(record)
         else:
             report.other += 1
-    _check_gap(result, stream, previous + 1, deleted.last_seq, deleted.first_seq, deleted.deleted)
+    _check_gap(
+        result,
+        stream,
+        previous + 1,
+        deleted.last_seq,
+        deleted.first_seq,
+        deleted.deleted,
+        denies,
+    )
     report.aggregates = len(versions)
     return seqs
 
@@ -165,26 +410,31 @@ def _check_gap(
     last: int,
     stream_first: int,
     gone: frozenset[int],
+    denies: bool,
 ) -> None:
+    """Sequences from `first` to `last` that the stream does not hold: explained by the
+    stream (a note), unless it denies deleting them; unexplained (a fault) in any case."""
     if first > last:
         return
     before_start = range(first, min(last, stream_first - 1) + 1)
     if before_start:
-        result.notes.append(
-            Finding(
-                stream,
-                None,
-                f"#{_span(before_start)}: before the stream's first sequence "
-                f"{stream_first} (purged or removed by a limit)",
-            )
+        text = (
+            f"#{_span(before_start)}: before the stream's first sequence "
+            f"{stream_first} (purged or removed by a limit)"
         )
+        if denies:
+            _fault(result, stream, before_start[0], f"{text}, in a stream that denies it")
+        else:
+            result.notes.append(Finding(stream, None, text))
     rest = range(max(first, stream_first), last + 1)
     explained = [seq for seq in rest if seq in gone]
     unexplained = [seq for seq in rest if seq not in gone]
     if explained:
-        result.notes.append(
-            Finding(stream, None, f"{len(explained)} sequence(s) deleted: #{_list(explained)}")
-        )
+        text = f"{len(explained)} sequence(s) deleted: #{_list(explained)}"
+        if denies:
+            _fault(result, stream, explained[0], f"{text}, in a stream that denies deletion")
+        else:
+            result.notes.append(Finding(stream, None, text))
     if unexplained:
         _fault(
             result,
@@ -308,3 +558,34 @@ def print_verification(result: Verification, console: Console) -> None:
         console.print(f"OK: {events} events in {len(result.reports)} streams verified.")
     else:
         console.print(f"[red]{len(result.faults)} fault(s) found.[/red]")
+
+
+def export_checkpoints(store: Store, path: Path) -> int:
+    """Write every signed checkpoint and every published key to `path`, to keep off-site; a
+    later `verify --checkpoints PATH` compares the streams (and CHECKPOINTS) with it. How many
+    checkpoints were written."""
+    present = {info.config.name for info in store.streams()}
+    keys: list[dict[str, str]] = []
+    checkpoints: list[dict[str, Any]] = []
+    if evidence.KEYS.stream in present:
+        keys = [
+            {"subject": m.subject, "payload": m.data.decode(errors="replace")}
+            for m in store.read(evidence.KEYS.stream)
+        ]
+    if evidence.CHECKPOINTS.stream in present:
+        for m in store.read(evidence.CHECKPOINTS.stream):
+            headers = {
+                name: m.headers[name]
+                for name in (evidence.SIGNER, evidence.PREVIOUS, evidence.SIGNATURE)
+                if name in m.headers
+            }
+            payload = m.data.decode(errors="replace")
+            checkpoints.append({"subject": m.subject, "headers": headers, "payload": payload})
+    exported = {
+        "exported_at": datetime.now(UTC).isoformat(),
+        "nats": store.url,
+        "keys": keys,
+        "checkpoints": checkpoints,
+    }
+    path.write_text(json.dumps(exported, indent=1) + "\n")
+    return len(checkpoints)

@@ -5,8 +5,10 @@ stream (CASE, CONSENT, ...), so an integrator subscribes to exactly the events t
 `receive` operation per channel (integrators only read: each service alone writes its stream).
 Messages carry a summary (the first paragraph of the event's docstring), the payload's JSON
 Schema (with `date-time`, `date` and `uuid` formats: `stafett_contracts.export`), the headers
-the store sets, and an example made from the type (the same one the golden files hold). The
-document is valid AsyncAPI 3.0.0: a test validates it against the specification's JSON Schema.
+the store sets (the signing headers of `stafett_contracts.evidence` among them), and an example
+made from the type (the same one the golden files hold). The two streams of the tamper evidence,
+SIGNING_KEYS and CHECKPOINTS, have a channel each. The document is valid AsyncAPI 3.0.0: a test
+validates it against the specification's JSON Schema.
 
     python -m stafett_contracts.asyncapi     prints it (`stafett docs` writes docs/asyncapi.json)
 """
@@ -16,12 +18,24 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from stafett_contracts.catalogue import BY_SERVICE, EVENTS
 from stafett_contracts.envelope import Event, topic_of, type_name
+from stafett_contracts.evidence import (
+    CHECKPOINTS,
+    GENESIS,
+    PREFIX,
+    PREVIOUS,
+    SIGNATURE,
+    SIGNER,
+    SIGNING_KEYS,
+    CheckpointRecord,
+    PublicKeyRecord,
+)
 from stafett_contracts.export import example_of, schema_components
 
 REF = "#/components/schemas/{name}"
@@ -32,9 +46,32 @@ STREAM_NOTES = {
     "notify": "notifications and follow-up breaks (aggregate: Notification)",
     "audit": "who read which case, when and why (written by the projection)",
 }
+SIGNED = {
+    SIGNER: {
+        "type": "string",
+        "description": (
+            f"`<service>/<key id>`: the key that signed the message, published in {SIGNING_KEYS}"
+        ),
+    },
+    SIGNATURE: {
+        "type": "string",
+        "description": (
+            "base64 Ed25519 signature of the message's digest: SHA-256 over the subject, the "
+            "headers that say what the message is and the payload (`stafett verify` checks it)"
+        ),
+    },
+}
 HEADERS = {
     "type": "object",
     "properties": {
+        **SIGNED,
+        PREVIOUS: {
+            "type": "string",
+            "description": (
+                "the digest of the previous message of the same aggregate (64 zeros for its "
+                "first): the aggregate's chain, so a deleted or altered event shows"
+            ),
+        },
         "Es-Topic": {
             "type": "string",
             "description": "the exact event type and version, e.g. case.ConcernRaised@1",
@@ -48,13 +85,67 @@ HEADERS = {
             "description": "W3C trace context of the request that caused the event",
         },
     },
-    "required": ["Es-Topic", "Es-Originator-Version"],
+    "required": ["Es-Topic", "Es-Originator-Version", SIGNER, PREVIOUS, SIGNATURE],
+}
+
+
+@dataclass(frozen=True)
+class _EvidenceStream:
+    stream: str
+    address: str
+    parameters: tuple[str, ...]
+    record: type[msgspec.Struct]
+    headers: dict[str, Any] | None
+    description: str
+    example: dict[str, Any]
+
+
+EVIDENCE = {
+    "keys": _EvidenceStream(
+        stream=SIGNING_KEYS,
+        address=f"{PREFIX}.keys.{{service}}.{{key_id}}",
+        parameters=("service", "key_id"),
+        record=PublicKeyRecord,
+        headers=None,  # what the signatures are checked with is not itself signed
+        description=(
+            "Each service's public signing keys, one record per key, written once (guarded) "
+            "before anything is signed with it."
+        ),
+        example={
+            "service": "case",
+            "key_id": "3f2a9c1d0b7e4a66",
+            "algorithm": "Ed25519",
+            "public_key": "Q2FzZSBzZXJ2aWNlJ3MgcHVibGljIGtleSwgMzIgYnl0ZXM=",
+            "published_at": "2025-01-06T08:00:00+00:00",
+        },
+    ),
+    "checkpoints": _EvidenceStream(
+        stream=CHECKPOINTS,
+        address=f"{PREFIX}.checkpoints.{{service}}.{{stream}}",
+        parameters=("service", "stream"),
+        record=CheckpointRecord,
+        headers={"type": "object", "properties": SIGNED, "required": list(SIGNED)},
+        description=(
+            "Each service's signed checkpoints of the stream it owns, every minute and on a "
+            "clean stop: its last sequence and the running hash of every message up to it, so a "
+            "stream cut back or altered before a checkpoint no longer matches it."
+        ),
+        example={
+            "stream": "CASE",
+            "last_seq": 1042,
+            "hash": "9b" * 32,
+            "service": "case",
+            "at": "2025-01-06T09:00:00Z",
+        },
+    ),
 }
 
 
 def document() -> dict[str, Any]:
     schemas, components = schema_components(list(EVENTS.values()), ref_template=REF)
     del schemas  # each is a $ref into components
+    records = [evidence.record for evidence in EVIDENCE.values()]
+    components.update(msgspec.json.schema_components(records, ref_template=REF)[1])
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -84,6 +175,25 @@ def document() -> dict[str, Any]:
                 "summary": _summary(cls),
                 "messages": [{"$ref": f"#/channels/{key}/messages/{name}"}],
             }
+    for purpose, evidence in EVIDENCE.items():
+        key = f"evidence.{purpose}"
+        messages[key] = _evidence_message(purpose)
+        channels[key] = {
+            "address": evidence.address,
+            "title": f"{evidence.stream} stream",
+            "description": f"Stream {evidence.stream}: {evidence.description}",
+            "parameters": {
+                name: {"description": f"the {name.replace('_', ' ')}"}
+                for name in evidence.parameters
+            },
+            "messages": {purpose: {"$ref": f"#/components/messages/{key}"}},
+        }
+        operations[f"receive.{key}"] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{key}"},
+            "summary": evidence.description,
+            "messages": [{"$ref": f"#/channels/{key}/messages/{purpose}"}],
+        }
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -132,11 +242,33 @@ def _message(cls: type[Event]) -> dict[str, Any]:
         "examples": [
             {
                 "name": "example",
-                "headers": {"Es-Topic": topic_of(cls), "Es-Originator-Version": "1"},
+                "headers": {
+                    "Es-Topic": topic_of(cls),
+                    "Es-Originator-Version": "1",
+                    SIGNER: f"{topic_of(cls).split('.')[0]}/3f2a9c1d0b7e4a66",
+                    PREVIOUS: GENESIS,  # the aggregate's first event
+                    SIGNATURE: "c2lnbmF0dXJlIG9mIHRoZSBkaWdlc3Q=",
+                },
                 "payload": msgspec.to_builtins(example_of(cls)),
             }
         ],
     }
+
+
+def _evidence_message(purpose: str) -> dict[str, Any]:
+    evidence = EVIDENCE[purpose]
+    record = evidence.record
+    message: dict[str, Any] = {
+        "name": record.__name__,
+        "title": record.__name__,
+        "summary": inspect.cleandoc(record.__doc__ or "").split("\n\n")[0].replace("\n", " "),
+        "contentType": "application/json",
+        "payload": {"$ref": REF.format(name=record.__name__)},
+        "examples": [{"name": "example", "payload": evidence.example}],
+    }
+    if evidence.headers is not None:
+        message["headers"] = evidence.headers
+    return message
 
 
 def render() -> str:

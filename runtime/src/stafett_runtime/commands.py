@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+import msgspec
 import structlog
 from cachetools import LRUCache
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -50,6 +51,7 @@ from stafett_contracts.identity import Actor
 from stafett_contracts.people import Directory
 from stafett_runtime.contracts import ContractProcessApplication
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation, StaleVersion
+from stafett_runtime.jetstream.layout import default_names
 
 S = TypeVar("S")  # an aggregate's state
 C = TypeVar("C")  # its commands
@@ -143,6 +145,7 @@ class Commands(Generic[S, C, X]):
         self.app = app
         self.aggregate = aggregate
         self.states = States[S](app.events, aggregate.evolve, size)
+        self.stream = default_names(app.name)[0]  # in every event id it decides
 
     def load(self, aggregate_id: UUID) -> Loaded[S]:
         return self.states.load(aggregate_id)
@@ -170,6 +173,7 @@ class Commands(Generic[S, C, X]):
             if kind.refuse_strangers is not None:
                 kind.refuse_strangers(loaded.state, command, context)
             raise StaleVersion(expected_version, loaded.version)
+        context = msgspec.structs.replace(context, stream=self.stream)
         events = list(kind.decide(loaded.state, command, context))
         _require_continues(aggregate_id, loaded.version, events)
         return Decision(aggregate_id, loaded, events)

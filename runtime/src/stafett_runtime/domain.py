@@ -3,8 +3,9 @@
 A domain never reads the clock, the network or the environment: a command arrives with a
 `Context` (who, when, in answer to what, and the directory), and `decide` functions return
 contract events or raise `RuleViolation` / `NotAllowed`. `envelope` fills in an event's envelope
-from the context, with an event id derived from the aggregate and version, so deciding twice
-gives the same events. `require_within` refuses a date outside its case's window, the one rule
+from the context, with an event id derived from the stream, the aggregate and the version
+(`event_id`), so deciding twice gives the same events, and no two events in any stream share an
+id. `require_within` refuses a date outside its case's window, the one rule
 (`stafett_contracts.inputs.DateWindow`) every domain asks.
 """
 
@@ -30,6 +31,9 @@ class Context(msgspec.Struct, frozen=True, kw_only=True):
     correlation_id: str
     causation_id: str | None = None
     directory: Directory = msgspec.field(default_factory=Directory)
+    # The stream the decided events go to (CASE): part of every event id. The command path
+    # (`stafett_runtime.commands`) sets it, so a domain never names its stream.
+    stream: str = ""
 
 
 class RuleViolation(Exception):  # noqa: N818 (a domain outcome, named as the domain says it)
@@ -58,10 +62,18 @@ def require_within(window: DateWindow, field: str, value: date | datetime) -> No
         raise RuleViolation(DATE_WITHIN_WINDOW, refusal)
 
 
+def event_id(stream: str, aggregate_id: UUID, version: int) -> UUID:
+    """The id of the event that takes `aggregate_id` to `version` in `stream`: the same every
+    time it is decided (exactly-once processing decides again after a crash), and unique across
+    all streams, where one aggregate id may have events in several (a case's CASE events and
+    MEETING's `CaseRosterNoted`)."""
+    return uuid5(aggregate_id, f"{stream}/{version}")
+
+
 def envelope(context: Context, aggregate_id: UUID, version: int) -> dict[str, Any]:
     """The envelope fields of the event that takes `aggregate_id` to `version`."""
     return {
-        "event_id": uuid5(aggregate_id, str(version)),
+        "event_id": event_id(context.stream, aggregate_id, version),
         "aggregate_id": aggregate_id,
         "aggregate_version": version,
         "occurred_at": context.now,

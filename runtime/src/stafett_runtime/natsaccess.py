@@ -19,6 +19,11 @@ Each service connects as its own NATS user and may do exactly what its row says,
 - `reads_keys`: buckets it only reads (the projection opens sealed personal data): the bucket's
   info and its messages, never a write, a delete or a new stream.
 
+Every service signs what it appends and checkpoints the stream it owns (`stafett_runtime.evidence`):
+it publishes its public keys and its checkpoints under its own name only
+(`evidence.keys.<service>.>`, `evidence.checkpoints.<service>.>`), may make those two streams
+if missing, and reads CHECKPOINTS (to carry on from its last checkpoint).
+
 Every user receives replies only on its own inbox prefix (`_INBOX.<user>`, the service's
 NATS_INBOX_PREFIX), so no user can read another's replies. The `streams` user creates and updates
 the streams (deploy's Job); `admin` is for operators (backup, restore, the `stafett` command's
@@ -41,6 +46,8 @@ from nats.aio.client import Client
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
+from stafett_contracts.catalogue import BY_SERVICE
+from stafett_runtime.evidence import CHECKPOINTS, KEYS
 from stafett_runtime.jetstream.core import stream_config
 from stafett_runtime.jetstream.layout import StreamLayout
 from stafett_runtime.keystore import DEFAULT_BUCKET, bucket_config
@@ -48,6 +55,9 @@ from stafett_runtime.keystore import DEFAULT_BUCKET, bucket_config
 API = "$JS.API"
 STREAM_JOB_USER = "streams"
 ADMIN_USER = "admin"
+# Every stream of events, one per service of the contracts' catalogue (AUDIT: the access log):
+# what the projection follows, so a new service's stream is projected without a line here.
+EVENT_STREAMS = tuple(service.upper() for service in BY_SERVICE)
 
 
 @dataclass(frozen=True)
@@ -70,37 +80,62 @@ class Access:
 # against a real nats-server). Every service answers reads of case data, so every one appends
 # to the access log (AUDIT), which the projection owns and consumes.
 ACCESS: tuple[Access, ...] = (
-    Access("consent", owns="CONSENT", appends=("AUDIT",), follows=("CASE",)),
+    # Consent and meeting seal free text under a child's key the case service made: they read
+    # keys, and never make or erase one.
+    Access(
+        "consent",
+        owns="CONSENT",
+        appends=("AUDIT",),
+        follows=("CASE",),
+        reads_keys=(DEFAULT_BUCKET,),
+    ),
+    # The case service reads AUDIT for the archive deliveries the projection records there: a
+    # child is shredded only once each closed case went to the archive.
     Access(
         "case",
         owns="CASE",
         appends=("AUDIT",),
-        follows=("CONSENT", "MEETING"),
+        follows=("CONSENT", "MEETING", "AUDIT"),
         writes_keys=(DEFAULT_BUCKET,),
     ),
-    Access("meeting", owns="MEETING", appends=("AUDIT",), follows=("CASE",)),
+    Access(
+        "meeting",
+        owns="MEETING",
+        appends=("AUDIT",),
+        follows=("CASE",),
+        reads_keys=(DEFAULT_BUCKET,),
+    ),
     Access("notify", owns="NOTIFY", appends=("AUDIT",), follows=("CASE", "CONSENT", "MEETING")),
     Access(
         "projection",
         owns="AUDIT",
-        follows=("CASE", "CONSENT", "MEETING", "NOTIFY"),
-        durables=("CASE", "CONSENT", "MEETING", "NOTIFY", "AUDIT"),
-        rebuilds=("CASE", "CONSENT", "MEETING", "NOTIFY", "AUDIT"),
+        follows=tuple(stream for stream in EVENT_STREAMS if stream != "AUDIT"),
+        durables=EVENT_STREAMS,
+        rebuilds=EVENT_STREAMS,
         reads_keys=(DEFAULT_BUCKET,),
     ),
+    # `stafett new-service` adds a new service's row above this line.
 )
 
 
 def streams(replicas: int = 1) -> dict[str, StreamConfig]:
-    """Every stream the platform needs, by name: one per service, and the children's keys."""
+    """Every stream the platform needs, by name: one per service, the signing keys and the
+    checkpoints, and the children's keys."""
     found: dict[str, StreamConfig] = {}
     for row in ACCESS:
         found[row.owns] = stream_config(_layout(row.owns), replicas)
+    for evidence in (KEYS, CHECKPOINTS):
+        found[evidence.stream] = stream_config(evidence, replicas)
     for bucket in sorted({b for row in ACCESS for b in (*row.writes_keys, *row.reads_keys)}):
         config = bucket_config(bucket, replicas)
         assert config.name is not None
         found[config.name] = config
     return found
+
+
+def owned_streams(service: str) -> tuple[str, ...]:
+    """The streams `service` owns, and checkpoints (`stafett_runtime.evidence`)."""
+    return tuple(row.owns for row in ACCESS if row.service == service)
 
 
 def _layout(stream: str) -> StreamLayout:
@@ -148,6 +183,14 @@ def permissions(row: Access) -> Permissions:
         publish += [f"{API}.STREAM.{verb}.{stream}" for verb in ("INFO", "CREATE")]
     for stream in (row.owns, *row.follows):
         publish += _reads(stream)
+    # Its own keys and checkpoints, never another's; CHECKPOINTS read to carry on from the last.
+    publish += [f"{evidence.all_events[:-1]}{row.service}.>" for evidence in (KEYS, CHECKPOINTS)]
+    for evidence in (KEYS, CHECKPOINTS):
+        publish += [f"{API}.STREAM.{verb}.{evidence.stream}" for verb in ("INFO", "CREATE")]
+    publish += [
+        f"{API}.DIRECT.GET.{CHECKPOINTS.stream}",
+        f"{API}.DIRECT.GET.{CHECKPOINTS.stream}.>",
+    ]
     for stream in row.durables:
         name = durable_name(row.service, stream)
         publish += [

@@ -73,6 +73,7 @@ from stafett_contracts.processing import (
 )
 from stafett_runtime.domain import Context, envelope
 from stafett_runtime.jetstream import JetStreamApplicationRecorder, JetStreamNotification
+from stafett_runtime.jetstream.layout import default_names
 from stafett_runtime.jetstream.recorders import JetStreamRecorder
 from stafett_runtime.logging import correlation, correlation_id_in, current_correlation_id
 from stafett_runtime.metrics import event_processed
@@ -587,6 +588,7 @@ class ProcessingLoop:
             now=_now(),
             correlation_id=current_correlation_id() or uuid4().hex,
             causation_id=causation_id,
+            stream=default_names(self.process.name)[0],
         )
         aggregate_id = parked_id(self.process.name, self.upstream.name, position)
         return envelope(context, aggregate_id, version)

@@ -42,6 +42,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     log_format: str = "json"
     blocking_workers: int = DEFAULT_BLOCKING_WORKERS
+    # Tamper evidence (`stafett_runtime.evidence`): the service's event-signing key, made there
+    # on first start if missing (none: a key of the process's own), and how often it
+    # checkpoints its stream (seconds; 0: never).
+    signing_key_file: str | None = None
+    checkpoint_interval: float = 60.0
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -67,6 +72,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "STAFETT_LOG_FORMAT", read("STAFETT_LOG_FORMAT"), LOG_FORMATS, str.lower, "json"
             ),
             blocking_workers=_workers(read("STAFETT_BLOCKING_WORKERS")),
+            signing_key_file=_signing_key_file(service, read),
+            checkpoint_interval=_checkpoint_interval(read("STAFETT_CHECKPOINT_INTERVAL")),
         )
 
     def __repr__(self) -> str:
@@ -85,12 +92,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "NATS_CREDS": self.nats_creds,
             "NATS_TLS_CA": self.nats_tls_ca,
             "NATS_INBOX_PREFIX": self.nats_inbox_prefix,
+            "SIGNING_KEY_FILE": self.signing_key_file,
         }
         env.update({name: value for name, value in optional.items() if value is not None})
+        env["SIGNER"] = self.service  # its events are signed in its name
         return env
 
     def nats_options(self, name: str) -> dict[str, Any]:
-        """Keyword arguments for `nats.connect` (or FastStream's broker) from these settings."""
+        """Keyword arguments for `nats.connect` from these settings."""
         options: dict[str, Any] = {
             "servers": [url.strip() for url in self.nats_url.split(",") if url.strip()],
             "name": name,
@@ -113,6 +122,28 @@ def _replicas(value: str | None) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 5:
         raise SettingsError(f"NATS_STREAM_REPLICAS={value!r}: expected a whole number from 1 to 5")
     return int(value)
+
+
+def _signing_key_file(service: str, read: Callable[[str], str | None]) -> str | None:
+    """STAFETT_SIGNING_KEY_FILE, or in a data folder (development) a key file per service."""
+    data_dir = read("STAFETT_DATA_DIR")
+    if read("STAFETT_SIGNING_KEY_FILE") is None and data_dir is not None:
+        return os.path.join(data_dir, "event-keys", f"{service}.pem")
+    return read("STAFETT_SIGNING_KEY_FILE")
+
+
+def _checkpoint_interval(value: str | None) -> float:
+    if value is None:
+        return 60.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise SettingsError(
+            f"STAFETT_CHECKPOINT_INTERVAL={value!r}: expected seconds from 0 (never) to 86400"
+        )
+    return seconds
 
 
 def _workers(value: str | None) -> int:

@@ -16,6 +16,9 @@ name, e.g. `CASE_NATS_STREAM`, as everywhere in eventsourcing):
 | NATS_TIMEOUT | 10 | seconds to wait for the server |
 | NATS_GROUP_COMMIT | yes | concurrent appends share one atomic batch (see `core.py`) |
 | CREATE_TABLE | yes | create the streams if missing (the library's name for this switch) |
+| SIGNER | the application name | whose events these are: signed as `<SIGNER>/<key id>` |
+| SIGNING_KEY_FILE | | the signer's Ed25519 key (made if missing); none: a key of the process |
+| SIGNING | yes | sign every message (`stafett_runtime.evidence`); `no` only to measure the cost |
 
 Every factory in a process with the same server, credentials and timeout shares one connection
 (`client.py`); closing one application leaves it open under the others.
@@ -31,6 +34,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
+from stafett_runtime import evidence
 from stafett_runtime.jetstream.client import ConnectionSettings, JetStreamClient
 from stafett_runtime.jetstream.layout import StreamLayout, default_names
 from stafett_runtime.jetstream.recorders import (
@@ -54,6 +58,9 @@ class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
     NATS_TIMEOUT = "NATS_TIMEOUT"
     NATS_GROUP_COMMIT = "NATS_GROUP_COMMIT"
     CREATE_TABLE = "CREATE_TABLE"
+    SIGNER = "SIGNER"
+    SIGNING_KEY_FILE = "SIGNING_KEY_FILE"
+    SIGNING = "SIGNING"
 
     def __init__(self, env: Environment | EnvType | None):
         super().__init__(env)
@@ -76,15 +83,27 @@ class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
         )
         self.group_commit = strtobool(self.env.get(self.NATS_GROUP_COMMIT) or "yes")
         self._ensured: set[str] = set()
+        self.signer: evidence.Signer | None = None
+        if strtobool(self.env.get(self.SIGNING) or "yes"):
+            self.signer = evidence.load_signer(
+                self.env.get(self.SIGNER) or self.env.name or "events",
+                self.env.get(self.SIGNING_KEY_FILE) or None,
+            )
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
         return JetStreamAggregateRecorder(
-            self.client, self._stream(purpose), group_commit=self.group_commit
+            self.client,
+            self._stream(purpose),
+            group_commit=self.group_commit,
+            signer=self._signer(),
         )
 
     def application_recorder(self) -> ApplicationRecorder:
         return JetStreamApplicationRecorder(
-            self.client, self._stream("events"), group_commit=self.group_commit
+            self.client,
+            self._stream("events"),
+            group_commit=self.group_commit,
+            signer=self._signer(),
         )
 
     def tracking_recorder(
@@ -97,16 +116,33 @@ class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
         if not issubclass(tracking_recorder_class, JetStreamTrackingRecorder):
             raise TypeError(f"{tracking_recorder_class} is not a JetStreamTrackingRecorder")
         return tracking_recorder_class(
-            self.client, self._stream("events"), group_commit=self.group_commit
+            self.client,
+            self._stream("events"),
+            group_commit=self.group_commit,
+            signer=self._signer(),
         )
 
     def process_recorder(self) -> ProcessRecorder:
         return JetStreamProcessRecorder(
-            self.client, self._stream("events"), group_commit=self.group_commit
+            self.client,
+            self._stream("events"),
+            group_commit=self.group_commit,
+            signer=self._signer(),
         )
 
     def close(self) -> None:
         self.client.close()
+
+    def _signer(self) -> evidence.Signer | None:
+        """The signer, its public key published before anything is signed with it."""
+        if self.signer is not None:
+            replicas = int(self.env.get(self.NATS_STREAM_REPLICAS) or 1)
+            create = strtobool(self.env.get(self.CREATE_TABLE) or "yes")
+            publishing = evidence.publish_key(
+                self.client.core, self.signer, replicas, create=create
+            )
+            self.client.run(publishing)
+        return self.signer
 
     def _stream(self, purpose: str) -> StreamLayout:
         layout = self.layout.for_purpose(purpose)

@@ -23,6 +23,11 @@ A known cost: a read bounded by version (`gt`, `lte`) still fetches the aggregat
 sequence and filters here, because a version does not say where in the stream it stands. So a
 snapshot saves applying events, not fetching them; for the hundreds of events of a case that is
 a few milliseconds (see the benchmark).
+
+Signing. With a signer (`stafett_runtime.evidence`), every message is signed as it is guarded,
+and names the digest of the message before it on its aggregate's subjects: the head the guard
+expects, which the recorder remembers with its digest, or the message before it in the same
+append. A stale head is refused by the server, so a chain never skips a message.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from opentelemetry import propagate
 
-from stafett_runtime import metrics, tracing
+from stafett_runtime import evidence, metrics, tracing
 from stafett_runtime.jetstream.client import (
     ConflictError,
     JetStreamClient,
@@ -85,10 +90,12 @@ class JetStreamNotification(Notification):
 
 @dataclass(frozen=True)
 class _Head:
-    """The newest record on a subject: the version (or notification id) it carries, and where."""
+    """The newest record on a subject: the version (or notification id) it carries, where, and
+    its digest (the next message's `Stafett-Previous`)."""
 
     version: int
     seq: int
+    digest: str | None = None
 
 
 class _Heads:
@@ -138,7 +145,11 @@ class _Appending:
     messages: list[OutgoingMessage]
     writes: list[_Write]
 
-    def guarded(self, heads: dict[str, _Head | None]) -> list[OutgoingMessage]:
+    def guarded(
+        self, heads: dict[str, _Head | None], signer: evidence.Signer | None
+    ) -> tuple[list[OutgoingMessage], dict[str, str]]:
+        """The messages with their guards (and signed, with a signer), and the digest of each
+        part's last message."""
         messages = list(self.messages)
         for write in self.writes:
             head = heads[write.subject]
@@ -149,18 +160,45 @@ class _Appending:
             messages[write.first_index] = OutgoingMessage(
                 first.subject, first.payload, {**first.headers, **guard}
             )
-        return messages
+        if signer is None:
+            return messages, {}
+        return self._signed(messages, heads, signer)
+
+    def _signed(
+        self,
+        messages: list[OutgoingMessage],
+        heads: dict[str, _Head | None],
+        signer: evidence.Signer,
+    ) -> tuple[list[OutgoingMessage], dict[str, str]]:
+        previous = {
+            w.subject: evidence.GENESIS if heads[w.subject] is None else _digest(heads[w.subject])
+            for w in self.writes
+        }
+        signed: list[OutgoingMessage] = []
+        for message in messages:
+            chain = _chain(message.subject, previous)
+            headers, previous[chain] = signer.sign(
+                message.subject, message.headers, message.payload, previous[chain]
+            )
+            signed.append(OutgoingMessage(message.subject, message.payload, headers))
+        return signed, previous
 
 
 class JetStreamRecorder:
     """What all the recorders share: a client, a stream, and the append with its checks."""
 
     def __init__(
-        self, client: JetStreamClient, layout: StreamLayout, *, group_commit: bool = True
+        self,
+        client: JetStreamClient,
+        layout: StreamLayout,
+        *,
+        group_commit: bool = True,
+        signer: evidence.Signer | None = None,
     ) -> None:
         self.client = client
         self.layout = layout
         self.group_commit = group_commit
+        self.signer = signer
         self._heads = _Heads()
 
     def _append(self, events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
@@ -186,9 +224,10 @@ class JetStreamRecorder:
                     raise IntegrityError(
                         f"{write.subject} is already at {head.version}; cannot write {write.first}"
                     )
+            messages, digests = appending.guarded(heads, self.signer)
             try:
                 last_seq = self.client.append(
-                    self.layout.stream, appending.guarded(heads), grouped=self.group_commit
+                    self.layout.stream, messages, grouped=self.group_commit
                 )
             except ConflictError:
                 if attempt == WRITE_ATTEMPTS:
@@ -200,7 +239,8 @@ class JetStreamRecorder:
                 continue
             first_seq = last_seq - len(appending.messages) + 1
             for write in writes:
-                self._heads.put(write.subject, _Head(write.last, first_seq + write.last_index))
+                at = first_seq + write.last_index
+                self._heads.put(write.subject, _Head(write.last, at, digests.get(write.subject)))
             return last_seq
         raise ProgrammingError("unreachable: the last attempt returns or raises")
 
@@ -304,7 +344,19 @@ class JetStreamRecorder:
 
 def _head_of(message: StoredMessage) -> _Head:
     version = message.headers.get(ORIGINATOR_VERSION) or message.headers[NOTIFICATION_ID]
-    return _Head(int(version), message.seq)
+    return _Head(int(version), message.seq, evidence.digest_of(message))
+
+
+def _digest(head: _Head | None) -> str:
+    if head is None or head.digest is None:
+        raise ProgrammingError("a head read or written by a signing recorder has a digest")
+    return head.digest
+
+
+def _chain(subject: str, parts: Mapping[str, str]) -> str:
+    """The part of an append a message belongs to, and chains on: a tracking subject itself, or
+    its aggregate's subject wildcard."""
+    return subject if subject in parts else subject.rsplit(".", 1)[0] + ".*"
 
 
 def _originator_id(message: StoredMessage) -> UUID | str:
