@@ -38,6 +38,7 @@ from schemathesis.core.result import Ok
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import status_code_conformance
 
+from bench.history import ensure_streams, publish
 from stafett_case.api import create_app as case_app
 from stafett_case.application import Cases
 from stafett_consent.api import create_app as consent_app
@@ -49,7 +50,6 @@ from stafett_meeting.application import Meetings
 from stafett_notify.api import create_app as notify_app
 from stafett_notify.testing import Clock, make_config, notifications
 from stafett_projection.api import create_app as projection_app
-from stafett_projection.generate import ensure_streams, publish
 from stafett_projection.projection import Projection
 from stafett_projection.store import Database
 from stafett_runtime.auth import DevelopmentKey
@@ -108,11 +108,21 @@ class World:
         )
 
     def case_on_stream(self) -> None:
+        """The case as the case service writes it, with the child's key it makes then."""
+        asyncio.run(self._child_key_made())
         stand_in = CaseStandIn(self.env)
         try:
             stand_in.save(*self.case)
         finally:
             stand_in.close()
+
+    async def _child_key_made(self) -> None:
+        kernel = self.kernel("case", "seal")
+        await kernel.open()
+        try:
+            await kernel.seal_text("the case's first words", str(self.child.child_id))
+        finally:
+            await kernel.close()
 
     def created(self, app: Litestar, path: str, body: dict[str, Any], actor: Actor = LEADER) -> str:
         """The id of what a POST to the app makes (schemathesis runs the app's lifespan)."""
@@ -163,7 +173,9 @@ def case_service(world: World) -> Service:
 def consent_service(world: World) -> Service:
     world.case_on_stream()
     consents = Consents(world.env)
-    service = Service(consent_app(consents, world.kernel("consent")), close=[consents.close])
+    service = Service(
+        consent_app(consents, world.kernel("consent", "open")), close=[consents.close]
+    )
     service.known["case_id"] = str(world.case_id)
     consent = {
         "case_id": str(world.case_id),
@@ -180,7 +192,7 @@ def consent_service(world: World) -> Service:
 def meeting_service(world: World) -> Service:
     world.case_on_stream()
     meetings = Meetings(world.env)
-    app = meeting_app(meetings, world.kernel("meeting"))
+    app = meeting_app(meetings, world.kernel("meeting", child_keys="open"))
     service = Service(app, close=[meetings.close])
     service.known["case_id"] = str(world.case_id)
     starts = datetime.now(UTC) + timedelta(days=7)

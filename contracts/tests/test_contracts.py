@@ -18,7 +18,7 @@ from stafett_contracts.catalogue import (
     MEETING_EVENTS,
     NOTIFY_EVENTS,
 )
-from stafett_contracts.envelope import Event, topic_of, type_name
+from stafett_contracts.envelope import Event, private_fields, topic_of, type_name
 from stafett_contracts.personal import PersonalData
 
 CONTRACTS = Path(export.__file__).resolve().parents[2]
@@ -69,7 +69,11 @@ def test_the_catalogue_names_every_event_of_meeting_notify_and_audit() -> None:
         "DeliveryAttempted",
         "DeliveryAttemptFailed",
     }
-    assert {type_name(c) for c in AUDIT_EVENTS} == {"CaseAccessed"}
+    assert {type_name(c) for c in AUDIT_EVENTS} == {
+        "CaseAccessed",
+        "ArchiveDelivered",
+        "ArchiveDeliveryFailed",
+    }
 
 
 def test_the_committed_schemas_are_those_of_the_code() -> None:
@@ -130,3 +134,44 @@ def test_no_event_can_carry_a_childs_identifying_data_in_clear(cls: type[Event])
     assert PersonalData not in reachable
     names = {f.name for s in reachable for f in msgspec.structs.fields(s)}
     assert not names & {"name", "birth_date", "national_id", "fodselsnummer", "address"}
+
+
+# Fields that hold prose by their name. Each is sealed under the child's key (`PrivateText`,
+# "x-sealed" in the schema), unless it is a fixed word (a Literal or an enum) or one of these:
+PROSE = {
+    *("concern", "description", "summary", "view", "note", "notes", "reason", "minutes"),
+    *("agenda", "comment", "purpose", "grounds", "justification", "task", "child_view"),
+}
+NOT_ABOUT_THE_CHILD = {
+    ("DecisionRefused", "reason"),  # the case service's own refusal, naming the rule it broke
+    ("NotificationRequested", "reason"),  # a code: meeting.scheduled, reminder.evaluation, ...
+    ("CaseAccessed", "purpose"),  # the reader's stated purpose for the access log (docs/access.md)
+}
+
+
+def _free_strings(t: mi.Type) -> bool:
+    match t:
+        case mi.StrType():
+            return True
+        case mi.Metadata():
+            return _free_strings(t.type)
+        case mi.UnionType():
+            return any(_free_strings(member) for member in t.types)
+        case mi.VarTupleType() | mi.ListType():
+            return _free_strings(t.item_type)
+    return False
+
+
+@pytest.mark.parametrize("cls", ALL, ids=topic_of)
+def test_no_event_can_carry_free_text_about_a_child_in_clear(cls: type[Event]) -> None:
+    # DOMAIN.md rules 8 and 10: free text about a child is sealed, so erasing the key erases it.
+    for struct in reachable_types(mi.type_info(cls)):
+        info = mi.type_info(struct)
+        assert isinstance(info, mi.StructType)
+        sealed = private_fields(struct)
+        clear = {
+            f.name
+            for f in info.fields
+            if f.name in PROSE and f.name not in sealed and _free_strings(f.type)
+        }
+        assert clear <= {field for name, field in NOT_ABOUT_THE_CHILD if name == struct.__name__}

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import msgspec
 
-from stafett_contracts.envelope import Event, PersonRef, ServiceRef, Text
+from stafett_contracts.envelope import Event, PersonRef, PrivateText, ServiceRef, Text
 
 
 class ConsentEvent(Event, frozen=True, kw_only=True):
@@ -24,11 +24,14 @@ class Purpose(StrEnum):
     COOPERATION = "cooperation"  # services work together on the case
     TVIST = "tvist"  # discussion in the interdisciplinary team (own consent)
     REFERRAL = "referral"  # a referral to a named service
+    # A transition between units (kindergarten to school): the receiving unit takes the case
+    # over, and sees what was tried before it (the handover packet; `stafett_contracts.access`).
+    HANDOVER = "handover"
 
 
 # The purposes of a consent that let a service take part in a case (join it, hold its baton,
 # meet about it), and those that let a service be referred to.
-TAKING_PART = (Purpose.COOPERATION, Purpose.REFERRAL)
+TAKING_PART = (Purpose.COOPERATION, Purpose.REFERRAL, Purpose.HANDOVER)
 REFERRED_TO = (Purpose.REFERRAL,)
 
 
@@ -78,7 +81,7 @@ class ConsentWithdrawn(ConsentEvent, frozen=True, kw_only=True):
     """Wholly (no services named) or for the services named; from this instant (rule 3)."""
 
     services: tuple[ServiceRef, ...] = ()
-    reason: Text | None = None
+    reason: PrivateText | None = None
 
 
 class ConsentExpired(ConsentEvent, frozen=True, kw_only=True):
@@ -94,5 +97,5 @@ class LegalBasisRecorded(ConsentEvent, frozen=True, kw_only=True):
     child_id: UUID
     service: ServiceRef
     legal_basis: Text
-    justification: Text
+    justification: PrivateText
     shared_by: PersonRef

@@ -27,6 +27,7 @@ import msgspec.inspect as mi
 
 from stafett_contracts.catalogue import EVENTS
 from stafett_contracts.envelope import Event, type_name, version_of
+from stafett_contracts.personal import SealedText
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2]
 
@@ -115,13 +116,20 @@ def _example(t: mi.Type, name: str) -> Any:
         case mi.StructType():
             return t.cls(**{f.name: _example(f.type, f.name) for f in t.fields})
         case mi.UnionType():
-            return _example(next(x for x in t.types if not isinstance(x, mi.NoneType)), name)
+            # Free text about a child is sealed in every new event: the example shows it so.
+            members: list[mi.Type] = [
+                x for x in t.types if isinstance(x, mi.StructType) and x.cls is SealedText
+            ]
+            members = members or [x for x in t.types if not isinstance(x, mi.NoneType)]
+            return _example(members[0], name)
         case mi.LiteralType():
             return t.values[0]
         case mi.EnumType():
             return next(iter(t.cls))
         case mi.VarTupleType() | mi.ListType():
             return (_example(t.item_type, name),)
+        case mi.DictType():
+            return {_example(t.key_type, name): _example(t.value_type, name)}
         case mi.StrType():
             return (
                 "0" * 64

@@ -108,6 +108,11 @@ ShortText = Annotated[
         "character but line breaks and tabs",
     ),
 ]
+# Free text about a child or family, as a client sends it: in clear, sealed under the child's
+# key by the service that receives it, before it reaches any event (`envelope.PrivateText`).
+_SEALED_ON_RECEIPT = msgspec.Meta(extra_json_schema={"x-sealed": True})
+PrivateFreeText = Annotated[FreeText, _SEALED_ON_RECEIPT]
+PrivateShortText = Annotated[ShortText, _SEALED_ON_RECEIPT]
 DocumentRef = Annotated[
     str,
     msgspec.Meta(

@@ -19,7 +19,7 @@ import msgspec
 from stafett_contracts.case import DecisionKind as DecisionKind  # re-exported: a meeting decides it
 from stafett_contracts.case import Level
 from stafett_contracts.consent import TAKING_PART, Purpose
-from stafett_contracts.envelope import Event, PersonRef, ServiceRef, Text
+from stafett_contracts.envelope import Event, PersonRef, PrivateText, ServiceRef
 
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2_000)]  # the service checks https
 Place = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
@@ -58,7 +58,7 @@ class MeetingScheduled(MeetingEvent, frozen=True, kw_only=True):
     video_link: Url | None = None
     leader: PersonRef
     leader_service: ServiceRef
-    agenda: tuple[Text, ...] = ()
+    agenda: tuple[PrivateText, ...] = ()
 
 
 class ParticipantInvited(MeetingEvent, frozen=True, kw_only=True):
@@ -76,13 +76,13 @@ class MeetingRescheduled(MeetingEvent, frozen=True, kw_only=True):
     ends_at: datetime
     place: Place | None = None
     video_link: Url | None = None
-    reason: Text | None = None
+    reason: PrivateText | None = None
 
 
 class MeetingCancelled(MeetingEvent, frozen=True, kw_only=True):
     """The meeting will not be held, and why."""
 
-    reason: Text
+    reason: PrivateText
 
 
 class MeetingHeld(MeetingEvent, frozen=True, kw_only=True):
@@ -95,7 +95,7 @@ class MeetingHeld(MeetingEvent, frozen=True, kw_only=True):
 class MinutesRecorded(MeetingEvent, frozen=True, kw_only=True):
     """The meeting's entry in the relay log."""
 
-    minutes: Text
+    minutes: PrivateText
 
 
 class DecisionRecorded(MeetingEvent, frozen=True, kw_only=True):
@@ -104,15 +104,16 @@ class DecisionRecorded(MeetingEvent, frozen=True, kw_only=True):
     decision_id: UUID
     kind: DecisionKind
     to_level: Level | None = None  # for move_to_level
-    reason: Text
+    reason: PrivateText
     participants: tuple[PersonRef, ...] = ()  # who took part in deciding; guardians take part
+    child_view: PrivateText | None = None  # what the child thinks of it, heard (CRC art. 12)
 
 
 class ActionItemAssigned(MeetingEvent, frozen=True, kw_only=True):
     """A task agreed in the meeting: what, who owns it, and when it is due."""
 
     item_id: UUID
-    description: Text
+    description: PrivateText
     owner: PersonRef
     owner_service: ServiceRef | None = None  # None when a guardian owns it
     due_on: date
@@ -122,7 +123,7 @@ class ActionItemCompleted(MeetingEvent, frozen=True, kw_only=True):
     """An action item was done."""
 
     item_id: UUID
-    note: Text | None = None
+    note: PrivateText | None = None
 
 
 class FeedbackGiven(MeetingEvent, frozen=True, kw_only=True):
@@ -132,7 +133,7 @@ class FeedbackGiven(MeetingEvent, frozen=True, kw_only=True):
     person: PersonRef
     rating: Score  # the meeting as a whole
     heard: Score  # did they feel heard
-    comment: Text | None = None
+    comment: PrivateText | None = None
 
 
 class StaffPost(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from stafett_contracts.envelope import Event, PersonRef, ServiceRef, Text
+from stafett_contracts.envelope import Event, PersonRef, PrivateText, ServiceRef, Text
 
 
 class NotifyEvent(Event, frozen=True, kw_only=True):
@@ -79,15 +79,25 @@ class ReminderScheduled(NotifyEvent, frozen=True, kw_only=True):
 
 
 class FollowUpBreakDetected(NotifyEvent, frozen=True, kw_only=True):
-    """No activity on a case (or a measure past its evaluation) for too long (DOMAIN.md rule 6):
-    first the baton holder is told, then, if still nothing, the unit leader."""
+    """A deadline of the municipality's missed (DOMAIN.md rule 6): no activity on a case, a
+    measure past its evaluation, an action item overdue, no decision at level 0, or no minutes
+    after a meeting, for too long. First the baton holder is told, then, if still nothing, the
+    unit leader."""
 
     case_id: UUID
     unit: ServiceRef | None = None
     last_activity_at: datetime
     stage: Literal["baton_holder", "unit_leader"]
-    cause: Literal["inactivity", "evaluation_overdue", "action_item_overdue"] = "inactivity"
-    note: Text | None = None
+    cause: Literal[
+        "inactivity",
+        "evaluation_overdue",
+        "action_item_overdue",
+        "decision_overdue",
+        "minutes_overdue",
+    ] = "inactivity"
+    # Never written: a notification and its events carry no free text about the child (rule 8).
+    # Kept for the contract's evolution; were one ever written, it would be sealed text.
+    note: PrivateText | None = None
 
 
 class CalendarInvitationPrepared(NotifyEvent, frozen=True, kw_only=True):

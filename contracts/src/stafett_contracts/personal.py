@@ -28,6 +28,17 @@ class SealedPersonalData(msgspec.Struct, frozen=True, kw_only=True):
     ciphertext: str
 
 
+class SealedText(msgspec.Struct, frozen=True, kw_only=True):
+    """Free text about a child or family (a concern, a note, minutes, a reason), sealed: UTF-8
+    encrypted with the child's own key, AES-256-GCM, base64 (RFC 4648). Like personal data, it
+    never stands in an event in clear, and erasing the child's key erases it everywhere."""
+
+    child_id: str  # whose key seals it: the pseudonymous child id
+    algorithm: Literal["AES-256-GCM"] = "AES-256-GCM"
+    nonce: str
+    ciphertext: str
+
+
 class Erased(msgspec.Struct, frozen=True, kw_only=True):
     """What a reader gets once the child's key is deleted: the data is gone for good."""
 

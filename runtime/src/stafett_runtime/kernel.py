@@ -15,9 +15,11 @@ rule needs.
 - who is calling (`auth.TokenVerifier`), and the sources of record for facts about people: the
   population register (`register`) and the municipality directory (`directory`);
 - the access rule's settings, the access log, and, for the services that seal or open a child's
-  personal data, the children's keys (`keystore`): `seal` and `unseal`. The case service seals
-  (its NATS user makes the bucket and writes keys); the projection only opens (its user reads
-  keys, and binds to the bucket once the case service has made it);
+  personal data, the children's keys (`keystore`): `seal` and `unseal`, and for free text
+  `seal_text`, `open_text` and `open_texts`. The case service seals (its NATS user makes the
+  bucket and writes keys); the projection only opens (its user reads keys, and binds to the
+  bucket once the case service has made it); consent and meeting read keys too, and seal free
+  text only under a key the case service made;
 - `reads(...)`: the gate every read of case data goes through (`reads.CaseReads`).
 
     kernel = Kernel.from_env("meeting")
@@ -36,25 +38,33 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from uuid import uuid4
 
+import msgspec
 from eventsourcing.persistence import ProgrammingError
 from nats.aio.client import Client
 
 from stafett_contracts.access import ReadRules
 from stafett_contracts.identity import Actor
 from stafett_contracts.people import Directory
-from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
+from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData, SealedText
 from stafett_runtime.accesslog import AccessLog
 from stafett_runtime.auth import TokenVerifier
 from stafett_runtime.directory import DirectorySource, FixedDirectory, directory_from_env
 from stafett_runtime.domain import Context
+from stafett_runtime.evidence import Checkpointer
 from stafett_runtime.health import CheckResult
 from stafett_runtime.jetstream.client import ConnectionSettings, JetStreamClient
 from stafett_runtime.jetstream.core import JetStreamCore
-from stafett_runtime.keystore import ChildKeys, KeyStoreError
+from stafett_runtime.keystore import (
+    ChildKeys,
+    KeyStoreError,
+    open_sealed_texts,
+    seal_private_fields,
+)
 from stafett_runtime.logging import current_correlation_id
+from stafett_runtime.natsaccess import owned_streams
 from stafett_runtime.reads import CaseReads, CaseSource, StreamCases
 from stafett_runtime.register import FileRegister, Register, register_from_env
 from stafett_runtime.settings import Settings, SettingsError
@@ -62,6 +72,8 @@ from stafett_runtime.threads import use_workers
 
 READS_FROM_AGE_VARIABLE = "STAFETT_CHILD_READS_FROM_AGE"
 KeyUse = Literal["seal", "open"]  # what a service does with children's keys
+T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class NotOpenError(RuntimeError):
@@ -85,7 +97,10 @@ class Kernel:
         self.register = register
         self.directory = directory
         self.read_rules = read_rules or ReadRules()
-        self.access_log = AccessLog(self, settings.service, settings.nats_stream_replicas)
+        self.access_log = AccessLog(
+            self, settings.service, settings.nats_stream_replicas, settings.signing_key_file
+        )
+        self._checkpoints: Checkpointer | None = None
         self._key_use = child_keys
         self._environ = environ
         self._client: JetStreamClient | None = None
@@ -126,12 +141,26 @@ class Kernel:
         s = self.settings
         use_workers(s.blocking_workers)
         self._client = await JetStreamClient.open(connection_settings(s))
-        await self.access_log.open()
+        await self.access_log.open()  # and publishes the service's signing key
+        await self._start_checkpoints()
         if self._key_use is not None:
             with contextlib.suppress(KeyStoreError):  # an opener binds once the bucket is made
                 await self.core.while_connected(self._child_keys())
 
+    async def _start_checkpoints(self) -> None:
+        """Checkpoint the stream this service owns (`evidence.Checkpointer`), if it owns one."""
+        s, signer = self.settings, self.access_log.signer
+        streams = owned_streams(s.service)
+        if s.checkpoint_interval > 0 and streams and signer is not None:
+            self._checkpoints = Checkpointer(
+                self, signer, streams, s.checkpoint_interval, s.nats_stream_replicas
+            )
+            await self._checkpoints.open()
+
     async def close(self) -> None:
+        checkpoints, self._checkpoints = self._checkpoints, None
+        if checkpoints is not None and self._client is not None:
+            await checkpoints.close()  # a last checkpoint of what was written
         client, self._client, self._keys = self._client, None, None
         if client is not None:
             await client.aclose()
@@ -174,11 +203,49 @@ class Kernel:
         """Open sealed personal data; `Erased` once the child's key is deleted."""
         return await self.core.while_connected(self._unseal(sealed))
 
+    async def seal_text(self, text: str, child_id: str, context: str = "") -> SealedText:
+        """Seal free text about a child with the child's key; the same text in the same
+        `context` (say, the aggregate it is written to) seals to the same value, so a command
+        retried decides the same events (`ChildKeys.seal_text`)."""
+        return await self.core.while_connected(self._seal_text(text, child_id, context))
+
+    async def open_text(self, sealed: SealedText) -> str | Erased:
+        """Open sealed free text; `Erased` once the child's key is deleted."""
+        return await self.core.while_connected(self._open_text(sealed))
+
+    async def seal_texts(self, value: S, child_id: str, context: str = "") -> S:
+        """`value` (a command) with every field of free text about the child sealed: each
+        field the contract marks `"x-sealed"` (`stafett_contracts.inputs.PrivateFreeText`)."""
+
+        async def seal(text: str) -> SealedText:
+            return await self.seal_text(text, child_id, context)
+
+        return await seal_private_fields(value, seal)
+
+    async def open_texts(self, value: T, erased_as: str | None = None) -> T:
+        """`value` with every sealed text in it (in structs, tuples, lists and dicts, however
+        deep) opened: its text, or `Erased` (`erased_as`, if given) once the child's key is
+        gone. For answers only: what is stored stays sealed."""
+        return await open_sealed_texts(value, self.open_text, erased_as)
+
+    async def _seal_text(self, text: str, child_id: str, context: str) -> SealedText:
+        return await (await self._child_keys()).seal_text(text, child_id, context)
+
+    async def _open_text(self, sealed: SealedText) -> str | Erased:
+        return await (await self._child_keys()).open_text(sealed)
+
+    async def erase(self, child_id: str, reason: str) -> None:
+        """Delete the child's key for good: all sealed with it reads as erased, everywhere."""
+        await self.core.while_connected(self._erase(child_id, reason))
+
     async def _seal(self, data: PersonalData, child_id: str) -> SealedPersonalData:
         return await (await self._child_keys()).seal(data, child_id)
 
     async def _unseal(self, sealed: SealedPersonalData) -> PersonalData | Erased:
         return await (await self._child_keys()).open(sealed)
+
+    async def _erase(self, child_id: str, reason: str) -> None:
+        await (await self._child_keys()).erase(child_id, reason)
 
     async def _child_keys(self) -> ChildKeys:
         """The key store, bound on the connection's loop (its calls run there)."""

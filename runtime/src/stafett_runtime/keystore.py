@@ -28,9 +28,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
+import hmac
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TypeVar, cast
 
 import msgspec
 import structlog
@@ -47,7 +50,8 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
-from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
+from stafett_contracts.envelope import private_fields
+from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData, SealedText
 from stafett_runtime.settings import SettingsError
 
 DEFAULT_BUCKET = "CHILD_KEYS"
@@ -56,8 +60,12 @@ _KEY_BYTES = 32  # AES-256
 _NONCE_BYTES = 12  # the 96-bit nonce GCM is made for
 _CHILD_ID = re.compile(r"[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*")  # a valid NATS KV key
 
+_TEXT_NONCE_LABEL = b"stafett sealed-text nonce"  # keeps the nonce key apart from the text key
 _encode_personal = msgspec.json.Encoder()
 _decode_personal = msgspec.json.Decoder(PersonalData)
+
+T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
 
 log = structlog.get_logger(__name__)
 
@@ -83,8 +91,10 @@ class ChildKeys:
         bucket: str,
         kv: KeyValue,
         key_encryption_key: bytes | None = None,
+        makes_keys: bool = True,
     ) -> None:
         self._js = js
+        self._makes_keys = makes_keys  # false for a reader: it seals only under existing keys
         self._stream = f"KV_{bucket}"
         self._kv = kv
         self._kek = AESGCM(key_encryption_key) if key_encryption_key is not None else None
@@ -117,7 +127,7 @@ class ChildKeys:
             raise KeyStoreError(f"bucket {bucket} has a TTL: keys would expire, erasing data")
         if config.deny_delete:
             raise KeyStoreError(f"bucket {bucket} denies message deletes: erasure cannot scrub")
-        return cls(js, bucket, await js.key_value(bucket), key_encryption_key)
+        return cls(js, bucket, await js.key_value(bucket), key_encryption_key, makes_keys=create)
 
     async def seal(self, data: PersonalData, child_id: str) -> SealedPersonalData:
         key = await self._stored_key(child_id)
@@ -154,8 +164,59 @@ class ChildKeys:
             ) from None
         return _decode_personal.decode(plaintext)
 
+    async def seal_text(self, text: str, child_id: str, context: str = "") -> SealedText:
+        """Free text about the child, sealed with the child's key.
+
+        The nonce is not random but derived (an HMAC under a key of the child's key) from the
+        text and `context` (say, the aggregate and field it is written to): the same text sealed
+        twice in the same context is the same `SealedText`. A command retried is then the same
+        command, and the domain finds it already satisfied instead of refusing a conflicting
+        second event; and a sealed value compares equal to itself wherever it is copied. What
+        this reveals is only that two sealed texts of one child in one context are equal; a
+        nonce is never used for two different texts (SIV-style, RFC 5297)."""
+        key = await self._stored_key(child_id)
+        if key is None:
+            if not self._makes_keys:
+                raise KeyStoreError(f"child {child_id} has no key yet: the case service makes it")
+            key = await self._create_key(child_id)
+        if isinstance(key, Erased):
+            raise ChildErasedError(f"child {child_id} was erased: no text can be sealed for it")
+        plaintext = text.encode()
+        nonce_key = hmac.digest(key, _TEXT_NONCE_LABEL, hashlib.sha256)
+        nonce = hmac.digest(nonce_key, context.encode() + b"\x00" + plaintext, hashlib.sha256)[
+            :_NONCE_BYTES
+        ]
+        ciphertext = AESGCM(key).encrypt(nonce, plaintext, _text_associated_data(child_id))
+        return SealedText(child_id=child_id, nonce=_base64(nonce), ciphertext=_base64(ciphertext))
+
+    async def open_text(self, sealed: SealedText) -> str | Erased:
+        """The text, or `Erased` once the child's key is gone (never an error for erasure)."""
+        key = await self._stored_key(sealed.child_id)
+        if key is None:
+            raise KeyStoreError(
+                f"child {sealed.child_id} has neither a key nor an erasure marker: "
+                "wrong bucket, or the key store was lost"
+            )
+        if isinstance(key, Erased):
+            return key
+        try:
+            plaintext = AESGCM(key).decrypt(
+                base64.b64decode(sealed.nonce, validate=True),
+                base64.b64decode(sealed.ciphertext, validate=True),
+                _text_associated_data(sealed.child_id),
+            )
+        except (InvalidTag, ValueError):
+            raise TamperedError(
+                f"sealed text of child {sealed.child_id} failed authentication: "
+                "altered, or moved from another child"
+            ) from None
+        return plaintext.decode()
+
     async def erase(self, child_id: str, reason: str) -> None:
-        """Overwrite the child's key on disk, then purge it for good; the purge marker stays."""
+        """Overwrite the child's key on disk, then purge it for good; the purge marker stays.
+        A child erased already is left as it is: erasing again changes nothing."""
+        if isinstance(await self._stored_key(child_id), Erased):
+            return
         with contextlib.suppress(NotFoundError):  # no key: never made, or already erased
             entry = await self._kv.get(_checked(child_id))
             assert entry.revision is not None  # the stream sequence of the key's message
@@ -235,6 +296,105 @@ class ChildKeys:
             ) from None
 
 
+async def seal_private_fields(value: S, seal: Callable[[str], Awaitable[SealedText]]) -> S:
+    """`value` (a command or an event) with the clear text of each field marked `"x-sealed"`
+    (`stafett_contracts.envelope.private_fields`), however deep, sealed by `seal`."""
+    changes: dict[str, object] = {}
+    private = private_fields(type(value))
+    for name in value.__struct_fields__:
+        held = getattr(value, name)
+        if name in private and isinstance(held, str):
+            changes[name] = await seal(held)
+        elif name in private and isinstance(held, tuple) and held:
+            changes[name] = tuple(
+                [await seal(item) if isinstance(item, str) else item for item in held]
+            )
+        elif isinstance(held, msgspec.Struct) and not isinstance(held, SealedText):
+            changes[name] = await seal_private_fields(held, seal)
+        elif isinstance(held, tuple) and any(isinstance(item, msgspec.Struct) for item in held):
+            changes[name] = tuple(
+                [
+                    await seal_private_fields(item, seal)
+                    if isinstance(item, msgspec.Struct) and not isinstance(item, SealedText)
+                    else item
+                    for item in held
+                ]
+            )
+    return msgspec.structs.replace(value, **changes) if changes else value
+
+
+async def open_sealed_texts(
+    value: T,
+    open_text: Callable[[SealedText], Awaitable[str | Erased]],
+    erased_as: str | None = None,
+) -> T:
+    """`value` with every sealed text in it replaced by what `open_text` makes of it: the text,
+    or `Erased` (or `erased_as`, for a document that wants words). Walks structs, tuples, lists
+    and dicts; a sealed text is a `SealedText`, or a dict of its JSON (an event read as JSON).
+    Each sealed value is opened once."""
+    opened: dict[SealedText, str | Erased] = {}
+    for sealed in _sealed_in(value):
+        if sealed not in opened:
+            text = await open_text(sealed)
+            opened[sealed] = (
+                erased_as if erased_as is not None and isinstance(text, Erased) else text
+            )
+    return cast(T, _replaced(value, opened)) if opened else value
+
+
+_SEALED_KEYS = frozenset(f.name for f in msgspec.structs.fields(SealedText))
+# In an event read as JSON, sealed personal data has the shape of sealed text: it is opened only
+# by `ChildKeys.open`, for a reader the rule lets know who the child is, never here.
+_PERSONAL_DATA = "personal_data"
+
+
+def _as_sealed(value: object) -> SealedText | None:
+    if isinstance(value, SealedText):
+        return value
+    if isinstance(value, dict) and value.keys() == _SEALED_KEYS:
+        return msgspec.convert(value, SealedText)
+    return None
+
+
+def _sealed_in(value: object) -> Iterator[SealedText]:
+    if (sealed := _as_sealed(value)) is not None:
+        yield sealed
+    elif isinstance(value, msgspec.Struct):
+        for field in value.__struct_fields__:
+            yield from _sealed_in(getattr(value, field))
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _sealed_in(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key != _PERSONAL_DATA:
+                yield from _sealed_in(item)
+
+
+def _replaced(value: object, opened: Mapping[SealedText, str | Erased]) -> object:
+    if (sealed := _as_sealed(value)) is not None:
+        return opened[sealed]
+    if isinstance(value, msgspec.Struct):
+        changes = {}
+        for field in value.__struct_fields__:
+            old = getattr(value, field)
+            new = _replaced(old, opened)
+            if new is not old:
+                changes[field] = new
+        return msgspec.structs.replace(value, **changes) if changes else value
+    if isinstance(value, tuple | list):
+        items = [_replaced(item, opened) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return type(value)(items) if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {
+            key: item if key == _PERSONAL_DATA else _replaced(item, opened)
+            for key, item in value.items()
+        }
+    return value
+
+
 def bucket_config(bucket: str, replicas: int) -> StreamConfig:
     """The bucket's stream: as create_key_value makes it, but with message deletes allowed."""
     return StreamConfig(
@@ -261,6 +421,12 @@ def _key_encryption_key(environ: Mapping[str, str]) -> bytes | None:
     if len(key) != _KEY_BYTES:  # the message leaves the value out: it is a secret
         raise SettingsError(f"{KEY_ENCRYPTION_KEY_VARIABLE} must be 32 random bytes in base64")
     return key
+
+
+def _text_associated_data(child_id: str) -> bytes:
+    """Text is bound to the child and to being text: sealed personal data (the same key, the
+    same shape) never opens as text, nor text as personal data."""
+    return child_id.encode() + b"\x00text"
 
 
 def _checked(child_id: str) -> str:

@@ -41,32 +41,23 @@ Application code is synchronous: handlers call it with `await call(fn, ...)`, on
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 import uvicorn
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, OperationalError
-from litestar import Litestar, Request, Response, get, post
-from litestar.datastructures import MutableScopeHeaders
-from litestar.enums import ScopeType
+from litestar import Litestar, Request, Response, post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 from litestar.types import (
-    ASGIApp,
     ControllerRouterHandler,
-    HTTPScope,
     LifespanHook,
-    Message,
-    Receive,
-    Scope,
-    Send,
 )
 
 from stafett_contracts.envelope import ServiceRef
@@ -83,9 +74,10 @@ from stafett_runtime.domain import NotAllowed, RuleViolation, StaleVersion
 from stafett_runtime.follower import Follower
 from stafett_runtime.health import Readiness, health_routes
 from stafett_runtime.kernel import Kernel
-from stafett_runtime.logging import CORRELATION_HEADER, correlation, offered_correlation_id
+from stafett_runtime.keystore import ChildErasedError, KeyStoreError
 from stafett_runtime.processing import RetryOutcome
 from stafett_runtime.register import RegisterUnavailableError
+from stafett_runtime.served import ServedRequests, metrics_route, refused
 from stafett_runtime.settings import Settings
 from stafett_runtime.threads import call
 from stafett_runtime.tracing import http_tracing_middleware
@@ -151,6 +143,8 @@ def http_app(
             StaleVersion: _stale,
             IntegrityError: _concurrent_write,
             RuleViolation: _rule_violated,
+            ChildErasedError: _child_erased,
+            KeyStoreError: _unavailable,
             RegisterUnavailableError: _unavailable,
             OperationalError: _unavailable,
             UnicodeDecodeError: _unreadable_body,
@@ -183,108 +177,6 @@ def _watch(follower: Follower) -> list[Callable[[], None]]:
         metrics.observe("stafett.processing.lag", labels, follower.loop.lag),
         metrics.observe("stafett.processing.parked", labels, lambda: len(follower.loop.parked())),
     ]
-
-
-@get(
-    "/metrics",
-    include_in_schema=False,
-    exclude_from_auth=True,  # open, as the health routes: scraped by Prometheus
-    media_type=metrics.MEDIA_TYPE,
-)
-async def metrics_route() -> bytes:
-    return await call(metrics.prometheus_text)  # gauges read the store: off the event loop
-
-
-# Requests that machines make every few seconds: a log line or a measurement each is noise.
-_UNRECORDED = ("/health/", "/metrics")
-_REFUSED = "stafett.refused"  # where an answer of `_answer` says why, in the request's state
-# What a refusal without a named rule was about, for the commands' metric.
-_REFUSED_FOR = {
-    400: "unreadable-body",
-    401: "not-authenticated",
-    403: "not-allowed",
-    404: "not-found",
-    409: "conflict",
-    413: "body-too-large",
-    422: "invalid-input",
-}
-
-
-class _Refusal(NamedTuple):
-    reason: str
-    rule: str | None
-    error: BaseException | None
-
-
-class ServedRequests:
-    """Around each request, inside its trace span (`tracing.http_tracing_middleware`'s `within`)
-    and outside the app's exception handling, so that it sees every answer: binds the request's
-    correlation id, returns it in `X-Correlation-Id`, and once the request is answered logs it in
-    one line and measures it (`stafett_runtime.metrics`)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
-        with correlation(offered_correlation_id(scope)) as correlation_id:
-            status = 500  # unless the app answers
-
-            async def send_with_correlation_id(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                    MutableScopeHeaders.from_message(message)[CORRELATION_HEADER] = correlation_id
-                await send(message)
-
-            if scope["path"].startswith(_UNRECORDED):
-                await self.app(scope, receive, send_with_correlation_id)
-                return
-            started = time.perf_counter()
-            try:
-                await self.app(scope, receive, send_with_correlation_id)
-            except Exception as escaped:  # the exception handlers failed too
-                _served(scope, 500, time.perf_counter() - started, escaped)
-                raise
-            _served(scope, status, time.perf_counter() - started)
-
-
-def _served(
-    scope: HTTPScope, status: int, seconds: float, escaped: Exception | None = None
-) -> None:
-    """The request's one log line, and its measures."""
-    method = scope["method"]
-    # The route template once one matched; never the raw path, which may hold anything.
-    route = scope.get("path_template") if scope.get("route_handler") is not None else None
-    refusal = scope.get("state", {}).get(_REFUSED)
-    if not isinstance(refusal, _Refusal):
-        refusal = _Refusal("failed" if escaped else "", None, escaped)
-    actor = scope.get("user")
-    who = {"person": actor.person, "role": str(actor.role)} if isinstance(actor, Actor) else {}
-    line = {
-        "method": method,
-        "route": route,
-        "status": status,
-        "duration_ms": round(seconds * 1000, 1),
-        **who,
-    }
-    if status >= 500:
-        log.error("request_failed", **line, reason=refusal.reason, exc_info=refusal.error)
-    elif status >= 400:
-        log.info("request_refused", **line, reason=refusal.reason[:500], rule=refusal.rule)
-    else:
-        log.info("request_served", **line)
-    metrics.request_served(method, route, status, seconds)
-    if method == "POST" and route is not None:
-        if status < 400:
-            metrics.command_answered(route, "accepted")
-        elif status < 500:
-            rule = refusal.rule or _REFUSED_FOR.get(status, str(status))
-            metrics.command_answered(route, "refused", rule)
-        else:
-            metrics.command_answered(route, "failed")
 
 
 class RetryParked(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -344,8 +236,7 @@ def _answer(
 ) -> Response[dict[str, Any]]:
     """The answer; why it was refused (its rule) or failed (the exception: the caller sees only
     that it failed) goes into the request's one log line (`ServedRequests`)."""
-    rule = extra.get("rule") if isinstance(extra, dict) else None
-    request.scope.setdefault("state", {})[_REFUSED] = _Refusal(detail, rule, error)
+    refused(request, detail, extra.get("rule") if isinstance(extra, dict) else None, error)
     content: dict[str, Any] = {"status_code": status, "detail": detail}
     if extra is not None:
         content["extra"] = extra
@@ -386,8 +277,16 @@ def _concurrent_write(request: Request[Any, Any, Any], error: IntegrityError) ->
     return _answer(request, 409, detail, {"rule": "one-write-at-a-time"})
 
 
+ERASED_CHILD_STAYS_ERASED = "erased-child-stays-erased"
+
+
 def _rule_violated(request: Request[Any, Any, Any], error: RuleViolation) -> Response[Any]:
     return _answer(request, 409, error.message, {"rule": error.rule})
+
+
+def _child_erased(request: Request[Any, Any, Any], error: ChildErasedError) -> Response[Any]:
+    # Nothing new is written about a child whose key was deleted: sealing refuses, and so do we.
+    return _answer(request, 409, str(error), {"rule": ERASED_CHILD_STAYS_ERASED})
 
 
 def _unreadable_body(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:

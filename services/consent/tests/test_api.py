@@ -2,7 +2,9 @@
 command is refused (leaving nothing behind), and every read through the gate and in the access log.
 
 The CASE stream is written here by a stand-in application named "case", with the case
-contract's events, so the test needs nothing of the case service but its contract. The child and
+contract's events, so the test needs nothing of the case service but its contract; a kernel of
+the case service's makes the child's key, as the case service does when a case is raised (this
+service only seals under it). The child and
 their guardians are in a register file of the test's own, the units in the test municipality's
 directory (`stafett_runtime.testing`).
 """
@@ -30,8 +32,10 @@ from stafett_contracts.case import (
     ConsentNoted,
     LegalBasisNoted,
 )
+from stafett_contracts.consent import ConsentWithdrawn, LegalBasisRecorded
 from stafett_contracts.envelope import topic_of
 from stafett_contracts.identity import Actor, Role
+from stafett_contracts.personal import SealedText
 from stafett_runtime.accesslog import AUDIT
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.contracts import ContractApplication, decode_event
@@ -73,10 +77,12 @@ class Api:
         consents: Consents,
         kernel: Kernel,
         cases: CaseStandIn,
+        case_kernel: Kernel,
     ) -> None:
         self.http = http
         self.consents = consents
         self.kernel = kernel
+        self.case_kernel = case_kernel
         self._key = key
         self._cases = cases
 
@@ -94,11 +100,11 @@ class Api:
         """The child's case as the case service writes it: raised at Lia school yesterday, and
         PPT has joined it."""
         case_id = uuid4()
+        concern = self.http.blocking_portal.call(
+            self.case_kernel.seal_text, "often tired and hungry", str(CHILD.child_id)
+        )  # the child's key is made here, by the case service
         raised = ConcernRaised(
-            **self._envelope(case_id, 1),
-            child_id=CHILD.child_id,
-            unit=UNIT,
-            concern="often tired and hungry",
+            **self._envelope(case_id, 1), child_id=CHILD.child_id, unit=UNIT, concern=concern
         )
         joined = AgencyJoined(**self._envelope(case_id, 2), service="ppt", basis="consent")
         self._cases.save(raised, joined)
@@ -152,10 +158,19 @@ def api(nats_server: NatsTestServer, tmp_path: Path) -> Iterator[Api]:
     register = FileRegister(tmp_path / "register.json")
     register.add(CHILD, OTHER_CHILD)
     key = DevelopmentKey.load_or_create(tmp_path / "signing-key.pem")
-    kernel = kernel_for_tests("consent", nats_server.url, key=key, register=register)
+    kernel = kernel_for_tests(
+        "consent", nats_server.url, key=key, register=register, child_keys="open"
+    )
+    case_kernel = kernel_for_tests(
+        "case", nats_server.url, key=key, register=register, child_keys="seal"
+    )
     try:
         with TestClient(create_app(consents, kernel)) as http:
-            yield Api(http, key, consents, kernel, cases)
+            http.blocking_portal.call(case_kernel.open)
+            try:
+                yield Api(http, key, consents, kernel, cases, case_kernel)
+            finally:
+                http.blocking_portal.call(case_kernel.close)
     finally:
         consents.close()
         cases.close()
@@ -263,6 +278,49 @@ def test_a_unit_records_its_legal_basis_and_is_covered_without_consent(api: Api)
     assert answer.json()["basis"] == f"legal basis: {provision}"
     (basis,) = api.get(f"/cases/{case_id}/consents").json()["legal_bases"]
     assert (basis["shared_by"], basis["child_id"]) == (CHILD_WELFARE.person, str(CHILD.child_id))
+
+
+def test_free_text_sealed_a_withdrawal_reason_and_a_justification_are_sealed_until_erased(
+    api: Api,
+) -> None:
+    # Given a case with the mother's consent, and child welfare taking part under a legal basis
+    case_id = api.a_case()
+    consent_id = give(api, case_id, MOTHER)
+    basis = {
+        "case_id": case_id,
+        "service": "barnevern",
+        "legal_basis": "barnevernsloven § 2-1",
+        "justification": "pikeskole-undersokelse-7731",
+    }
+    assert api.post("/legal-bases", basis, CHILD_WELFARE).status_code == 201
+    # When the mother withdraws her consent for PPT, saying why
+    reason = {"services": ["ppt"], "reason": "flyttet-til-bergen-7731"}
+    assert api.post(f"/consents/{consent_id}/withdraw", reason, MOTHER).status_code == 201
+    # Then neither text stands in clear in the CONSENT stream: each is sealed under the child's key
+    stored = api.http.blocking_portal.call(api.kernel.core.read_all, "CONSENT", "consent.>")
+    assert stored
+    assert not any(b"7731" in message.data for message in stored)
+    withdrawn, recorded = (decode_event(m.headers[TOPIC], m.data) for m in stored[-1:-3:-1])
+    assert isinstance(withdrawn, ConsentWithdrawn)
+    assert isinstance(withdrawn.reason, SealedText)
+    assert isinstance(recorded, LegalBasisRecorded)
+    assert isinstance(recorded.justification, SealedText)
+    # And a reader of the case reads the justification opened
+    (shown,) = api.get(f"/cases/{case_id}/consents", MOTHER).json()["legal_bases"]
+    assert shown["justification"] == "pikeskole-undersokelse-7731"
+    # When the child is erased, the justification reads as erased, never an error
+    api.http.blocking_portal.call(api.case_kernel.erase, str(CHILD.child_id), "retention ended")
+    (shown,) = api.get(f"/cases/{case_id}/consents", MOTHER).json()["legal_bases"]
+    assert shown["justification"]["erased"] is True
+    # And no new text about the erased child is taken: 409 naming the rule, nothing stored
+    events = api.events_stored()
+    again = {"reason": "flyttet igjen"}
+    refused(
+        api.post(f"/consents/{consent_id}/withdraw", again, MOTHER),
+        409,
+        "erased-child-stays-erased",
+    )
+    assert api.events_stored() == events
 
 
 def test_guardian_of_the_child_a_guardian_reads_the_consents_of_their_childs_case(

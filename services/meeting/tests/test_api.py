@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -32,7 +33,9 @@ from stafett_contracts.case import (
 )
 from stafett_contracts.envelope import topic_of
 from stafett_contracts.identity import Actor, Role
+from stafett_contracts.meeting import DecisionRecorded
 from stafett_contracts.people import RegisteredChild
+from stafett_contracts.personal import SealedText
 from stafett_meeting.api import create_app
 from stafett_meeting.application import Meetings
 from stafett_runtime.accesslog import AUDIT
@@ -111,7 +114,11 @@ def http(
     meetings: Meetings, nats_server: NatsTestServer, register: FileRegister, tmp_path: Path
 ) -> Iterator[Http]:
     key = DevelopmentKey.load_or_create(tmp_path / "key.pem")
-    kernel = kernel_for_tests("meeting", nats_server.url, key=key, register=register)
+    # "seal": these tests write the case's events themselves, so no case service made the
+    # child's key; the meeting service seals under it as it would under the case service's.
+    kernel = kernel_for_tests(
+        "meeting", nats_server.url, key=key, register=register, child_keys="seal"
+    )
     with TestClient(create_app(meetings, kernel)) as client:
         yield Http(client, key, kernel)
 
@@ -275,6 +282,43 @@ def test_a_meeting_from_scheduling_to_feedback(
     assert [m["id"] for m in http.get(PPT_WORKER, f"/cases/{case.id}/meetings").json()] == [
         meeting_id
     ]
+
+
+# the child's view (issue 18: the child's voice at every decision)
+
+
+def test_the_child_s_view_is_recorded_beside_a_meeting_s_decision_sealed_and_shown_with_it(
+    http: Http, cases: CaseStandIn, meetings: Meetings, register: FileRegister
+) -> None:
+    # Given a meeting held about a case at level 1, the guardian there
+    case = a_case_at_level_1(cases, register)
+    meeting_id = a_held_meeting(http, case, GUARDIAN)
+    # When the baton holder records the meeting's decision with what the child said of it
+    decision_id = str(uuid4())
+    said = "Jeg vil ha en voksen i friminuttet."
+    body = {
+        "decision_id": decision_id,
+        "kind": "move_to_level",
+        "to_level": 2,
+        "reason": "Samarbeid med PPT.",
+        "child_view": said,
+    }
+    answer = http.post(HOLDER, f"/meetings/{meeting_id}/record-decision", body)
+    assert answer.status_code == 201, answer.text
+    # Then the decision on the stream carries the child's view sealed, never in clear
+    (recorded,) = [
+        e for e in meetings.events.get(UUID(meeting_id)) if type(e).__name__ == "DecisionRecorded"
+    ]
+    assert isinstance(recorded, DecisionRecorded)
+    assert isinstance(recorded.child_view, SealedText)
+    assert said not in msgspec.json.encode(recorded).decode()
+    # And the guardian reads it beside the decision, opened
+    decision = http.get(GUARDIAN, f"/meetings/{meeting_id}").json()["decisions"][decision_id]
+    assert (decision["to_level"], decision["child_view"]) == (2, said)
+    # And the same decision recorded again (a retry) is found already recorded
+    again = http.post(HOLDER, f"/meetings/{meeting_id}/record-decision", body)
+    assert again.status_code == 201, again.text
+    assert again.json()["version"] == answer.json()["version"]
 
 
 # consent-covers-the-service (DOMAIN.md rules 1 and 3)

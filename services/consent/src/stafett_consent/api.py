@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -165,6 +165,7 @@ async def withdraw_consent(
 ) -> Saved:
     facts = await _facts(kernel, (await call(consents.consent, consent_id)).case_id)
     context = kernel.context(request.user)
+    data = await _sealed(kernel, data, facts)
     version = await call(consents.withdraw, consent_id, data, context, facts)
     return Saved(id=consent_id, version=version)
 
@@ -182,6 +183,7 @@ async def record_legal_basis(
 ) -> Saved:
     facts = await _facts(kernel, data.case_id)
     context = kernel.context(request.user)
+    data = await _sealed(kernel, data, facts)
     basis_id, version = await call(consents.record_legal_basis, data, context, facts)
     return Saved(id=basis_id, version=version)
 
@@ -219,7 +221,7 @@ async def consents_of_case(
     purpose: StatedPurpose = None,
 ) -> CaseConsents:
     await kernel.reads().admit(request.user, case_id, "consents", purpose)
-    return await call(consents.consents_of_case, case_id)
+    return await kernel.open_texts(await call(consents.consents_of_case, case_id))
 
 
 @get(
@@ -273,6 +275,18 @@ def _moment(parameter: str, value: datetime | None) -> datetime | None:
     except ValueError as wrong:
         extra = [{"key": parameter, "message": str(wrong), "source": "query"}]
         raise ValidationException(f"{parameter} {wrong}", extra=extra) from None
+
+
+C = TypeVar("C", bound=msgspec.Struct)
+
+
+async def _sealed(kernel: Kernel, command: C, facts: Facts) -> C:
+    """The command with its free text about the child (a withdrawal's reason, a legal basis's
+    justification) sealed under the child's key, before any rule sees it. The case service made
+    the key when the case was raised; this service only seals under it. Sealed in the case's
+    context, a retry seals to the same value."""
+    case = facts.case
+    return await kernel.seal_texts(command, str(case.child_id), context=str(case.id))
 
 
 async def _facts(kernel: Kernel, case_id: UUID) -> Facts:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID, uuid4
 
 import msgspec
@@ -77,6 +77,7 @@ def create_app(
     ) -> Answer:
         meeting_id = uuid4()
         context = kernel.context(request.user)
+        data = await sealed(kernel, meetings, data, data.case_id)
         version = await call(meetings.schedule, meeting_id, data, context)
         return Answer(id=meeting_id, version=version)
 
@@ -93,7 +94,7 @@ def create_app(
         meeting = as_seen(admitted.access, history)
         if meeting is None:
             raise NotFoundException("no meeting you may see")
-        return meeting
+        return await kernel.open_texts(meeting)
 
     @get(
         "/cases/{case_id:uuid}/meetings",
@@ -106,7 +107,7 @@ def create_app(
         admitted = await reads.admit(request.user, case_id, "meetings", purpose)
         histories = await call(meetings.meetings_of, case_id)
         shown = (as_seen(admitted.access, history) for history in histories)
-        return [meeting for meeting in shown if meeting is not None]
+        return await kernel.open_texts([meeting for meeting in shown if meeting is not None])
 
     @get(
         "/cases/{case_id:uuid}/roster",
@@ -150,6 +151,18 @@ SUMMARIES = {
 }
 
 
+C = TypeVar("C", bound=Command)
+
+
+async def sealed(kernel: Kernel, meetings: Meetings, command: C, case_id: UUID) -> C:
+    """The command with its free text about the child (minutes, reasons, descriptions, the
+    agenda, comments) sealed under the child's key, before any rule sees it; sealed in the
+    case's context, a retry seals to the same value and is found already satisfied. 404 if the
+    case does not exist."""
+    child_id = (await call(meetings.case, case_id)).child_id
+    return await kernel.seal_texts(command, str(child_id), context=str(case_id))
+
+
 def command_route(
     meetings: Meetings, kernel: Kernel, path: str, command_type: type[Command]
 ) -> HTTPRouteHandler:
@@ -159,6 +172,8 @@ def command_route(
         meeting_id: FromPath[UUID], data: Command, request: Request[Actor, Any, Any]
     ) -> Answer:
         context = kernel.context(request.user)
+        case_id = (await call(meetings.events_of, meeting_id))[0].case_id  # 404 if no meeting
+        data = await sealed(kernel, meetings, data, case_id)
         version = await call(meetings.handle, meeting_id, data, context, data.expected_version)
         return Answer(id=meeting_id, version=version)
 

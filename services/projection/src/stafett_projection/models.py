@@ -5,10 +5,10 @@ Every event becomes an entry (the relay log, the export); a case's CASE entries 
 case file is folded from when it is read (`views.case_file`), so who may see what is decided by
 the one access rule over the one fold, never from a table kept here. Beyond that, each stream
 writes only its own tables (the case stream: cases, levels, owners, measures; consent: consents;
-meeting: meetings, action items, feedback; notify: notifications, breaks; audit: access), and
-anything computed across streams (last activity, follow-up breaks still open, figures per unit)
-is computed when queried. So the streams can be applied in any interleaving, live or in a
-rebuild, and give the same tables.
+meeting: meetings, action items, feedback; notify: notifications, breaks; audit: access,
+archived), and anything computed across streams (last activity, follow-up breaks still open,
+figures per unit, closed cases not yet archived) is computed when queried. So the streams can
+be applied in any interleaving, live or in a rebuild, and give the same tables.
 
 Entries are ordered as they were appended: within a stream by sequence, across streams by the
 moment the event store appended each (the server's timestamp of the message, never earlier than
@@ -36,10 +36,13 @@ from stafett_contracts import audit, case, consent, meeting, notify
 from stafett_contracts.catalogue import BY_SERVICE
 from stafett_contracts.envelope import Event
 from stafett_contracts.people import Directory
+from stafett_contracts.personal import SealedText
 from stafett_projection.store import Tx
 from stafett_runtime.directory import DirectorySource, FixedDirectory
 
-STREAMS = ("CASE", "CONSENT", "MEETING", "NOTIFY", "AUDIT")
+# One stream per service of the contracts' catalogue (CASE, ..., AUDIT), so a new service's
+# events are projected (as relay-log entries of the case they name) without a line here.
+STREAMS = tuple(service.upper() for service in BY_SERVICE)
 
 
 def _union(types: tuple[type[Event], ...]) -> Any:
@@ -303,6 +306,12 @@ def _agency_left(tx: Tx, e: case.AgencyLeft, case_id: str) -> None:
     )
 
 
+def at_rest(text: SealedText | str) -> str:
+    """Free text as the database keeps it: sealed (its JSON), as the event has it; opened only
+    at read time, for a reader the access rule admits."""
+    return text if isinstance(text, str) else msgspec.json.encode(text).decode()
+
+
 def _measure_planned(tx: Tx, e: case.MeasurePlanned, case_id: str) -> None:
     tx.run(
         "INSERT INTO measures(measure_id, case_id, description, responsible, service,"
@@ -310,7 +319,7 @@ def _measure_planned(tx: Tx, e: case.MeasurePlanned, case_id: str) -> None:
         (
             str(e.measure_id),
             case_id,
-            e.description,
+            at_rest(e.description),
             e.responsible,
             e.service,
             day(e.evaluation_date),
@@ -393,7 +402,7 @@ def _item_assigned(tx: Tx, e: meeting.ActionItemAssigned, case_id: str) -> None:
     tx.run(
         "INSERT INTO action_items(item_id, case_id, description, owner, owner_service, due_on,"
         " done) VALUES (?, ?, ?, ?, ?, ?, 0)",
-        (str(e.item_id), case_id, e.description, e.owner, e.owner_service, day(e.due_on)),
+        (str(e.item_id), case_id, at_rest(e.description), e.owner, e.owner_service, day(e.due_on)),
     )
 
 
@@ -468,6 +477,14 @@ def _accessed(tx: Tx, e: audit.CaseAccessed, seq: int) -> None:
     )
 
 
+def _archived(tx: Tx, e: audit.ArchiveDelivered, case_id: str) -> None:
+    tx.run(
+        "INSERT INTO archived(case_id, case_version, delivered_at, archive, reference)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (case_id, e.case_version, ts(e.occurred_at), e.archive, e.reference),
+    )
+
+
 _HANDLERS: dict[type[Event], Handler] = {
     case.ConcernRaised: _raised,
     case.Escalated: _moved,
@@ -492,4 +509,5 @@ _HANDLERS: dict[type[Event], Handler] = {
     meeting.FeedbackGiven: _feedback,
     notify.NotificationRequested: _requested,
     notify.FollowUpBreakDetected: _break,
+    audit.ArchiveDelivered: _archived,
 }

@@ -15,6 +15,11 @@ Language = Literal["nb", "en"]
 _MONTHS_NB = "januar februar mars april mai juni juli august september oktober november desember"
 _MONTHS_EN = "January February March April May June July August September October November December"
 
+# Where a free text stood whose child's key was erased.
+ERASED_TEXT: dict[Language, str] = {
+    "nb": "(slettet: barnets nøkkel er slettet)",
+    "en": "(erased: the child's key was deleted)",
+}
 PHRASES: dict[Language, dict[str, str]] = {
     "nb": {
         **{f"month.{n}": name for n, name in enumerate(_MONTHS_NB.split(), start=1)},

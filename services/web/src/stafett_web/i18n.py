@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_skeleton
 
+from stafett_contracts.personal import Erased
 from stafett_web.messages import CATALOGUES
 
 LANGUAGES = ("nb", "en")
@@ -81,6 +82,12 @@ class Translator:
 
     def has(self, key: str) -> bool:
         return key in self._words
+
+    def words(self, text: str | Erased | None) -> str:
+        """Free text as a page shows it: the text, or that it was erased with the child."""
+        if isinstance(text, Erased):
+            return self("text.erased")
+        return text or ""
 
     def when(self, moment: datetime | None) -> str:
         """A moment as people read it, in the municipality's time zone."""

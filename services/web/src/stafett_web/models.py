@@ -14,8 +14,12 @@ from uuid import UUID
 
 import msgspec
 
-from stafett_contracts.casefile import CaseSummary
+from stafett_contracts.guides import GuideProgress
 from stafett_contracts.personal import Erased, PersonalData
+
+# Free text about a child as a service answers it to a reader: opened, or, once the child is
+# erased, `Erased` (the services keep it sealed; `Translator.words` shows either).
+Words = str | Erased
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,23 +35,56 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     event: dict[str, Any]
 
 
+class OpenMeasure(msgspec.Struct, frozen=True, kw_only=True):
+    measure_id: UUID
+    description: Words
+    responsible: str
+    service: str
+    evaluation_date: date
+
+
+class CaseState(msgspec.Struct, frozen=True, kw_only=True):
+    """The case as the reader may know it (`stafett_contracts.casefile.CaseSummary`), its
+    measures' descriptions opened."""
+
+    status: str = "open"
+    level: int | None = None
+    unit: str | None = None
+    holder: str | None = None
+    holder_service: str | None = None
+    coordinator: str | None = None
+    coordinator_service: str | None = None
+    services: list[str] = []
+    open_measures: list[OpenMeasure] = []
+
+
 class RelayLog(msgspec.Struct, frozen=True, kw_only=True):
     case_id: UUID
     as_of: datetime | None = None
     basis: str | None = None
-    state: CaseSummary
+    state: CaseState
     child: PersonalData | None = None
     erased: Erased | None = None
     entries: list[Entry] = []
+    guide: GuideProgress | None = None  # where the case is in its action guide
 
 
 class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
     case_id: UUID
-    kind: str  # baton_holder, coordinator, measure_evaluation, action_item, guardian, child
+    # baton_holder, coordinator, measure_evaluation, action_item, decision_due, minutes_due,
+    # inactivity_due, guardian, child
+    kind: str
     level: int | None = None
     status: str | None = None
     about: str | None = None
     due: date | None = None
+    overdue: bool | None = None  # a deadline's, as the projection says (its date has come)
+
+    def is_overdue(self, today: date) -> bool:
+        """A deadline as the projection flags it; anything else once its date has passed."""
+        if self.overdue is not None:
+            return self.overdue
+        return self.due is not None and self.due < today
 
 
 class Reading(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,7 +183,7 @@ class Invitee(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ActionItem(msgspec.Struct, frozen=True, kw_only=True):
-    description: str
+    description: Words
     due_on: date
     owner: str
     owner_service: str | None = None
@@ -155,7 +192,7 @@ class ActionItem(msgspec.Struct, frozen=True, kw_only=True):
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
-    reason: str
+    reason: Words
     to_level: int | None = None
     participants: list[str] = []
 
@@ -171,12 +208,12 @@ class Meeting(msgspec.Struct, frozen=True, kw_only=True):
     video_link: str | None = None
     leader: str
     leader_service: str
-    agenda: list[str] = []
+    agenda: list[Words] = []
     invited: list[Invitee] = []
     cancelled: bool = False
     held_at: datetime | None = None
     attended: list[str] = []
-    minutes: list[str] = []
+    minutes: list[Words] = []
     decisions: dict[str, Decision] = {}
     action_items: dict[str, ActionItem] = {}
     feedback_from: list[str] = []

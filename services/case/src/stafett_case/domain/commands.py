@@ -22,8 +22,16 @@ from uuid import UUID
 import msgspec
 
 from stafett_contracts.case import DecisionKind, Level, MeasureOutcome
-from stafett_contracts.envelope import PersonRef, ServiceRef, Text
-from stafett_contracts.inputs import FreeText, PersonId, PersonIds, ShortText, UnitId
+from stafett_contracts.envelope import PersonRef, PrivateText, ServiceRef, Text
+from stafett_contracts.inputs import (
+    PersonId,
+    PersonIds,
+    PrivateFreeText,
+    PrivateShortText,
+    ShortText,
+    UnitId,
+)
+from stafett_contracts.people import ServiceKind
 from stafett_contracts.personal import SealedPersonalData
 
 
@@ -36,58 +44,62 @@ class RaiseConcern(Command, frozen=True, kw_only=True):
 
     case_id: UUID
     child_id: UUID  # the register's pseudonym of the child
-    concern: FreeText
+    concern: PrivateFreeText
     personal_data: SealedPersonalData | None = None  # the register's record, sealed by the API
+    guides: dict[ServiceKind, int] = {}  # the guides' versions in force, as the API found them
 
 
 class ShareConcern(Command, frozen=True, kw_only=True):
     shared_with: PersonId
-    note: FreeText | None = None
+    note: PrivateFreeText | None = None
 
 
 class RecordWonderingConversation(Command, frozen=True, kw_only=True):
     held_on: date
     with_guardians: bool
     with_child: bool
-    summary: FreeText
+    summary: PrivateFreeText
 
 
 class RecordChildView(Command, frozen=True, kw_only=True):
-    view: FreeText
+    view: PrivateFreeText
     how: Literal["conversation", "drawing", "observation", "other"] = "conversation"
 
 
 class NoteBrightSpot(Command, frozen=True, kw_only=True):
-    note: FreeText
+    note: PrivateFreeText
 
 
 class DecideLevel(Command, frozen=True, kw_only=True):
     """Continue at the current level."""
 
-    reason: ShortText
+    reason: PrivateShortText
     participants: PersonIds = ()
+    child_view: PrivateFreeText | None = None  # what the child thinks of it
 
 
 class Escalate(Command, frozen=True, kw_only=True):
     to_level: Level
-    reason: ShortText
+    reason: PrivateShortText
     participants: PersonIds = ()
+    child_view: PrivateFreeText | None = None  # what the child thinks of it
 
 
 class DeEscalate(Command, frozen=True, kw_only=True):
     to_level: Level
-    reason: ShortText
+    reason: PrivateShortText
     participants: PersonIds = ()
+    child_view: PrivateFreeText | None = None  # what the child thinks of it
 
 
 class DefineProblem(Command, frozen=True, kw_only=True):
-    description: FreeText
+    description: PrivateFreeText
     with_guardians: bool
 
 
 class PlanMeasure(Command, frozen=True, kw_only=True):
     measure_id: UUID  # chosen by the client, so that a retry plans the same measure
-    description: FreeText
+    description: PrivateFreeText
     responsible: PersonId
     service: UnitId
     evaluation_date: date
@@ -96,18 +108,18 @@ class PlanMeasure(Command, frozen=True, kw_only=True):
 class EvaluateMeasure(Command, frozen=True, kw_only=True):
     measure_id: UUID
     outcome: MeasureOutcome
-    notes: FreeText
+    notes: PrivateFreeText
     next_evaluation_date: date | None = None
 
 
 class EndMeasure(Command, frozen=True, kw_only=True):
     measure_id: UUID
-    reason: ShortText
+    reason: PrivateShortText
 
 
 class SendReferral(Command, frozen=True, kw_only=True):
     to_service: UnitId
-    purpose: ShortText
+    purpose: PrivateShortText
 
 
 class JoinAgency(Command, frozen=True, kw_only=True):
@@ -119,7 +131,7 @@ class LeaveAgency(Command, frozen=True, kw_only=True):
 
     service: UnitId
     reason: Literal["done", "other"] = "done"
-    note: FreeText | None = None
+    note: PrivateFreeText | None = None
 
 
 class AppointBatonHolder(Command, frozen=True, kw_only=True):
@@ -130,7 +142,7 @@ class AppointBatonHolder(Command, frozen=True, kw_only=True):
 class OfferBaton(Command, frozen=True, kw_only=True):
     to_person: PersonId
     to_service: UnitId
-    note: FreeText | None = None
+    note: PrivateFreeText | None = None
 
 
 class AcceptBaton(Command, frozen=True, kw_only=True):
@@ -147,7 +159,7 @@ class Member(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
     person: PersonId
     service: UnitId | None = None
-    task: ShortText | None = None
+    task: PrivateShortText | None = None
 
 
 class FormResponsibilityGroup(Command, frozen=True, kw_only=True):
@@ -156,26 +168,27 @@ class FormResponsibilityGroup(Command, frozen=True, kw_only=True):
 
 class RequestIndividualPlan(Command, frozen=True, kw_only=True):
     requested_by_guardian: bool
-    note: FreeText | None = None
+    note: PrivateFreeText | None = None
 
 
 class ProposeSystemMeasure(Command, frozen=True, kw_only=True):
-    description: FreeText  # about the unit, never about the child: no personal data
+    description: PrivateFreeText  # about the unit, not the child; sealed all the same
 
 
 class FileChildWelfareReport(Command, frozen=True, kw_only=True):
     legal_basis: ShortText  # e.g. "barnevernsloven § 13-2"
-    grounds: FreeText
+    grounds: PrivateFreeText
     reported_to: UnitId = "barnevern"  # a child welfare unit of the directory
 
 
 class CloseCase(Command, frozen=True, kw_only=True):
-    reason: ShortText
+    reason: PrivateShortText
     participants: PersonIds = ()
+    child_view: PrivateFreeText | None = None  # what the child thinks of it
 
 
 class ReopenCase(Command, frozen=True, kw_only=True):
-    reason: ShortText
+    reason: PrivateShortText
 
 
 class NoteConsent(Command, frozen=True, kw_only=True):
@@ -223,5 +236,6 @@ class CarryOutDecision(Command, frozen=True, kw_only=True):
     decision_id: UUID
     kind: DecisionKind
     to_level: Level | None = None
-    reason: Text
+    reason: PrivateText  # sealed by the meeting service, carried as it is
     participants: tuple[PersonRef, ...] = ()
+    child_view: PrivateText | None = None  # as the meeting recorded it, sealed

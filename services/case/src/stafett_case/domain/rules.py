@@ -31,6 +31,8 @@ names its rule; a command already satisfied returns no events.
 
 from __future__ import annotations
 
+from typing import cast
+
 from stafett_case.domain import progress, sharing  # noqa: F401 (their rules register with decision)
 from stafett_case.domain.access import WHO_MAY_ACT, check_allowed, unit_raising_concern
 from stafett_case.domain.commands import (
@@ -120,6 +122,7 @@ def _raise_concern(
             unit=unit,
             concern=command.concern,
             personal_data=command.personal_data,
+            guides=command.guides,
         )
     ]
 
@@ -137,20 +140,31 @@ def command_for(decided: CarryOutDecision, state: CaseFile) -> Command:
     | move_to_level N | Escalate to N when N is above the case's level, DeEscalate when below, DecideLevel when equal |
     | system_measure | ProposeSystemMeasure, described by the decision's reason |
     """  # noqa: E501 (a table reads best on one line per row)
-    reason, participants = decided.reason, decided.participants
+    # The meeting sealed the reason: it is carried as it is, where a client's text would stand
+    # once the API sealed it (commands' private fields hold sealed text after the API).
+    reason, participants = cast(str, decided.reason), decided.participants
+    view = cast(str | None, decided.child_view)  # the child's view, recorded beside it
     match decided.kind:
         case DecisionKind.CLOSE:
-            return CloseCase(reason=reason, participants=participants)
+            return CloseCase(reason=reason, participants=participants, child_view=view)
         case DecisionKind.SYSTEM_MEASURE:
             return ProposeSystemMeasure(description=reason)
         case DecisionKind.MOVE_TO_LEVEL if decided.to_level is not None:
             if decided.to_level > state.level:
-                return Escalate(to_level=decided.to_level, reason=reason, participants=participants)
+                return Escalate(
+                    to_level=decided.to_level,
+                    reason=reason,
+                    participants=participants,
+                    child_view=view,
+                )
             if decided.to_level < state.level:
                 return DeEscalate(
-                    to_level=decided.to_level, reason=reason, participants=participants
+                    to_level=decided.to_level,
+                    reason=reason,
+                    participants=participants,
+                    child_view=view,
                 )
-    return DecideLevel(reason=reason, participants=participants)
+    return DecideLevel(reason=reason, participants=participants, child_view=view)
 
 
 def _carry_out(case: CaseFile, decided: CarryOutDecision, context: Context) -> list[CaseEvent]:

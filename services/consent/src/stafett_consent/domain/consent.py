@@ -66,7 +66,7 @@ from stafett_contracts.consent import (
     Purpose,
 )
 from stafett_contracts.identity import FAMILY, STAFF, Actor, Role
-from stafett_contracts.inputs import DocumentRef, Moment, PersonId, ShortText, UnitId
+from stafett_contracts.inputs import DocumentRef, Moment, PersonId, PrivateShortText, UnitId
 from stafett_contracts.people import Directory, RegisteredChild
 from stafett_runtime.domain import Context, NotAllowed, RuleViolation, envelope
 
@@ -104,7 +104,8 @@ ServicesInScope = Annotated[
     tuple[UnitId, ...], msgspec.Meta(min_length=1, max_length=50, description="1-50 units")
 ]
 PurposesInScope = Annotated[
-    tuple[Purpose, ...], msgspec.Meta(min_length=1, max_length=3, description="1-3 purposes")
+    tuple[Purpose, ...],
+    msgspec.Meta(min_length=1, max_length=len(Purpose), description=f"1-{len(Purpose)} purposes"),
 ]
 
 
@@ -181,7 +182,7 @@ class ChangeScope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class WithdrawConsent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     services: Annotated[tuple[UnitId, ...], msgspec.Meta(max_length=50)] = ()  # none: wholly
-    reason: ShortText | None = None
+    reason: PrivateShortText | None = None  # sealed by the API before any rule sees it
     expected_version: Version | None = None
 
 

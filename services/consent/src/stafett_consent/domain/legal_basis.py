@@ -27,7 +27,7 @@ import msgspec
 from stafett_consent.domain.facts import Facts
 from stafett_contracts.consent import LegalBasisRecorded
 from stafett_contracts.identity import STAFF
-from stafett_contracts.inputs import FreeText, ShortText, UnitId
+from stafett_contracts.inputs import PrivateFreeText, ShortText, UnitId
 from stafett_runtime.domain import Context, NotAllowed, envelope
 
 # The rules, named as a refusal names them (NotAllowed.rule).
@@ -41,7 +41,7 @@ class RecordLegalBasis(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     case_id: UUID
     service: UnitId  # the unit taking part: the recording person's own
     legal_basis: ShortText  # the provision, as the directory names it: "barnevernsloven § 2-1"
-    justification: FreeText
+    justification: PrivateFreeText  # sealed by the API before any rule sees it
 
 
 class LegalBasisContext(Context, frozen=True, kw_only=True):

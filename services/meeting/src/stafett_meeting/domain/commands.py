@@ -19,11 +19,11 @@ import msgspec
 from stafett_contracts.case import Level
 from stafett_contracts.inputs import (
     TEXT_PATTERN,
-    FreeText,
     Moment,
     PersonId,
     PersonIds,
-    ShortText,
+    PrivateFreeText,
+    PrivateShortText,
     UnitId,
 )
 from stafett_contracts.meeting import DecisionKind, MeetingType, Score
@@ -45,7 +45,7 @@ VideoLink = Annotated[
         description="an https:// address, at most 2 000 printable characters, no space",
     ),
 ]
-Agenda = Annotated[tuple[ShortText, ...], msgspec.Meta(max_length=50)]
+Agenda = Annotated[tuple[PrivateShortText, ...], msgspec.Meta(max_length=50)]
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -99,14 +99,14 @@ class RescheduleMeeting(Command, frozen=True, kw_only=True):
     ends_at: Moment
     place: Place | None = None
     video_link: VideoLink | None = None
-    reason: ShortText | None = None
+    reason: PrivateShortText | None = None
 
     def __post_init__(self) -> None:
         _check_when(self.starts_at, self.ends_at)
 
 
 class CancelMeeting(Command, frozen=True, kw_only=True):
-    reason: ShortText
+    reason: PrivateShortText
 
 
 class RecordMeetingHeld(Command, frozen=True, kw_only=True):
@@ -119,7 +119,7 @@ class RecordMeetingHeld(Command, frozen=True, kw_only=True):
 class RecordMinutes(Command, frozen=True, kw_only=True):
     """The meeting's entry in the relay log."""
 
-    minutes: FreeText
+    minutes: PrivateFreeText
 
 
 class RecordDecision(Command, frozen=True, kw_only=True):
@@ -132,8 +132,9 @@ class RecordDecision(Command, frozen=True, kw_only=True):
     decision_id: UUID
     kind: DecisionKind
     to_level: Level | None = None
-    reason: ShortText
+    reason: PrivateShortText
     participants: PersonIds = ()
+    child_view: PrivateFreeText | None = None  # what the child thinks of it, heard
 
     def __post_init__(self) -> None:
         if self.kind == DecisionKind.MOVE_TO_LEVEL and self.to_level is None:
@@ -146,7 +147,7 @@ class AssignActionItem(Command, frozen=True, kw_only=True):
     """Someone does something by a date; `item_id` is chosen by the client (retries)."""
 
     item_id: UUID
-    description: FreeText
+    description: PrivateFreeText
     owner: PersonId
     owner_service: UnitId | None = None  # None when a guardian owns it
     due_on: date
@@ -154,7 +155,7 @@ class AssignActionItem(Command, frozen=True, kw_only=True):
 
 class CompleteActionItem(Command, frozen=True, kw_only=True):
     item_id: UUID
-    note: FreeText | None = None
+    note: PrivateFreeText | None = None
 
 
 class GiveFeedback(Command, frozen=True, kw_only=True):
@@ -162,7 +163,7 @@ class GiveFeedback(Command, frozen=True, kw_only=True):
 
     rating: Score  # the meeting as a whole, 1 (poor) to 5 (very good)
     heard: Score  # did they feel heard, 1 to 5
-    comment: FreeText | None = None
+    comment: PrivateFreeText | None = None
 
 
 # The commands on an existing meeting, by the route that gives them.

@@ -58,6 +58,7 @@ from stafett_contracts.meeting import (
     MinutesRecorded,
     ParticipantInvited,
 )
+from stafett_contracts.personal import SealedText
 from stafett_contracts.staircase import LEVEL_EXITS, refusal_of_decision
 from stafett_meeting.domain.commands import (
     AssignActionItem,
@@ -100,12 +101,13 @@ class Invitee(msgspec.Struct, frozen=True, kw_only=True):
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
     kind: DecisionKind
     to_level: int | None
-    reason: str
+    reason: SealedText | str  # free text, sealed as the event has it (str: an old event's)
     participants: tuple[str, ...]
+    child_view: SealedText | str | None = None  # what the child thinks of it, beside it
 
 
 class ActionItem(msgspec.Struct, frozen=True, kw_only=True):
-    description: str
+    description: SealedText | str
     owner: str
     owner_service: str | None
     due_on: date
@@ -123,12 +125,12 @@ class Meeting(msgspec.Struct, frozen=True, kw_only=True):
     video_link: str | None
     leader: str
     leader_service: str
-    agenda: tuple[str, ...] = ()
+    agenda: tuple[SealedText | str, ...] = ()
     invited: tuple[Invitee, ...] = ()
     cancelled: bool = False
     held_at: datetime | None = None
     attended: tuple[str, ...] = ()
-    minutes: tuple[str, ...] = ()
+    minutes: tuple[SealedText | str, ...] = ()
     decisions: dict[UUID, Decision] = {}
     action_items: dict[UUID, ActionItem] = {}
     feedback_from: tuple[str, ...] = ()
@@ -231,6 +233,7 @@ def _decision_recorded(event: DecisionRecorded, state: Meeting) -> Meeting:
         to_level=event.to_level,
         reason=event.reason,
         participants=event.participants,
+        child_view=event.child_view,
     )
     return msgspec.structs.replace(
         state, decisions={**state.decisions, event.decision_id: decision}
@@ -420,6 +423,7 @@ def _record_decision(
         to_level=command.to_level,
         reason=command.reason,
         participants=participants,
+        child_view=command.child_view,
     )
     recorded = state.decisions.get(command.decision_id)
     if recorded == decision:
@@ -438,6 +442,7 @@ def _record_decision(
             to_level=command.to_level,
             reason=command.reason,
             participants=participants,
+            child_view=command.child_view,
         )
     ]
 
