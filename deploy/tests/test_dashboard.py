@@ -24,6 +24,8 @@ REPORTED = {
     "stafett_projection_applied_total",
     "stafett_projection_lag",
     "stafett_nats_reconnects_total",
+    "stafett_archive_deliveries_total",
+    "stafett_erasures_total",
 }
 METRIC = re.compile(r"\b(?:stafett|http_server)_[a-z_]+\b")
 

@@ -9,6 +9,9 @@ Then the upstream events each service has parked (`stafett_contracts.processing`
 handling failed again and again, recorded in the service's own stream and not yet processed by
 `stafett retry`. Nothing is skipped silently: a parked event is listed until it is processed.
 
+Last, what retention has due (`retention`): closed cases awaiting archive delivery, and the
+children due for shredding, and when.
+
 On a terminal the tables fit its width; written anywhere else (a file, a pipe, a CI log) they
 keep their full width, never cut at 80 columns (`unwrapped`).
 """
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
+from stafett_cli.retention import print_retention
 from stafett_cli.streams import APPLICATION_NAME, NOTIFICATION_ID, TOPIC, Store, is_bucket
 from stafett_contracts.envelope import topic_of
 from stafett_contracts.processing import (
@@ -184,6 +188,8 @@ def print_status(store: Store, console: Console) -> None:
         console.print(table)
     else:
         console.print("parked events: none")
+
+    print_retention(store, console)
 
 
 def _size(size: int) -> str:

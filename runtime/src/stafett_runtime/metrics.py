@@ -15,6 +15,8 @@ are; the deploy collector serves those to Prometheus. Names as Prometheus shows 
 | `stafett_processing_parked` | gauge | `policy`, `upstream` | parked upstream events not yet processed again |
 | `stafett_notifications_total` | counter | `channel`, `outcome` | delivery attempts of notify: `sent`, or `failed` (retried, then `NotificationFailed`) |
 | `stafett_projection_applied_total` | counter | `stream` | events applied to the read models |
+| `stafett_archive_deliveries_total` | counter | `archive`, `outcome` | closed cases handed to the archive (`folder` or `http`): `delivered`, or `failed` (tried again later) |
+| `stafett_erasures_total` | counter | `reason` | children erased (their key deleted), by the fixed reason: `retention_period_ended`, `erasure_requested`, `registered_in_error` |
 | `stafett_projection_lag` | gauge | `stream` | events the read models have still to apply (as `/lag` says) |
 | `stafett_nats_reconnects_total` | counter | `connection` | the NATS connection came back after it was lost |
 
@@ -45,6 +47,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 __all__ = [
     "MEDIA_TYPE",
+    "archive_delivery_attempted",
+    "child_erased",
     "command_answered",
     "configure_metrics",
     "event_processed",
@@ -94,6 +98,14 @@ _applied = _meter.create_counter(
     "stafett.projection.applied",
     unit="{event}",
     description="events applied to the read models, by stream",
+)
+_archive_deliveries = _meter.create_counter(
+    "stafett.archive.deliveries",
+    unit="{delivery}",
+    description="closed cases handed to the archive, by archive and outcome",
+)
+_erasures = _meter.create_counter(
+    "stafett.erasures", unit="{child}", description="children erased, by reason"
 )
 _reconnects = _meter.create_counter(
     "stafett.nats.reconnects",
@@ -247,6 +259,17 @@ def notification_attempted(channel: str, outcome: str) -> None:
 
 def projection_applied(stream: str, count: int) -> None:
     _applied.add(count, {"stream": stream})
+
+
+def archive_delivery_attempted(archive: str, outcome: str) -> None:
+    """One attempt at handing a closed case to the `archive` (`folder` or `http`): `delivered`
+    or `failed`."""
+    _archive_deliveries.add(1, {"archive": archive, "outcome": outcome})
+
+
+def child_erased(reason: str) -> None:
+    """A child was erased (newly: erasing one erased already counts nothing), for `reason`."""
+    _erasures.add(1, {"reason": reason})
 
 
 def nats_reconnected(connection: str) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from functools import singledispatch
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -28,9 +28,9 @@ from stafett_contracts import case, consent, meeting, notify
 from stafett_contracts.casefile import CaseSummary
 from stafett_contracts.envelope import Event
 from stafett_contracts.people import Directory
-from stafett_contracts.personal import Erased, PersonalData
+from stafett_contracts.personal import Erased, PersonalData, SealedText
 from stafett_projection.models import decode
-from stafett_projection.phrases import PHRASES, Language
+from stafett_projection.phrases import ERASED_TEXT, PHRASES, Language
 from stafett_projection.views import Entry
 
 # The services' bookkeeping: recorded, never part of the story a person reads.
@@ -48,6 +48,10 @@ BOOKKEEPING = frozenset(
         "DeliveryAttempted",
         "DeliveryAttemptFailed",
         "CaseAccessed",
+        "ArchiveDelivered",
+        "ArchiveDeliveryFailed",
+        "ChildErased",  # of the child, not of one case: in no case's entries
+        "GuidePublished",  # the municipality's configuration: in no case's entries
         "ProcessingParked",
         "ParkedEventRetried",
     }
@@ -125,6 +129,32 @@ class ArchiveDocument(msgspec.Struct, frozen=True, kw_only=True):
     decisions: list[Decision]
     measures: list[Measure]
     log: list[Line]
+
+
+T = TypeVar("T")
+
+
+class TextOpener(Protocol):
+    """What opens sealed free text for a reader (the service's kernel)."""
+
+    async def open_texts(self, value: T, erased_as: str | None = None) -> T: ...
+
+
+async def opened_document(
+    opener: TextOpener,
+    case_id: UUID,
+    child: PersonalData | Erased | None,
+    visible: Sequence[Entry],
+    state: CaseSummary,
+    directory: Directory,
+    language: Language,
+    zone: ZoneInfo,
+) -> ArchiveDocument:
+    """The archive document with its free text opened: the one way the query API and the
+    archive delivery make it, so how texts are opened changes in one place. A document wants
+    words where an erased text was, not a structure."""
+    entries = await opener.open_texts(list(visible), erased_as=ERASED_TEXT[language])
+    return document(case_id, child, entries, state, directory, language, zone)
 
 
 def document(
@@ -316,12 +346,12 @@ def _told(event: Event, w: _Words) -> Told | None:
 
 @_told.register
 def _(e: case.ConcernRaised, w: _Words) -> Told:
-    return w.say("ConcernRaised", unit=w.unit(e.unit)), e.concern
+    return w.say("ConcernRaised", unit=w.unit(e.unit)), _text(e.concern)
 
 
 @_told.register
 def _(e: case.ConcernShared, w: _Words) -> Told:
-    return w.say("ConcernShared", person=e.shared_with), e.note
+    return w.say("ConcernShared", person=e.shared_with), _text(e.note)
 
 
 @_told.register
@@ -332,32 +362,36 @@ def _(e: case.WonderingConversationHeld, w: _Words) -> Told:
         if held
     ]
     key = "WonderingConversationHeld.with" if with_whom else "WonderingConversationHeld"
-    return w.say(key, day=w.day(e.held_on), people=w.and_(with_whom)), e.summary
+    return w.say(key, day=w.day(e.held_on), people=w.and_(with_whom)), _text(e.summary)
 
 
 @_told.register
 def _(e: case.ChildViewRecorded, w: _Words) -> Told:
-    return w.say("ChildViewRecorded", how=w.say(f"how.{e.how}")), e.view
+    return w.say("ChildViewRecorded", how=w.say(f"how.{e.how}")), _text(e.view)
 
 
 @_told.register
 def _(e: case.BrightSpotNoted, w: _Words) -> Told:
-    return w.say("BrightSpotNoted"), e.note
+    return w.say("BrightSpotNoted"), _text(e.note)
 
 
 @_told.register
 def _(e: case.LevelDecided, w: _Words) -> Told:
-    return w.say("LevelDecided", level=w.level(e.level)), e.reason
+    return w.say("LevelDecided", level=w.level(e.level)), _text(e.reason)
 
 
 @_told.register
 def _(e: case.Escalated, w: _Words) -> Told:
-    return w.say("Escalated", before=w.level(e.from_level), level=w.level(e.to_level)), e.reason
+    return w.say("Escalated", before=w.level(e.from_level), level=w.level(e.to_level)), _text(
+        e.reason
+    )
 
 
 @_told.register
 def _(e: case.DeEscalated, w: _Words) -> Told:
-    return w.say("DeEscalated", before=w.level(e.from_level), level=w.level(e.to_level)), e.reason
+    return w.say("DeEscalated", before=w.level(e.from_level), level=w.level(e.to_level)), _text(
+        e.reason
+    )
 
 
 @_told.register
@@ -368,7 +402,7 @@ def _(e: case.DecisionRefused, w: _Words) -> Told:
 @_told.register
 def _(e: case.ProblemDefined, w: _Words) -> Told:
     key = "ProblemDefined.with_guardians" if e.with_guardians else "ProblemDefined"
-    return w.say(key), e.description
+    return w.say(key), _text(e.description)
 
 
 @_told.register
@@ -376,22 +410,22 @@ def _(e: case.MeasurePlanned, w: _Words) -> Told:
     said = w.say(
         "MeasurePlanned", person=e.responsible, unit=w.unit(e.service), day=w.day(e.evaluation_date)
     )
-    return said, e.description
+    return said, _text(e.description)
 
 
 @_told.register
 def _(e: case.MeasureEvaluated, w: _Words) -> Told:
-    return w.say("MeasureEvaluated", outcome=w.say(f"outcome.{e.outcome}")), e.notes
+    return w.say("MeasureEvaluated", outcome=w.say(f"outcome.{e.outcome}")), _text(e.notes)
 
 
 @_told.register
 def _(e: case.MeasureEnded, w: _Words) -> Told:
-    return w.say("MeasureEnded"), e.reason
+    return w.say("MeasureEnded"), _text(e.reason)
 
 
 @_told.register
 def _(e: case.ReferralSent, w: _Words) -> Told:
-    return w.say("ReferralSent", unit=w.unit(e.to_service)), e.purpose
+    return w.say("ReferralSent", unit=w.unit(e.to_service)), _text(e.purpose)
 
 
 @_told.register
@@ -401,7 +435,7 @@ def _(e: case.AgencyJoined, w: _Words) -> Told:
 
 @_told.register
 def _(e: case.AgencyLeft, w: _Words) -> Told:
-    return w.say(f"AgencyLeft.{e.reason}", unit=w.unit(e.service)), e.note
+    return w.say(f"AgencyLeft.{e.reason}", unit=w.unit(e.service)), _text(e.note)
 
 
 @_told.register
@@ -411,7 +445,9 @@ def _(e: case.BatonHolderAppointed, w: _Words) -> Told:
 
 @_told.register
 def _(e: case.BatonHandoverOffered, w: _Words) -> Told:
-    return w.say("BatonHandoverOffered", person=e.to_person, unit=w.unit(e.to_service)), e.note
+    return w.say("BatonHandoverOffered", person=e.to_person, unit=w.unit(e.to_service)), _text(
+        e.note
+    )
 
 
 @_told.register
@@ -447,28 +483,28 @@ def _(e: case.IndividualPlanRequested, w: _Words) -> Told:
     key = (
         "IndividualPlanRequested.guardian" if e.requested_by_guardian else "IndividualPlanRequested"
     )
-    return w.say(key), e.note
+    return w.say(key), _text(e.note)
 
 
 @_told.register
 def _(e: case.SystemMeasureProposed, w: _Words) -> Told:
-    return w.say("SystemMeasureProposed", unit=w.unit(e.unit)), e.description
+    return w.say("SystemMeasureProposed", unit=w.unit(e.unit)), _text(e.description)
 
 
 @_told.register
 def _(e: case.ChildWelfareReportFiled, w: _Words) -> Told:
     said = w.say("ChildWelfareReportFiled", unit=w.unit(e.reported_to), provision=e.legal_basis)
-    return said, e.grounds
+    return said, _text(e.grounds)
 
 
 @_told.register
 def _(e: case.CaseClosed, w: _Words) -> Told:
-    return w.say("CaseClosed", level=w.level(e.at_level)), e.reason
+    return w.say("CaseClosed", level=w.level(e.at_level)), _text(e.reason)
 
 
 @_told.register
 def _(e: case.CaseReopened, w: _Words) -> Told:
-    return w.say("CaseReopened"), e.reason
+    return w.say("CaseReopened"), _text(e.reason)
 
 
 @_told.register
@@ -496,8 +532,8 @@ def _(e: consent.ConsentScopeChanged, w: _Words) -> Told:
 @_told.register
 def _(e: consent.ConsentWithdrawn, w: _Words) -> Told:
     if e.services:
-        return w.say("ConsentWithdrawn.services", services=w.units(e.services)), e.reason
-    return w.say("ConsentWithdrawn"), e.reason
+        return w.say("ConsentWithdrawn.services", services=w.units(e.services)), _text(e.reason)
+    return w.say("ConsentWithdrawn"), _text(e.reason)
 
 
 @_told.register
@@ -508,7 +544,7 @@ def _(e: consent.ConsentExpired, w: _Words) -> Told:
 @_told.register
 def _(e: consent.LegalBasisRecorded, w: _Words) -> Told:
     said = w.say("LegalBasisRecorded", unit=w.unit(e.service), provision=e.legal_basis)
-    return said, e.justification
+    return said, _text(e.justification)
 
 
 @_told.register
@@ -528,12 +564,12 @@ def _(e: meeting.ParticipantInvited, w: _Words) -> Told:
 
 @_told.register
 def _(e: meeting.MeetingRescheduled, w: _Words) -> Told:
-    return w.say("MeetingRescheduled", at=w.moment(e.starts_at)), e.reason
+    return w.say("MeetingRescheduled", at=w.moment(e.starts_at)), _text(e.reason)
 
 
 @_told.register
 def _(e: meeting.MeetingCancelled, w: _Words) -> Told:
-    return w.say("MeetingCancelled"), e.reason
+    return w.say("MeetingCancelled"), _text(e.reason)
 
 
 @_told.register
@@ -543,34 +579,34 @@ def _(e: meeting.MeetingHeld, w: _Words) -> Told:
 
 @_told.register
 def _(e: meeting.MinutesRecorded, w: _Words) -> Told:
-    return w.say("MinutesRecorded"), e.minutes
+    return w.say("MinutesRecorded"), _text(e.minutes)
 
 
 @_told.register
 def _(e: meeting.DecisionRecorded, w: _Words) -> Told:
     level = None if e.to_level is None else w.level(e.to_level)
-    return w.say(f"DecisionRecorded.{e.kind}", level=level), e.reason
+    return w.say(f"DecisionRecorded.{e.kind}", level=level), _text(e.reason)
 
 
 @_told.register
 def _(e: meeting.ActionItemAssigned, w: _Words) -> Told:
-    return w.say("ActionItemAssigned", person=e.owner, day=w.day(e.due_on)), e.description
+    return w.say("ActionItemAssigned", person=e.owner, day=w.day(e.due_on)), _text(e.description)
 
 
 @_told.register
 def _(e: meeting.ActionItemCompleted, w: _Words) -> Told:
-    return w.say("ActionItemCompleted"), e.note
+    return w.say("ActionItemCompleted"), _text(e.note)
 
 
 @_told.register
 def _(e: meeting.FeedbackGiven, w: _Words) -> Told:
-    return w.say("FeedbackGiven", rating=e.rating, heard=e.heard), e.comment
+    return w.say("FeedbackGiven", rating=e.rating, heard=e.heard), _text(e.comment)
 
 
 @_told.register
 def _(e: notify.FollowUpBreakDetected, w: _Words) -> Told:
     said = w.say(f"FollowUpBreakDetected.{e.cause}", stage=w.say(f"stage.{e.stage}"))
-    return said, e.note
+    return said, _text(e.note)
 
 
 _DECISIONS = (
@@ -602,14 +638,14 @@ def _decision(event: Event, what: str, by: Who, words: _Words) -> Decision | Non
         level_name=None if level is None else words.level(level),
         decided_by=by,
         with_whom=list(participants),
-        why=getattr(event, "reason", None),
+        why=_text(getattr(event, "reason", None)),
     )
 
 
 def _measure(event: Event, measures: dict[UUID, Measure], by: Who, words: _Words) -> None:
     if isinstance(event, case.MeasurePlanned):
         measures[event.measure_id] = Measure(
-            description=event.description,
+            description=_text(event.description) or "",
             responsible=event.responsible,
             unit=words.unit(event.service),
             planned_at=event.occurred_at,
@@ -621,7 +657,7 @@ def _measure(event: Event, measures: dict[UUID, Measure], by: Who, words: _Words
         evaluation = Evaluation(
             at=event.occurred_at,
             outcome=words.say(f"outcome.{event.outcome}"),
-            notes=event.notes,
+            notes=_text(event.notes) or "",
             by=by,
             next_evaluation=event.next_evaluation_date,
         )
@@ -630,7 +666,9 @@ def _measure(event: Event, measures: dict[UUID, Measure], by: Who, words: _Words
         )
     elif isinstance(event, case.MeasureEnded) and event.measure_id in measures:
         measures[event.measure_id] = msgspec.structs.replace(
-            measures[event.measure_id], ended_at=event.occurred_at, ended_because=event.reason
+            measures[event.measure_id],
+            ended_at=event.occurred_at,
+            ended_because=_text(event.reason),
         )
 
 
@@ -641,3 +679,11 @@ def _md(text: str) -> str:
 
 
 _MARKDOWN = frozenset("\\`*_{}[]<>#|!")
+
+
+def _text(value: SealedText | str | None) -> str | None:
+    """Free text as the document shows it: the API opened it before (an erased one is words);
+    a sealed value never reaches a document in clear, nor as ciphertext."""
+    if isinstance(value, SealedText):
+        return "(sealed)"
+    return value

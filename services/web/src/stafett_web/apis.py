@@ -118,9 +118,13 @@ class Services:
         return (await self._send("GET", service, path, token, params=params)).content
 
     async def command(self, service: str, path: str, token: str, body: Any) -> Saved:
+        return await self.post(service, path, token, body, Saved)
+
+    async def post(self, service: str, path: str, token: str, body: Any, into: type[T]) -> T:
+        """A command whose answer is not an aggregate's (`Saved`): an erasure's, for one."""
         answer = await self._send("POST", service, path, token, json=body)
         try:
-            return msgspec.json.decode(answer.content, type=Saved)
+            return msgspec.json.decode(answer.content, type=into)
         except msgspec.DecodeError:
             log.error("answer_not_understood", service=service)
             raise Unavailable(service, 502, "the service's answer could not be read") from None

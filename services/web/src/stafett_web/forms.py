@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from stafett_contracts.erasure import ErasureReason
 from stafett_web.i18n import Translator
 
 Kind = Literal[
@@ -350,6 +351,32 @@ WITHDRAW_CONSENT = Form(
         ),
         Field(name="services", kind="units"),
         _text("reason", False),
+    ),
+    danger=True,
+)
+
+# The case service's erasure: POST /children/{child_id}/erase (docs/openapi/case.json). The
+# child's id goes in the address, not the body; the reasons are the contracts' fixed words.
+ERASE_CHILD = Form(
+    name="erase-child",
+    fields=(
+        Field(name="child_id", kind="text", required=True, max_length=36),
+        Field(
+            name="reason",
+            kind="choice",
+            required=True,
+            # An administrator's usual reasons first: the first is the one shown chosen.
+            choices=tuple(
+                r.value
+                for r in (
+                    ErasureReason.ERASURE_REQUESTED,
+                    ErasureReason.REGISTERED_IN_ERROR,
+                    ErasureReason.RETENTION_PERIOD_ENDED,
+                )
+            ),
+            label="erasure_reason",
+        ),
+        Field(name="reference", kind="text", max_length=64),
     ),
     danger=True,
 )

@@ -124,7 +124,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("nav.overrides", "/audit/overrides"),
         ("nav.figures", "/figures"),
     ),
-    "administrator": (("nav.figures", "/figures"),),
+    "administrator": (("nav.figures", "/figures"), ("nav.erase_child", "/children/erase")),
 }
 
 

@@ -1,10 +1,10 @@
-"""The pages, by who uses them: signing in, cases, consent, meetings, work, audit."""
+"""The pages, by who uses them: signing in, cases, consent, meetings, work, audit, erasure."""
 
 from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-from stafett_web.routes import audit, auth, cases, consents, meetings, work
+from stafett_web.routes import audit, auth, cases, children, consents, meetings, work
 
 ROUTES: list[ControllerRouterHandler] = [
     *auth.ROUTES,
@@ -13,4 +13,5 @@ ROUTES: list[ControllerRouterHandler] = [
     *meetings.ROUTES,
     *work.ROUTES,
     *audit.ROUTES,
+    *children.ROUTES,
 ]
