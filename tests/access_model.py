@@ -14,6 +14,9 @@ DOMAIN.md, as this model reads it:
   flows to it; what it saw before stays in the history;
 - rule 4: a report to child welfare overrides consent; child welfare assesses it on what the
   case knew;
+- rule 5 and issue 18: at a transition (kindergarten to school) the receiving unit, under the
+  guardians' consent to the handover, sees what was tried before it came in (measures, their
+  evaluations, decisions, action items), and nothing else from before;
 - auditors read everything, stating a purpose; administrators configure, they read no case.
 """
 
@@ -25,7 +28,22 @@ from datetime import date, datetime
 READING_AGE = 15
 FOREVER = None
 TVIST = "tvist"
-CONSENT_PURPOSES = ("cooperation", "tvist", "referral")
+HANDOVER = "handover"
+CONSENT_PURPOSES = ("cooperation", "tvist", "referral", HANDOVER)
+# What a handover carries from before the receiver's consent, by event type.
+PACKET = frozenset(
+    {
+        "MeasurePlanned",
+        "MeasureEvaluated",
+        "MeasureEnded",
+        "LevelDecided",
+        "Escalated",
+        "DeEscalated",
+        "DecisionRecorded",
+        "ActionItemAssigned",
+        "ActionItemCompleted",
+    }
+)
 
 
 @dataclass
@@ -88,11 +106,12 @@ class Expected:
     whole: bool = False
     windows: tuple[tuple[datetime | None, datetime | None], ...] = ()  # None: unbounded
     identity: bool = False
+    handover: bool = False  # the packet's entries, whenever they were made
 
-    def shows(self, at: datetime) -> bool:
+    def shows(self, at: datetime, kind: str | None = None) -> bool:
         if not self.granted:
             return False
-        if self.whole:
+        if self.whole or (self.handover and kind in PACKET):
             return True
         return any(
             (start is None or start <= at) and (end is None or at < end)
@@ -119,6 +138,8 @@ def expect(
     windows: list[tuple[datetime | None, datetime | None]] = []
     named_now = False
     anonymous_only = True
+    handover = False
+    for_handover = purpose not in CONSENT_PURPOSES or purpose == HANDOVER  # no other named
     for consent in case.consents:
         for start, finish, purposes in consent.windows(viewer.service):
             if purpose in CONSENT_PURPOSES and purpose not in purposes:
@@ -127,6 +148,7 @@ def expect(
             if start <= now < finish:
                 named_now = True
                 anonymous_only &= purposes <= {TVIST}
+                handover |= HANDOVER in purposes and for_handover
     for service, since in case.overrides:
         if service == viewer.service:
             windows.append((None, None))  # what came before, and from then on
@@ -134,7 +156,7 @@ def expect(
                 named_now, anonymous_only = True, False
     if not named_now:
         return Expected(False)
-    return Expected(True, windows=tuple(windows), identity=not anonymous_only)
+    return Expected(True, windows=tuple(windows), identity=not anonymous_only, handover=handover)
 
 
 def _age(born: date, day: date) -> int:

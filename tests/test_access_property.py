@@ -38,7 +38,7 @@ from tests.platform import Platform
 EXAMPLES = int(os.environ.get("STAFETT_PROPERTY_EXAMPLES", "8"))
 UNITS = ("skole-lia", "barnehage-solsikke")
 HELPERS = ("ppt", "bup", "barnevern", "helsestasjon")
-PURPOSES = ("cooperation", "tvist", "referral")
+PURPOSES = ("cooperation", "tvist", "referral", "handover")
 LEGAL_BASIS = "barnevernsloven § 2-1"
 EXPIRES_SOON = timedelta(seconds=2.5)
 SETTLES_WITHIN = 30.0
@@ -488,8 +488,8 @@ def compare_reads(platform: Platform, run: Run, differences: Differences) -> Non
         differences.check(f"{who}: relay-log", log.status_code, wanted)
         if log.status_code == 200 and wanted == 200:
             seen = {(e["stream"], e["seq"]) for e in log.json()["entries"]}
-            must = {(e["stream"], e["seq"]) for e in before if expected.shows(_at(e))}
-            may = {(e["stream"], e["seq"]) for e in after if expected.shows(_at(e))}
+            must = {(e["stream"], e["seq"]) for e in before if expected.shows(_at(e), e["type"])}
+            may = {(e["stream"], e["seq"]) for e in after if expected.shows(_at(e), e["type"])}
             differences.check(f"{who}: relay-log entries missing", sorted(must - seen), [])
             differences.check(f"{who}: relay-log entries not theirs", sorted(seen - may), [])
             differences.check(
@@ -540,7 +540,7 @@ def compare_reads(platform: Platform, run: Run, differences: Differences) -> Non
 def _meetings_shown(entries: list[dict[str, Any]], expected: Expected) -> dict[str, int]:
     shown: dict[str, int] = {}
     for e in entries:
-        if e["stream"] != "MEETING" or not expected.shows(_at(e)):
+        if e["stream"] != "MEETING" or not expected.shows(_at(e), e["type"]):
             continue
         meeting_id = e["event"]["aggregate_id"]
         if e["type"] == "MeetingScheduled":

@@ -483,6 +483,16 @@ def test_a_concern_is_raised_escalated_with_consent_and_a_meeting_s_decision_mov
     expect(page.locator("ol.log")).to_contain_text("Emma har vært stille og lei seg i flere uker.")
     case_path = page.url.removeprefix(stafett.web).split("?")[0]
     case_id = UUID(case_path.rsplit("/", 1)[1])
+    # And the guide's next step is to share the worry, its form the guide's wondering note
+    guide = page.locator("section.guide")
+    expect(guide).to_contain_text("Undringsnotat")
+    # When she shares it with the head on that form
+    guide.get_by_label("Delt med").fill("styrer-solsikke")
+    guide.get_by_label("Hva undrer du deg over, konkret?").fill("Hun leker mest alene.")
+    teacher.submit("Registrer")
+    # Then the log tells it, and the guide's next step is the wondering conversation
+    expect(page.locator("ol.log")).to_contain_text("Hun leker mest alene.")
+    expect(guide).to_contain_text("Samtalemal: undringssamtale med foresatte")
     teacher.sign_out()
 
     # Given the kindergarten's head, who follows the notification's link to the case

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from stafett_contracts import access as rule
-from stafett_contracts.access import Access, ReadRules, read_access, visible
+from stafett_contracts.access import Access, ReadRules, read_access, state_shown, visible
 from stafett_contracts.case import (
     AgencyJoined,
     BrightSpotNoted,
@@ -19,9 +19,12 @@ from stafett_contracts.case import (
     ConcernRaised,
     ConsentLapsed,
     ConsentNoted,
+    CoordinatorAssigned,
     Escalated,
     LegalBasisNoted,
     MeasureEnded,
+    MeasureEvaluated,
+    MeasureOutcome,
     MeasurePlanned,
 )
 from stafett_contracts.casefile import CaseFile, fold, summary
@@ -40,6 +43,7 @@ CHILD = RegisteredChild(
 )
 DIRECTORY = Directory(
     units={
+        "barnehage-sol": Unit(name="Sol barnehage", kind=ServiceKind.KINDERGARTEN, leader="styrer"),
         "skole-lia": Unit(name="Lia skole", kind=ServiceKind.SCHOOL, leader="rektor"),
         "ppt": Unit(name="PPT", kind=ServiceKind.PPT, leader="ppt-leder"),
         "barnevern": Unit(name="Barnevernet", kind=ServiceKind.CHILD_WELFARE, leader="bv-leder"),
@@ -279,3 +283,98 @@ def test_a_summary_says_only_what_the_visible_entries_say() -> None:
 
 def _fields(child: RegisteredChild) -> dict[str, Any]:
     return {f: getattr(child, f) for f in child.__struct_fields__}
+
+
+KINDERGARTEN_TEACHER = Actor(person="pedleder", role=Role.EMPLOYEE, service="barnehage-sol")
+
+
+def a_kindergarten_case_that_goes_to_school(purposes: tuple[str, ...]) -> Story:
+    """A case of Sol barnehage, with what was tried there, and the guardians' consent to the
+    school at the transition (day 10), for `purposes`."""
+    story = Story()
+    k = KINDERGARTEN_TEACHER
+    story.add(ConcernRaised, 0, k, child_id=CHILD.child_id, unit="barnehage-sol", concern="uro")
+    story.add(BrightSpotNoted, 1, k, note="en god dag")
+    consent(story, 1, ("ppt",), ("cooperation",))
+    story.add(Escalated, 2, k, from_level=0, to_level=1, reason="tiltak i barnehagen")
+    worked, ended = uuid4(), uuid4()
+    for measure_id, what in ((worked, "fast voksen"), (ended, "egen plass i samling")):
+        story.add(
+            MeasurePlanned,
+            3,
+            k,
+            measure_id=measure_id,
+            description=what,
+            responsible="pedleder",
+            service="barnehage-sol",
+            evaluation_date=date(2026, 4, 1),
+        )
+    story.add(
+        MeasureEvaluated,
+        5,
+        k,
+        measure_id=worked,
+        outcome=MeasureOutcome.WORKED,
+        notes="roligere",
+        next_evaluation_date=date(2026, 6, 1),
+    )
+    story.add(MeasureEnded, 6, k, measure_id=ended, reason="hjalp ikke")
+    story.add(CoordinatorAssigned, 7, k, coordinator="ppt-1", service="ppt")
+    consent(story, 10, ("skole-lia",), purposes)
+    story.add(BrightSpotNoted, 11, k, note="gleder seg til skolen")
+    return story
+
+
+def test_a_receiving_unit_under_a_handover_consent_sees_what_was_tried_and_nothing_else() -> None:
+    # Given a kindergarten case and the guardians' consent to the transition to Lia skole
+    story = a_kindergarten_case_that_goes_to_school(("handover",))
+    # When the school reads it after the transition
+    access = story.read(TEACHER, 12)
+    # Then the rule grants it under the consent, as a handover, naming the child
+    assert (access.granted, access.rule, access.handover, access.identity) == (
+        True,
+        rule.COVERED_NOW,
+        True,
+        True,
+    )
+    # It sees the measures tried, their evaluations and the decisions, from the whole case, and
+    # from before its consent nothing else: not the concern, the bright spot or the consents
+    assert story.seen(access) == [
+        "Escalated",
+        "MeasurePlanned",
+        "MeasurePlanned",
+        "MeasureEvaluated",
+        "MeasureEnded",
+        "ConsentNoted",  # its own consent, and what came after it
+        "BrightSpotNoted",
+    ]
+    # And the case's state now: its level, unit, coordinator and open measures
+    state = state_shown(access, CASE_ID, story.events)
+    assert (state.level, state.unit, state.coordinator) == (1, "barnehage-sol", "ppt-1")
+    assert [m.description for m in state.open_measures] == ["fast voksen"]
+
+
+def test_a_consent_for_cooperation_alone_shows_a_receiving_unit_nothing_from_before() -> None:
+    # Given the same case, where the guardians consented to the school for cooperation only
+    story = a_kindergarten_case_that_goes_to_school(("cooperation",))
+    # When the school reads it, then it sees only what came from its consent on
+    access = story.read(TEACHER, 12)
+    assert (access.granted, access.handover) == (True, False)
+    assert story.seen(access) == ["ConsentNoted", "BrightSpotNoted"]
+    state = state_shown(access, CASE_ID, story.events)
+    assert (state.level, state.unit, state.open_measures) == (None, None, ())
+    # And a reader holding a handover consent who names another purpose gets no handover
+    handover = a_kindergarten_case_that_goes_to_school(("cooperation", "handover"))
+    assert handover.read(TEACHER, 12, purpose="cooperation").handover is False
+    assert handover.read(TEACHER, 12, purpose="handover").handover is True
+
+
+def test_a_handover_consent_that_ended_shows_nothing() -> None:
+    # Given the school's handover consent, withdrawn on day 20 (rule 3)
+    story = a_kindergarten_case_that_goes_to_school(("handover",))
+    consent_id = story.events[-2].consent_id  # type: ignore[attr-defined]
+    story.add(ConsentLapsed, 20, SYSTEM, consent_id=consent_id, reason="withdrawn")
+    # When the school reads it after, then it is refused: the packet came with the consent
+    refused = story.read(TEACHER, 21)
+    assert (refused.granted, refused.rule, refused.handover) == (False, rule.COVERED_NOW, False)
+    assert story.seen(refused) == []

@@ -153,3 +153,37 @@ def test_a_directory_that_does_not_parse_stops_the_start_but_never_a_running_ser
     assert running.current().leads("r", "skole-lia")  # the last good directory stays
     with pytest.raises(SettingsError, match="cannot be read"):
         directory_from_env({"STAFETT_DATA_DIR": str(tmp_path / "nowhere")})
+
+
+def test_the_directory_sets_the_municipality_s_deadlines_and_a_level_s_own(
+    tmp_path: Path,
+) -> None:
+    # Given a directory that sets the level-0 decision and, at level 3, its own inactivity
+    path = tmp_path / "directory.toml"
+    path.write_text(
+        "[deadlines]\ndecision_days = 21\n\n[deadlines.levels.3]\ninactivity_days = 30\n"
+    )
+    deadlines = parse(path).deadlines
+    # Then those are in force, the rest are the defaults, and a level's own wins at that level
+    assert (deadlines.decision_days, deadlines.inactivity_days) == (21, 14)
+    assert deadlines.at_level(3).inactivity_days == 30
+    assert deadlines.at_level(2).inactivity_days == 14
+    assert (deadlines.minutes_days, deadlines.escalation_days) == (7, 7)
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "reason"),
+    [
+        ("[deadlines]\ninactivity_days = 0\n", 3, r"int` >= 1 - at `\$\.deadlines\.inactivity"),
+        ("[deadlines]\nsoon = 3\n", 2, "unknown field `soon`"),
+        ("[deadlines.levels.4]\nminutes_days = 3\n", 2, "Invalid enum value '4'"),
+        ('[deadlines.levels.1]\nminutes_days = "a week"\n', 3, "Expected `int | null`"),
+    ],
+)
+def test_a_bad_deadlines_section_is_refused_with_its_line_and_the_reason(
+    tmp_path: Path, section: str, line: int, reason: str
+) -> None:
+    path = tmp_path / "directory.toml"
+    path.write_text('municipality = "Eksempel"\n' + section)
+    with pytest.raises(SettingsError, match=rf"not valid \(line {line}\): .*{reason}"):
+        parse(path)

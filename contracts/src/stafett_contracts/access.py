@@ -11,11 +11,17 @@ the units and their leaders from the municipality directory, and who asks from a
 | a guardian of the child, as the register says | the child's cases | every entry, and who the child is (rule 7) |
 | the child, from the reading age by the register's birth date | their own cases | every entry, and who they are |
 | someone of the unit where the worry arose | its cases | every entry, and who the child is: it is the unit's own record |
-| someone of another unit in the directory, while a consent, a legal basis or a report to child welfare covers that unit | the case | the entries from the periods it was covered (rules 1, 3); under a legal basis or a report, also what came before (rule 4); who the child is, unless the unit is covered only for a TVIST discussion |
+| someone of another unit in the directory, while a consent, a legal basis or a report to child welfare covers that unit | the case | the entries from the periods it was covered (rules 1, 3); under a legal basis or a report, also what came before (rule 4); under a consent for a handover, also the handover packet's entries from before (`HANDOVER_ENTRIES`) and the case's state now; who the child is, unless the unit is covered only for a TVIST discussion |
 | anyone else | nothing | |
 
-A reader may name a consent purpose (`cooperation`, `tvist`, `referral`): then only consents
-given for that purpose count. An auditor's purpose is free text and is required.
+A reader may name a consent purpose (`cooperation`, `tvist`, `referral`, `handover`): then only
+consents given for that purpose count. An auditor's purpose is free text and is required.
+
+A handover (kindergarten to school) exists to carry what was tried before the receiving unit came
+in, and nothing else: under the guardians' consent to the transition (purpose `handover`), the
+receiver sees, from the whole case, the measures and their evaluations, the decisions on the
+level (and a meeting's decisions), the action items, and the case's state now (level, unit, baton
+holder, coordinator, open measures: `state_shown`); of what came before its consent, nothing more.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -23,16 +29,34 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol, TypeVar
+from uuid import UUID
 
 import msgspec
 
-from stafett_contracts.casefile import CaseFile, Period
+from stafett_contracts.case import CaseEvent
+from stafett_contracts.casefile import CaseFile, CaseSummary, Period, fold, says_level, summarise
 from stafett_contracts.consent import Purpose
 from stafett_contracts.identity import STAFF, Actor, Role
 from stafett_contracts.people import Directory, RegisteredChild
 
 CONSENT_PURPOSES = frozenset(str(p) for p in Purpose)
 ANONYMOUS_PURPOSES = frozenset({str(Purpose.TVIST)})  # a TVIST discussion needs no name
+
+# What a receiving unit sees of the case from before its consent to a handover: what was tried,
+# how it went, what was decided and what is still to be done (the handover packet), by event type.
+HANDOVER_ENTRIES = frozenset(
+    {
+        "MeasurePlanned",
+        "MeasureEvaluated",
+        "MeasureEnded",
+        "LevelDecided",
+        "Escalated",
+        "DeEscalated",
+        "DecisionRecorded",
+        "ActionItemAssigned",
+        "ActionItemCompleted",
+    }
+)
 
 # The rules, as a decision names them.
 AUDITOR_STATES_PURPOSE = "auditor-states-purpose"
@@ -60,10 +84,15 @@ class Access(msgspec.Struct, frozen=True, kw_only=True):
     whole_case: bool = False  # every entry; otherwise those `periods` show
     periods: tuple[Period, ...] = ()
     identity: bool = False  # the child's name, birth date and national id
+    handover: bool = False  # a receiving unit: the handover packet's entries from any time
 
-    def shows(self, at: datetime) -> bool:
-        """Whether an entry made at `at` may be shown."""
-        return self.granted and (self.whole_case or any(p.shows(at) for p in self.periods))
+    def shows(self, at: datetime, kind: str | None = None) -> bool:
+        """Whether an entry made at `at`, of event type `kind`, may be shown."""
+        if not self.granted:
+            return False
+        if self.whole_case or any(p.shows(at) for p in self.periods):
+            return True
+        return self.handover and kind in HANDOVER_ENTRIES
 
 
 def read_access(
@@ -133,7 +162,12 @@ def _as_staff(
         basis=_basis(current[0]),
         periods=periods,
         identity=any(_names_the_child(p) for p in current),
+        handover=str(Purpose.HANDOVER) in named and any(_hands_over(p) for p in current),
     )
+
+
+def _hands_over(period: Period) -> bool:
+    return period.basis == "consent" and str(Purpose.HANDOVER) in period.purposes
 
 
 def _names_the_child(period: Period) -> bool:
@@ -168,7 +202,52 @@ D = TypeVar("D", bound=Dated)
 
 def visible(access: Access, entries: Iterable[D]) -> list[D]:
     """The entries `access` lets its reader see, in the order given."""
-    return [e for e in entries if access.shows(e.occurred_at)]
+    return [e for e in entries if access.shows(e.occurred_at, _kind(e))]
+
+
+def _kind(entry: object) -> str:
+    """An entry's event type: a read model's entry names it, an event is it."""
+    kind = getattr(entry, "type", None)
+    return kind if isinstance(kind, str) else type(entry).__name__
+
+
+def case_shown(access: Access, case_id: UUID, events: Iterable[CaseEvent]) -> CaseFile:
+    """The case file as `access` lets its reader know it, from `events` (the case's, in order):
+    folded from those it shows; for a receiving unit at a handover, with the case's state as it
+    stands from all of them (level, unit, baton holder, coordinator, services, measures, where
+    it is in its guide), since that is what the handover hands over. Nothing else from before
+    the reader's consent (the concern, consents, periods) is in it."""
+    events = list(events)
+    unknown = CaseFile.unknown(case_id)
+    shown = fold(visible(access, events), start=unknown) or unknown
+    if not access.handover:
+        return shown
+    now = fold(events, start=unknown) or unknown
+    return msgspec.structs.replace(
+        shown,
+        level=now.level,
+        closed=now.closed,
+        unit=now.unit,
+        holder=now.holder,
+        offer=now.offer,
+        coordinator=now.coordinator,
+        services=now.services,
+        measures=now.measures,
+        guides=now.guides,
+        at_level=now.at_level,
+        handed_to=now.handed_to,
+    )
+
+
+def state_shown(access: Access, case_id: UUID, events: Iterable[CaseEvent]) -> CaseSummary:
+    """The case's state as `access` lets its reader know it (`case_shown`), summarised; the level
+    is known from an entry that tells it, or, at a handover, from the case as it stands."""
+    events = list(events)
+    shown = visible(access, events)
+    if not (events if access.handover else shown):
+        return CaseSummary()
+    knows_level = access.handover or says_level(shown)
+    return summarise(case_shown(access, case_id, events), knows_level=knows_level)
 
 
 def overrides(case: CaseFile) -> Sequence[Period]:

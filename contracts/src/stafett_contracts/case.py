@@ -13,7 +13,8 @@ from uuid import UUID
 
 import msgspec
 
-from stafett_contracts.envelope import Event, PersonRef, ServiceRef, Text
+from stafett_contracts.envelope import Event, PersonRef, PrivateText, ServiceRef, Text
+from stafett_contracts.people import ServiceKind
 from stafett_contracts.personal import SealedPersonalData
 
 Level = Annotated[int, msgspec.Meta(ge=0, le=3, description="BTI level 0-3")]
@@ -39,15 +40,18 @@ class ConcernRaised(CaseEvent, frozen=True, kw_only=True):
 
     child_id: UUID  # pseudonymous: the same child has the same id in every case
     unit: ServiceRef  # the unit where the worry arose
-    concern: Text
+    concern: PrivateText
     personal_data: SealedPersonalData | None = None  # name etc., only ever sealed
+    # The version of each service's action guide in force when the case was opened: the case
+    # follows these (`stafett_contracts.guides`); none for a case opened before guides existed.
+    guides: dict[ServiceKind, int] | None = None
 
 
 class ConcernShared(CaseEvent, frozen=True, kw_only=True):
     """The worry was shared with a colleague or the leader (del undring)."""
 
     shared_with: PersonRef
-    note: Text | None = None
+    note: PrivateText | None = None
 
 
 class WonderingConversationHeld(CaseEvent, frozen=True, kw_only=True):
@@ -56,28 +60,29 @@ class WonderingConversationHeld(CaseEvent, frozen=True, kw_only=True):
     held_on: date
     with_guardians: bool
     with_child: bool
-    summary: Text
+    summary: PrivateText
 
 
 class ChildViewRecorded(CaseEvent, frozen=True, kw_only=True):
     """The child was heard (UN CRC art. 12)."""
 
-    view: Text
+    view: PrivateText
     how: Literal["conversation", "drawing", "observation", "other"] = "conversation"
 
 
 class BrightSpotNoted(CaseEvent, frozen=True, kw_only=True):
     """A positive observation (lysglimt)."""
 
-    note: Text
+    note: PrivateText
 
 
 class LevelDecided(CaseEvent, frozen=True, kw_only=True):
     """A decision to continue at the current level, after an evaluation."""
 
     level: Level
-    reason: Text
+    reason: PrivateText
     participants: tuple[PersonRef, ...] = ()  # who took part; guardians take part
+    child_view: PrivateText | None = None  # what the child thinks of it, heard (CRC art. 12)
 
 
 class Escalated(CaseEvent, frozen=True, kw_only=True):
@@ -85,8 +90,9 @@ class Escalated(CaseEvent, frozen=True, kw_only=True):
 
     from_level: Level
     to_level: Level
-    reason: Text
+    reason: PrivateText
     participants: tuple[PersonRef, ...] = ()
+    child_view: PrivateText | None = None  # what the child thinks of it, heard (CRC art. 12)
 
 
 class DeEscalated(CaseEvent, frozen=True, kw_only=True):
@@ -94,8 +100,9 @@ class DeEscalated(CaseEvent, frozen=True, kw_only=True):
 
     from_level: Level
     to_level: Level
-    reason: Text
+    reason: PrivateText
     participants: tuple[PersonRef, ...] = ()
+    child_view: PrivateText | None = None  # what the child thinks of it, heard (CRC art. 12)
 
 
 class DecisionRefused(CaseEvent, frozen=True, kw_only=True):
@@ -116,7 +123,7 @@ class DecisionRefused(CaseEvent, frozen=True, kw_only=True):
 class ProblemDefined(CaseEvent, frozen=True, kw_only=True):
     """The unit has defined the problem, with the guardians or without them (level 1)."""
 
-    description: Text
+    description: PrivateText
     with_guardians: bool
 
 
@@ -124,7 +131,7 @@ class MeasurePlanned(CaseEvent, frozen=True, kw_only=True):
     """Every measure has a responsible person and an evaluation date (DOMAIN.md rule 6)."""
 
     measure_id: UUID
-    description: Text
+    description: PrivateText
     responsible: PersonRef
     service: ServiceRef
     evaluation_date: date
@@ -142,7 +149,7 @@ class MeasureEvaluated(CaseEvent, frozen=True, kw_only=True):
 
     measure_id: UUID
     outcome: MeasureOutcome
-    notes: Text
+    notes: PrivateText
     next_evaluation_date: date | None = None  # None when the measure is to end
 
 
@@ -150,14 +157,14 @@ class MeasureEnded(CaseEvent, frozen=True, kw_only=True):
     """A measure ended, and why."""
 
     measure_id: UUID
-    reason: Text
+    reason: PrivateText
 
 
 class ReferralSent(CaseEvent, frozen=True, kw_only=True):
     """A referral to a helper service, covered by consent (or a legal basis)."""
 
     to_service: ServiceRef
-    purpose: Text
+    purpose: PrivateText
     consent_id: UUID | None = None
     legal_basis: Text | None = None
 
@@ -176,7 +183,7 @@ class AgencyLeft(CaseEvent, frozen=True, kw_only=True):
 
     service: ServiceRef
     reason: Literal["done", "consent_withdrawn", "consent_expired", "other"]
-    note: Text | None = None
+    note: PrivateText | None = None
 
 
 class BatonHolderAppointed(CaseEvent, frozen=True, kw_only=True):
@@ -191,7 +198,7 @@ class BatonHandoverOffered(CaseEvent, frozen=True, kw_only=True):
 
     to_person: PersonRef
     to_service: ServiceRef
-    note: Text | None = None
+    note: PrivateText | None = None
 
 
 class BatonHandedOver(CaseEvent, frozen=True, kw_only=True):
@@ -221,7 +228,7 @@ class CoordinatorAssigned(CaseEvent, frozen=True, kw_only=True):
 class GroupMember(msgspec.Struct, frozen=True, kw_only=True):
     person: PersonRef
     service: ServiceRef | None = None  # None for a guardian
-    task: Text | None = None
+    task: PrivateText | None = None
 
 
 class ResponsibilityGroupFormed(CaseEvent, frozen=True, kw_only=True):
@@ -234,14 +241,14 @@ class IndividualPlanRequested(CaseEvent, frozen=True, kw_only=True):
     """An individual plan was requested, by the guardians or by the services."""
 
     requested_by_guardian: bool
-    note: Text | None = None
+    note: PrivateText | None = None
 
 
 class SystemMeasureProposed(CaseEvent, frozen=True, kw_only=True):
     """A problem beyond the child (e.g. a bullying culture), for management: no personal data."""
 
     unit: ServiceRef
-    description: Text
+    description: PrivateText  # sealed too: it is often a meeting's reason about a child
 
 
 class ChildWelfareReportFiled(CaseEvent, frozen=True, kw_only=True):
@@ -249,7 +256,7 @@ class ChildWelfareReportFiled(CaseEvent, frozen=True, kw_only=True):
 
     reported_to: ServiceRef
     legal_basis: Text  # e.g. "barnevernsloven § 13-2"
-    grounds: Text
+    grounds: PrivateText
 
 
 class ConsentNoted(CaseEvent, frozen=True, kw_only=True):
@@ -281,11 +288,12 @@ class CaseClosed(CaseEvent, frozen=True, kw_only=True):
     """The case was closed at its level, with the reason and who took part in deciding."""
 
     at_level: Level
-    reason: Text
+    reason: PrivateText
     participants: tuple[PersonRef, ...] = ()
+    child_view: PrivateText | None = None  # what the child thinks of it, heard (CRC art. 12)
 
 
 class CaseReopened(CaseEvent, frozen=True, kw_only=True):
     """A closed case was opened again, and why."""
 
-    reason: Text
+    reason: PrivateText

@@ -66,8 +66,8 @@ from stafett_contracts.case import (
 )
 from stafett_contracts.envelope import PersonRef, ServiceRef
 from stafett_contracts.identity import STAFF, Actor
-from stafett_contracts.people import Directory
-from stafett_contracts.personal import SealedPersonalData
+from stafett_contracts.people import Directory, ServiceKind
+from stafett_contracts.personal import SealedPersonalData, SealedText
 
 Basis = Literal["consent", "legal_basis", "report"]
 _BEFORE_ANY_CASE = datetime.min.replace(tzinfo=UTC)
@@ -91,7 +91,7 @@ class NotedConsent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Measure(msgspec.Struct, frozen=True, kw_only=True):
-    description: str
+    description: SealedText | str  # sealed, as the event has it (str: an old event's)
     responsible: PersonRef
     service: ServiceRef
     evaluation_date: date  # the next evaluation, or the last one when it is to end
@@ -136,7 +136,7 @@ class CaseFile(msgspec.Struct, frozen=True, kw_only=True):
     child_id: UUID
     unit: ServiceRef  # where the worry arose; its leader is the case's unit leader
     raised_at: datetime
-    concern: str
+    concern: SealedText | str  # sealed, as the event has it (str: an old event's, or unknown)
     personal_data: SealedPersonalData | None = None
     level: int = 0
     closed: bool = False
@@ -149,6 +149,11 @@ class CaseFile(msgspec.Struct, frozen=True, kw_only=True):
     legal_bases: dict[ServiceRef, tuple[str, ...]] = {}
     measures: dict[UUID, Measure] = {}
     periods: tuple[Period, ...] = ()  # every service's coverage over time, in the order begun
+    guides: dict[ServiceKind, int] = {}  # the action guides' versions it follows (the concern's)
+    # The kinds of entry recorded since the case's last decision at its level (the concern, a
+    # level decided, a move, a reopening), each once: the steps of its guide they complete.
+    at_level: tuple[str, ...] = ()
+    handed_to: tuple[ServiceRef, ...] = ()  # the services the baton was handed over to, in order
 
     @classmethod
     def unknown(cls, case_id: UUID) -> CaseFile:
@@ -178,6 +183,16 @@ class CaseFile(msgspec.Struct, frozen=True, kw_only=True):
         for period in covering:
             return Coverage(consent_id=UUID(period.ref))
         return None
+
+    def owning_unit(self, directory: Directory) -> ServiceRef:
+        """The unit that owns the case now: where the worry arose, until the baton is handed
+        over to a unit that takes it over (`Directory.takes_over`: kindergarten to school); a
+        referral or a handover to a helper service (PPT, child welfare ...) leaves it there."""
+        owner = self.unit
+        for receiver in self.handed_to:
+            if directory.takes_over(owner, receiver):
+                owner = receiver
+        return owner
 
     def periods_of(self, service: str) -> tuple[Period, ...]:
         return tuple(p for p in self.periods if p.service == service)
@@ -234,10 +249,26 @@ def evolve(state: CaseFile | None, event: CaseEvent) -> CaseFile:
             concern=event.concern,
             personal_data=event.personal_data,
             services=(event.unit,),
+            guides=event.guides or {},
+            at_level=(type(event).__name__,),
         )
     if state is None:
         raise ValueError(f"{type(event).__name__} before the case's ConcernRaised")
-    return msgspec.structs.replace(_apply(event, state), version=event.aggregate_version)
+    after = _apply(event, state)
+    return msgspec.structs.replace(
+        after, version=event.aggregate_version, at_level=_at_level(state, event)
+    )
+
+
+_DECISIONS = (LevelDecided, Escalated, DeEscalated, CaseReopened)
+
+
+def _at_level(state: CaseFile, event: CaseEvent) -> tuple[str, ...]:
+    """What has been recorded at the level once `event` is: a decision begins it anew."""
+    if isinstance(event, _DECISIONS):
+        return ()
+    kind = type(event).__name__
+    return state.at_level if kind in state.at_level else (*state.at_level, kind)
 
 
 @singledispatch
@@ -350,7 +381,8 @@ def _baton_handover_offered(event: BatonHandoverOffered, state: CaseFile) -> Cas
 @_apply.register
 def _baton_handed_over(event: BatonHandedOver, state: CaseFile) -> CaseFile:
     holder = Post(person=event.to_person, service=event.to_service)
-    return msgspec.structs.replace(state, holder=holder, offer=None)
+    handed_to = (*state.handed_to, event.to_service)
+    return msgspec.structs.replace(state, holder=holder, offer=None, handed_to=handed_to)
 
 
 @_apply.register
@@ -476,7 +508,8 @@ def _case_reopened(event: CaseReopened, state: CaseFile) -> CaseFile:
 
 class OpenMeasure(msgspec.Struct, frozen=True, kw_only=True):
     measure_id: UUID
-    description: str
+    # Sealed in the fold; a reader's answer has it opened: the text, or `Erased`'s object.
+    description: SealedText | str
     responsible: PersonRef
     service: ServiceRef
     evaluation_date: date
@@ -503,8 +536,17 @@ def summary(case_id: UUID, visible: Iterable[CaseEvent]) -> CaseSummary:
     state = fold(events, start=CaseFile.unknown(case_id))
     if state is None or not events:
         return CaseSummary()
-    says_level = ConcernRaised | Escalated | DeEscalated | LevelDecided
-    knows_level = any(isinstance(e, says_level) for e in events)
+    return summarise(state, knows_level=says_level(events))
+
+
+def says_level(events: Iterable[CaseEvent]) -> bool:
+    """Whether any of `events` tells the case's level (the concern, or a decision on it)."""
+    telling = ConcernRaised | Escalated | DeEscalated | LevelDecided
+    return any(isinstance(e, telling) for e in events)
+
+
+def summarise(state: CaseFile, *, knows_level: bool) -> CaseSummary:
+    """The summary of a case file already folded (`level` None unless `knows_level`)."""
     return CaseSummary(
         status="closed" if state.closed else "open",
         level=state.level if knows_level else None,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -109,13 +109,67 @@ DEFAULT_LEGAL_BASES: dict[str, tuple[ServiceKind, ...]] = {
 }
 
 
+# DOMAIN.md rule 10 asks for a set period and names none: this is Stafett's default, for the
+# municipality to change. The archive (the pupil's file) keeps the record; this is how long
+# Stafett itself keeps a closed case's personal data after that.
+DEFAULT_CLOSED_CASE_YEARS = 5
+
+
+class Retention(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How long the municipality keeps a child's closed cases before their personal data is
+    shredded (DOMAIN.md rule 10): counted from the last of the child's cases to close, and only
+    once each closed case is delivered to the archive. 0 shreds as soon as that is done."""
+
+    closed_case_years: Annotated[int, msgspec.Meta(ge=0, le=100)] = DEFAULT_CLOSED_CASE_YEARS
+
+
+Days = Annotated[int, msgspec.Meta(ge=1, le=3650)]
+DaysAfter = Annotated[int, msgspec.Meta(ge=0, le=3650)]  # 0: from the day after
+
+
+class LevelDeadlines(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The deadlines a municipality sets otherwise at one level; those not given are its own."""
+
+    inactivity_days: Days | None = None
+    evaluation_overdue_days: DaysAfter | None = None
+    minutes_days: Days | None = None
+    escalation_days: Days | None = None
+
+
+class Deadlines(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How long is too long, in days (DOMAIN.md rule 6): each deadline missed is a follow-up
+    break, told to the baton holder (the unit leader when there is none) and, if still nothing
+    is done `escalation_days` later, to the unit leader. The seeds' action guides say who acts
+    at each step but set no numbers: these defaults are Stafett's, for the municipality to set.
+    `levels` sets any of the last four otherwise at one level (0-3)."""
+
+    decision_days: Days = 28  # level 0: decide (close, or go on) within this of the concern
+    evaluation_overdue_days: DaysAfter = 0  # a measure not evaluated this long after its date
+    inactivity_days: Days = 14  # a case with nothing recorded on it for this long
+    minutes_days: Days = 7  # a meeting held without minutes for this long
+    escalation_days: Days = 7  # still nothing this long after the first: the unit leader
+    reminder_lead_days: Days = 3  # a reminder this long before an evaluation or due date
+    levels: dict[Literal["0", "1", "2", "3"], LevelDeadlines] = {}
+
+    def at_level(self, level: int) -> Deadlines:
+        """The deadlines in force at `level`: the municipality's, with that level's own."""
+        own = {int(key): given for key, given in self.levels.items()}.get(level)
+        if own is None:
+            return self
+        given = {f: getattr(own, f) for f in own.__struct_fields__ if getattr(own, f) is not None}
+        return msgspec.structs.replace(self, **given)
+
+
 class Directory(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The municipality directory: its units by id (the `service` a token names), and the legal
-    provisions that let a kind of service take part in a case without consent."""
+    """The municipality directory: its units by id (the `service` a token names), the legal
+    provisions that let a kind of service take part in a case without consent, how long
+    closed cases are kept (`retention`), and the deadlines of follow-up (`deadlines`)."""
 
     municipality: Name = "Stafett"
     units: dict[ServiceRef, Unit] = {}
     legal_bases: dict[Provision, tuple[ServiceKind, ...]] = {}
+    retention: Retention = Retention()
+    deadlines: Deadlines = Deadlines()
 
     def unit(self, service: str | None) -> Unit | None:
         return None if service is None else self.units.get(service)

@@ -14,15 +14,31 @@ It is a file the municipality keeps (TOML or JSON; `STAFETT_DIRECTORY_FILE`, by 
     [legal_bases]                 # added to the national provisions (people.DEFAULT_LEGAL_BASES)
     "barnevernsloven § 2-3" = ["child_welfare"]
 
+    [retention]                   # how long closed cases are kept (DOMAIN.md rule 10)
+    closed_case_years = 5         # the default; 0 shreds once the archive has them
+
+    [deadlines]                   # in days; each has a default (people.Deadlines)
+    decision_days = 28            # level 0: a decision within this of the concern
+    evaluation_overdue_days = 0   # a measure not evaluated this long after its date
+    inactivity_days = 14          # nothing recorded on a case for this long
+    minutes_days = 7              # a meeting held without minutes for this long
+    escalation_days = 7           # a break still not acted on this long later: the unit leader
+    reminder_lead_days = 3        # a reminder this long before an evaluation or due date
+
+    [deadlines.levels.3]          # a level's own, where it differs
+    inactivity_days = 30
+
 Every service reads the same file. It is read again when it changes; a change that does not
 parse is logged and the last good directory stays in force, so a typo never stops a service.
-A directory that does not parse at start-up stops the start, naming the line and the reason.
+A directory that does not parse at start-up stops the start, naming the line and the reason
+(for a value the directory does not take, the line of its key in a TOML file).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import tomllib
 from collections.abc import Mapping
@@ -84,9 +100,48 @@ def parse(path: Path) -> Directory:
         raise SettingsError(f"the directory file {path} cannot be read: {error.strerror}") from None
     try:
         data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
-        return msgspec.convert(data, Directory)
-    except (ValueError, msgspec.ValidationError) as error:
+    except ValueError as error:  # both parsers name the line
         raise SettingsError(f"the directory file {path} is not valid: {error}") from None
+    try:
+        return msgspec.convert(data, Directory)
+    except msgspec.ValidationError as error:
+        line = _line_of(raw.decode(), str(error)) if path.suffix == ".toml" else None
+        where = "" if line is None else f" (line {line})"
+        raise SettingsError(f"the directory file {path} is not valid{where}: {error}") from None
+
+
+def _line_of(toml: str, message: str) -> int | None:
+    """The line of a TOML file that a validation error's path (`at `$.a.b``) points to: the key
+    it names, or the nearest table or key above it in the path."""
+    found = re.search(r"(at `key` in|at) `\$\.([^`]*)`", message)
+    if found is None:
+        return None
+    # A table's key or a list's index shows as `[...]`, a bad key as `key` in its table: any key
+    # matches either.
+    wanted = re.sub(r"\[[^\]]*\]", ".*", found.group(2)).split(".")
+    wanted += ["*"] if found.group(1) != "at" else []
+    table: list[str] = []
+    best: tuple[int, int] | None = None  # (how much of the path, line)
+    for number, line in enumerate(toml.splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if text.startswith("["):
+            table = _keys(text.strip("[]"))
+            here = table
+        elif "=" in text:
+            here = table + _keys(text.split("=", 1)[0])
+        else:
+            continue
+        matches = len(here) <= len(wanted) and all(
+            w in ("*", h) for h, w in zip(here, wanted[: len(here)], strict=True)
+        )
+        shared = len(here) if matches else 0
+        if shared and (best is None or shared > best[0]):
+            best = (shared, number)
+    return None if best is None else best[1]
+
+
+def _keys(dotted: str) -> list[str]:
+    return [key.strip().strip('"').strip("'") for key in dotted.split(".")]
 
 
 def directory_from_env(environ: Mapping[str, str] = os.environ) -> DirectoryFile:

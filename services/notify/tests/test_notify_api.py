@@ -29,7 +29,7 @@ from stafett_contracts.identity import Actor, Role
 from stafett_contracts.people import RegisteredChild
 from stafett_notify.api import FOR_ITS_RECIPIENT, SHOWN_WITH_ITS_CASE, create_app
 from stafett_notify.application import Notifications, stamp
-from stafett_notify.main import openapi
+from stafett_notify.main import document as notify_app
 from stafett_notify.testing import (
     LEADER,
     T0,
@@ -45,6 +45,7 @@ from stafett_notify.testing import (
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.natsserver import free_port
 from stafett_runtime.register import FileRegister
+from stafett_runtime.skeleton import openapi
 from stafett_runtime.testing import NatsTestServer, a_child, kernel_for_tests
 
 GUARDIAN = "mor-1"
@@ -290,7 +291,7 @@ def test_a_notification_of_no_case_is_for_its_recipient_only(
 
 
 def test_the_openapi_document_names_both_routes_and_the_purpose() -> None:
-    document = json.loads(openapi())
+    document = json.loads(openapi(notify_app()))
     assert set(document["paths"]) >= {"/notifications", "/notifications/{notification_id}"}
     parameters = document["paths"]["/notifications"]["get"]["parameters"]
     assert {p["name"] for p in parameters} >= {"case_id", "purpose"}
@@ -315,7 +316,7 @@ def test_a_purpose_beyond_its_limits_is_422_naming_it_and_nothing_is_read(
 
 
 def test_the_openapi_document_shows_the_purpose_s_limits() -> None:
-    parameters = json.loads(openapi())["paths"]["/notifications"]["get"]["parameters"]
+    parameters = json.loads(openapi(notify_app()))["paths"]["/notifications"]["get"]["parameters"]
     (purpose,) = (p for p in parameters if p["name"] == "purpose")
     assert purpose["schema"]["maxLength"] == 500
     assert "pattern" in purpose["schema"]

@@ -3,7 +3,6 @@ message. Unit leaders are not among them: they are the municipality directory's.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,13 @@ def test_a_toml_contact_directory_gives_addresses_and_channels(tmp_path: Path) -
         '[contacts.ppt]\nwebhook = "https://ppt.example/hook"\nemail = "post@ppt.example"\n'
         f'webhook_secret = "{new_secret()}"\n'
     )
-    config = NotifyConfig.from_env(
-        {"STAFETT_NOTIFY_DIRECTORY": str(directory), "STAFETT_NOTIFY_LEAD_DAYS": "5"}
-    )
+    config = NotifyConfig.from_env({"STAFETT_NOTIFY_DIRECTORY": str(directory)})
     found = config.contacts
     assert found.address("rektor-1", Channel.EMAIL) == "rektor@lia.example"
     assert found.channels_for("ppt") == [Channel.EMAIL, Channel.WEBHOOK]
     assert found.address("ppt", Channel.WEBHOOK) == "https://ppt.example/hook"
     assert found.channels_for("nobody") == [Channel.EMAIL]
     assert found.address("nobody", Channel.EMAIL) is None  # fails visibly when sent
-    assert config.timers.lead == timedelta(days=5)
     assert "secret" not in repr(config)
 
 
@@ -42,7 +38,7 @@ def test_without_a_directory_development_mail_goes_to_a_local_domain() -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "named"),
     [
-        ("STAFETT_NOTIFY_INACTIVITY_DAYS", "soon", "STAFETT_NOTIFY_INACTIVITY_DAYS"),
+        ("STAFETT_NOTIFY_MAX_ATTEMPTS", "soon", "STAFETT_NOTIFY_MAX_ATTEMPTS"),
         ("STAFETT_NOTIFY_DIRECTORY", "/no/such/file.json", "STAFETT_NOTIFY_DIRECTORY"),
     ],
 )
@@ -121,3 +117,19 @@ def test_a_webhook_secret_that_cannot_sign_is_refused_saying_why(
 def test_the_one_shared_webhook_secret_of_before_is_refused_naming_what_replaced_it() -> None:
     with pytest.raises(SettingsError, match="webhook_secret in the contact directory"):
         NotifyConfig.from_env({"STAFETT_NOTIFY_WEBHOOK_SECRET": "dev-webhook-secret"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "in_the_directory"),
+    [
+        ("STAFETT_NOTIFY_LEAD_DAYS", "reminder_lead_days"),
+        ("STAFETT_NOTIFY_INACTIVITY_DAYS", "inactivity_days"),
+        ("STAFETT_NOTIFY_ESCALATION_DAYS", "escalation_days"),
+    ],
+)
+def test_a_deadline_set_in_the_environment_is_refused_naming_its_place_in_the_directory(
+    variable: str, in_the_directory: str
+) -> None:
+    # The municipality's deadlines are in one place, the directory file every service reads
+    with pytest.raises(SettingsError, match=rf"{variable} is no longer read.*`{in_the_directory}`"):
+        NotifyConfig.from_env({variable: "14"})

@@ -46,6 +46,7 @@ from stafett_notify.testing import (
     notify_events,
     of_type,
     run_policies,
+    with_deadlines,
 )
 from stafett_runtime.contracts import CONTRACT_ENV
 from stafett_runtime.processing import ProcessingLoop, Upstream
@@ -195,7 +196,8 @@ def test_an_overdue_evaluation_gives_the_reminder_and_then_the_escalation(
     mailbox, port = smtp
     config = make_config(port, PEOPLE)
     clock = Clock(T0)
-    config = make_config(port, PEOPLE, inactivity_days=60)  # only the evaluation is overdue
+    # Only the evaluation is overdue: no inactivity, and the level-0 decision not yet due
+    municipality = with_deadlines(inactivity_days=60, decision_days=60)
     # Given a measure the teacher answers for, to be evaluated on 20 November
     case_id, measure_id = uuid4(), uuid4()
     raise_concern(upstreams, envelope, case_id)
@@ -210,9 +212,9 @@ def test_an_overdue_evaluation_gives_the_reminder_and_then_the_escalation(
             evaluation_date=evaluation,
         )
     )
-    apps = [notifications(env, config, clock)]  # the service as it runs; restarted below
+    apps = [notifications(env, config, clock, directory=municipality)]  # restarted below
     try:
-        run_policies(env, config, register)
+        run_policies(env, config, register, municipality)
         apps[-1].deliver()
         seen = list(mailbox.messages)  # the concern's and the measure's own notifications
         mailbox.messages.clear()
@@ -238,7 +240,7 @@ def test_an_overdue_evaluation_gives_the_reminder_and_then_the_escalation(
         def restart_everything() -> None:
             apps.pop().close()
             nats_server.restart()
-            apps.append(notifications(env, config, clock))
+            apps.append(notifications(env, config, clock, directory=municipality))
 
         reference = f"STF-{case_id.hex[:8].upper()}"
         holder, leader = (
@@ -533,7 +535,7 @@ def test_the_leader_told_is_the_one_the_municipality_directory_names(
 ) -> None:
     mailbox, port = smtp
     new_leader = "rektor-fjell-2"
-    config = make_config(port, (TEACHER, "rektor-fjell", new_leader), inactivity_days=14)
+    config = make_config(port, (TEACHER, "rektor-fjell", new_leader))
     municipality = Municipality(TEST_DIRECTORY)
     clock = Clock(T0)
     # Given a concern raised at Fjell skole, which the directory says rektor-fjell leads

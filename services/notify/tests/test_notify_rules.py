@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import msgspec
+
 from stafett_contracts import case as c
 from stafett_contracts import consent as k
 from stafett_contracts import meeting as m
@@ -17,13 +19,27 @@ from stafett_contracts.notify import (
     ReminderKind,
     ReminderScheduled,
 )
-from stafett_notify.domain.delivery import DeliveryRules, fold, message_of, next_step, retry_at
+from stafett_contracts.people import Directory, LevelDeadlines
+from stafett_notify.domain.delivery import (
+    Command,
+    Delivery,
+    DeliveryContext,
+    DeliveryRules,
+    GiveUpInterrupted,
+    RecordOutcome,
+    StartAttempt,
+    decide,
+    evolve,
+    fold,
+    message_of,
+    next_step,
+    retry_at,
+)
 from stafett_notify.domain.facts import MeetingFacts, Watch
 from stafett_notify.domain.rules import (
     BreakFound,
     Concerned,
     ReminderDue,
-    TimerRules,
     due,
     reminders_for,
     tell,
@@ -33,9 +49,6 @@ from stafett_runtime.testing import TEST_DIRECTORY
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 UNIT = "skole-lia"  # led by rektor-1 in the test municipality
 ACTOR = Actor(person="laerer-1", role=Role.EMPLOYEE, service=UNIT)
-RULES = TimerRules(
-    lead=timedelta(days=3), inactivity=timedelta(days=14), escalation=timedelta(days=7)
-)
 
 
 def stamp(aggregate_id: UUID, version: int = 1, at: datetime = T0) -> dict[str, Any]:
@@ -184,7 +197,7 @@ def test_an_inactive_case_is_a_break_for_the_holder_then_for_the_unit_leader() -
     )
 
     def breaks(days: int) -> list[tuple[str, str | None]]:
-        found = due(watch, T0 + timedelta(days=days), RULES, TEST_DIRECTORY)
+        found = due(watch, T0 + timedelta(days=days), TEST_DIRECTORY)
         return [(f.stage, f.recipient) for f in found if isinstance(f, BreakFound)]
 
     assert breaks(13) == []
@@ -217,7 +230,7 @@ def test_a_reminder_lapses_once_its_measure_is_evaluated() -> None:
     now = datetime(2026, 11, 18, tzinfo=UTC)
 
     def reminders() -> list[ReminderDue]:
-        return [f for f in due(watch, now, RULES, TEST_DIRECTORY) if isinstance(f, ReminderDue)]
+        return [f for f in due(watch, now, TEST_DIRECTORY) if isinstance(f, ReminderDue)]
 
     assert [r.reminder for r in reminders()] == [reminder]
     watch.take_in(
@@ -257,3 +270,203 @@ def test_an_attempt_with_no_outcome_is_never_sent_again_only_given_up() -> None:
     message = message_of(requested)
     assert "STF-1" in message.subject
     assert "https://stafett.example/cases/1" in message.body
+
+
+def municipality(**deadlines: Any) -> Directory:
+    """The test municipality, with these deadlines of its own (in days)."""
+    set_ = msgspec.structs.replace(TEST_DIRECTORY.deadlines, **deadlines)
+    return msgspec.structs.replace(TEST_DIRECTORY, deadlines=set_)
+
+
+def breaks_at(watch: Watch, days: float, directory: Directory) -> list[tuple[str, str, str | None]]:
+    found = due(watch, T0 + timedelta(days=days), directory)
+    return [(f.cause, f.stage, f.recipient) for f in found if isinstance(f, BreakFound)]
+
+
+def test_no_decision_at_level_0_within_the_municipality_s_days_is_a_break_then_for_the_leader() -> (
+    None
+):
+    # Given a concern the teacher holds, in a municipality that decides at level 0 within 10
+    # days and escalates after 3 (and is patient about inactivity)
+    case_id = uuid4()
+    watch = watch_of(
+        c.ConcernRaised(**stamp(case_id), child_id=uuid4(), unit=UNIT, concern="Uro"),
+        c.BatonHolderAppointed(**stamp(case_id, 2), holder="laerer-1", service=UNIT),
+    )
+    directory = municipality(decision_days=10, escalation_days=3, inactivity_days=60)
+    # Then nothing before the tenth day; then the baton holder; three days on, the unit leader
+    assert breaks_at(watch, 9.9, directory) == []
+    assert breaks_at(watch, 10, directory) == [("decision_overdue", "baton_holder", "laerer-1")]
+    assert breaks_at(watch, 13, directory) == [
+        ("decision_overdue", "baton_holder", "laerer-1"),
+        ("decision_overdue", "unit_leader", "rektor-1"),
+    ]
+    # When the case goes on to level 1 (the level-0 decision), then that deadline is met
+    watch.take_in(
+        c.Escalated(
+            **stamp(case_id, 3, T0 + timedelta(days=11)), from_level=0, to_level=1, reason="x"
+        )
+    )
+    assert breaks_at(watch, 13, directory) == []
+
+
+def test_a_meeting_held_without_minutes_for_the_municipality_s_days_is_a_break() -> None:
+    # Given a meeting held on a case the teacher holds, where minutes are due within 5 days
+    case_id, meeting_id = uuid4(), uuid4()
+    watch = watch_of(
+        c.ConcernRaised(**stamp(case_id), child_id=uuid4(), unit=UNIT, concern="Uro"),
+        c.BatonHolderAppointed(**stamp(case_id, 2), holder="laerer-1", service=UNIT),
+        c.Escalated(**stamp(case_id, 3), from_level=0, to_level=1, reason="x"),
+        m.MeetingHeld(**stamp(meeting_id), case_id=case_id, held_at=T0, attended=("laerer-1",)),
+    )
+    directory = municipality(minutes_days=5, inactivity_days=60)
+    # Then on the fifth day with no minutes, the baton holder is told
+    assert breaks_at(watch, 4, directory) == []
+    assert breaks_at(watch, 5, directory) == [("minutes_overdue", "baton_holder", "laerer-1")]
+    # When the minutes are recorded, then the deadline is met
+    watch.take_in(m.MinutesRecorded(**stamp(meeting_id, 2), case_id=case_id, minutes="Referat"))
+    assert breaks_at(watch, 5, directory) == []
+
+
+def test_a_level_s_own_deadline_wins_at_that_level_only() -> None:
+    # Given a municipality that waits 30 days for activity at level 3, 14 elsewhere
+    levels = {"3": LevelDeadlines(inactivity_days=30)}
+    directory = municipality(levels=levels, decision_days=60)
+    at_level_0, at_level_3 = uuid4(), uuid4()
+    watch = watch_of(
+        c.ConcernRaised(**stamp(at_level_0), child_id=uuid4(), unit=UNIT, concern="Uro"),
+        c.ConcernRaised(**stamp(at_level_3), child_id=uuid4(), unit=UNIT, concern="Uro"),
+        c.Escalated(**stamp(at_level_3, 2), from_level=0, to_level=3, reason="x"),
+    )
+    # Then after 14 days only the case at level 0 is a break; after 30, both
+    found = due(watch, T0 + timedelta(days=14), directory)
+    assert {f.case_id for f in found if isinstance(f, BreakFound)} == {at_level_0}
+    found = due(watch, T0 + timedelta(days=30), directory)
+    assert {f.case_id for f in found if isinstance(f, BreakFound)} == {at_level_0, at_level_3}
+
+
+def test_a_reminder_set_before_the_lead_changed_still_comes_once() -> None:
+    # Given a reminder set 3 days ahead, and the municipality then setting a 5-day lead
+    case_id, measure_id = uuid4(), uuid4()
+    planned = c.MeasurePlanned(
+        **stamp(case_id),
+        measure_id=measure_id,
+        description="Tiltak",
+        responsible="laerer-1",
+        service=UNIT,
+        evaluation_date=date(2026, 11, 20),
+    )
+    (ahead, _) = reminders_for(planned, timedelta(days=3))
+    reminder = ReminderScheduled(
+        **stamp(uuid4()),
+        case_id=case_id,
+        kind=ahead.kind,
+        about=measure_id,
+        due_at=ahead.due_at,
+        recipient="laerer-1",
+    )
+    watch = watch_of(planned, reminder)
+    directory = municipality(reminder_lead_days=5)
+    # Then it is still due on its day: the lead it was set with holds for it
+    found = due(watch, datetime(2026, 11, 17, 12, tzinfo=UTC), directory)
+    assert [f.reminder for f in found if isinstance(f, ReminderDue)] == [reminder]
+
+
+def test_a_delivery_records_one_attempt_before_sending_and_settles_it_by_the_channels_word() -> (
+    None
+):
+    from stafett_contracts.notify import (
+        DeliveryAttempted,
+        DeliveryAttemptFailed,
+        NotificationFailed,
+        NotificationSent,
+    )
+
+    rules = DeliveryRules(
+        max_attempts=2, backoff=timedelta(minutes=1), attempt_timeout=timedelta(minutes=2)
+    )
+
+    def context(at: datetime) -> DeliveryContext:
+        return DeliveryContext(actor=ACTOR, now=at, correlation_id="req", rules=rules)
+
+    def step(state: Delivery | None, command: Command, at: datetime) -> list[Event]:
+        events = decide(state, command, context(at))
+        assert [e.aggregate_version for e in events] == [
+            (state.version if state else 0) + i for i in range(1, len(events) + 1)
+        ]
+        return events
+
+    # Given a notification requested
+    notification_id = uuid4()
+    requested = NotificationRequested(
+        **stamp(notification_id),
+        recipient="rektor-1",
+        channel=Channel.EMAIL,
+        reason="concern_raised",
+        trigger=uuid4(),
+        reference="STF-1",
+        link="https://stafett.example/cases/1",
+    )
+    delivery = fold([requested])
+    # When an attempt is started, then it is recorded, as the first, before anything is sent
+    (attempted,) = step(delivery, StartAttempt(), T0)
+    assert isinstance(attempted, DeliveryAttempted)
+    assert (attempted.attempt, attempted.started_at) == (1, T0)
+    delivery = evolve(delivery, attempted)
+    # And a second round, or replica, that starts one meanwhile decides nothing: one send
+    assert step(delivery, StartAttempt(), T0) == []
+    # When the channel failed, then the next attempt waits for the backoff the rules give
+    (failed,) = step(delivery, RecordOutcome(attempt=1, error="smtp: refused"), T0)
+    assert isinstance(failed, DeliveryAttemptFailed)
+    assert failed.retry_at == T0 + timedelta(minutes=1)
+    delivery = evolve(delivery, failed)
+    assert step(delivery, StartAttempt(), T0) == []
+    # And the outcome of an attempt already settled is not recorded twice
+    assert step(delivery, RecordOutcome(attempt=1), T0) == []
+    # When the last attempt the rules allow fails too, then the notification failed
+    (second,) = step(delivery, StartAttempt(), T0 + timedelta(minutes=1))
+    delivery = evolve(delivery, second)
+    (given_up,) = step(delivery, RecordOutcome(attempt=2, error="smtp: refused"), T0)
+    assert isinstance(given_up, NotificationFailed)
+    assert given_up.attempts == 2
+    # Had the channel taken it instead, it is sent, and nothing more is attempted after
+    (sent,) = step(delivery, RecordOutcome(attempt=2), T0)
+    assert isinstance(sent, NotificationSent)
+    assert step(evolve(delivery, sent), StartAttempt(), T0 + timedelta(days=1)) == []
+
+
+def test_an_interrupted_attempt_is_given_up_only_after_its_timeout_and_never_sent_again() -> None:
+    from stafett_contracts.notify import DeliveryAttempted, NotificationFailed
+
+    rules = DeliveryRules(
+        max_attempts=3, backoff=timedelta(minutes=1), attempt_timeout=timedelta(minutes=2)
+    )
+    notification_id = uuid4()
+    delivery = fold(
+        [
+            NotificationRequested(
+                **stamp(notification_id),
+                recipient="rektor-1",
+                channel=Channel.EMAIL,
+                reason="concern_raised",
+                trigger=uuid4(),
+                reference="STF-1",
+                link="https://stafett.example/cases/1",
+            ),
+            DeliveryAttempted(
+                **stamp(notification_id, 2), channel=Channel.EMAIL, attempt=1, started_at=T0
+            ),
+        ]
+    )
+
+    def at(moment: datetime) -> DeliveryContext:
+        return DeliveryContext(actor=ACTOR, now=moment, correlation_id="req", rules=rules)
+
+    # Given an attempt with no outcome: before its timeout nothing is given up, or sent again
+    assert decide(delivery, GiveUpInterrupted(), at(T0 + timedelta(minutes=1))) == []
+    assert decide(delivery, StartAttempt(), at(T0 + timedelta(minutes=5))) == []
+    # When its timeout has passed, then it ends in NotificationFailed, saying why
+    (failed,) = decide(delivery, GiveUpInterrupted(), at(T0 + timedelta(minutes=2)))
+    assert isinstance(failed, NotificationFailed)
+    assert (failed.aggregate_version, failed.attempts) == (3, 1)
+    assert "interrupted" in failed.error

@@ -21,20 +21,22 @@ from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 import httpx
+import msgspec
 import nats
 import pytest
 from litestar.testing import TestClient
 
+from bench.history import ensure_streams, publish
 from stafett_contracts import access as rule
 from stafett_contracts import case as c
 from stafett_contracts import consent as k
 from stafett_contracts import meeting as m
+from stafett_contracts import notify as n
 from stafett_contracts.envelope import Event
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.people import RegisteredChild
-from stafett_contracts.personal import PersonalData, SealedPersonalData
+from stafett_contracts.personal import PersonalData, SealedPersonalData, SealedText
 from stafett_projection.api import create_app, min_group
-from stafett_projection.generate import ensure_streams, publish
 from stafett_projection.projection import Projection
 from stafett_projection.store import Database
 from stafett_runtime.auth import DevelopmentKey
@@ -110,6 +112,32 @@ class Api:
 
         return asyncio.run(sealing())
 
+    def seal_text(self, text: str, child: RegisteredChild) -> SealedText:
+        """Free text about the child sealed under their key, as the services seal it."""
+
+        async def sealing() -> SealedText:
+            nc = await nats.connect(self.url)
+            try:
+                keys = await ChildKeys.bind(nc, environ={})
+                return await keys.seal_text(text, str(child.child_id))
+            finally:
+                await nc.close()
+
+        return asyncio.run(sealing())
+
+    def erase(self, child: RegisteredChild) -> None:
+        """The child's key deleted, as an administrator's erasure deletes it."""
+
+        async def erasing() -> None:
+            nc = await nats.connect(self.url)
+            try:
+                keys = await ChildKeys.bind(nc, environ={})
+                await keys.erase(str(child.child_id), "erasure requested")
+            finally:
+                await nc.close()
+
+        asyncio.run(erasing())
+
     def access_log(self, case_id: UUID) -> list[dict[str, Any]]:
         """The case's access log as the guardian reads it, without the guardian's own readings."""
         deadline = time.monotonic() + 20
@@ -166,8 +194,7 @@ class Story:
             **self.env(self.case_id, TEACHER, days_ago),
             child_id=self.child.child_id,
             unit=unit,
-            concern="Trekker seg unna i lek.",
-            **extra,
+            **{"concern": "Trekker seg unna i lek.", **extra},
         )
 
     def note(self, days_ago: float, text: str) -> Event:
@@ -607,6 +634,23 @@ def test_export_is_for_auditors(api: Api) -> None:
     ]
 
 
+def test_free_text_sealed_the_export_opens_it_for_the_auditor_and_says_erased_after_erasure(
+    api: Api,
+) -> None:
+    # Given a concern whose text is sealed under the child's key, as the case service stores it
+    story = Story(api)
+    concern = api.seal_text("Blåmerker på armene.", story.child)
+    api.publish(story.raised(30, concern=concern))
+    path = f"/cases/{story.case_id}/export.jsonl"
+    # When an auditor exports the case, then the line has the text opened, for them
+    (line,) = api.get(path, AUDITOR, purpose="Klagesak").text.splitlines()
+    assert msgspec.json.decode(line)["event"]["concern"] == "Blåmerker på armene."
+    # And once the child is erased, the same line says erased: never the text, never an error
+    api.erase(story.child)
+    (line,) = api.get(path, AUDITOR, purpose="Klagesak").text.splitlines()
+    assert msgspec.json.decode(line)["event"]["concern"]["erased"] is True
+
+
 def test_the_archive_refuses_before_it_says_whether_the_case_is_closed(api: Api) -> None:
     # Given an open case BUP has no part in
     story = Story(api)
@@ -743,11 +787,96 @@ def test_a_handover_to_a_unit_of_the_same_kind_of_service_moves_the_case_to_it(
     # Then the school owns the first case, and the kindergarten still owns the one PPT holds
     assert school["open_cases_per_level"]["0"] == 1
     assert kindergarten["open_cases_per_level"]["0"] == 1
-    # and the new baton holders have them on their worklists
-    assert [w["case_id"] for w in api.get("/worklist", teacher_at_school).json()] == [
-        str(to_school.case_id)
+
+    # and the new baton holders have them on their worklists (with the level-0 decision due)
+    def held(actor: Actor) -> list[str]:
+        work = api.get("/worklist", actor).json()
+        return [w["case_id"] for w in work if w["kind"] == "baton_holder"]
+
+    assert held(teacher_at_school) == [str(to_school.case_id)]
+    assert held(PPT) == [str(to_ppt.case_id)]
+
+
+def test_a_school_receiving_a_case_under_the_handover_consent_gets_what_was_tried_before(
+    api: Api,
+) -> None:
+    # Given a kindergarten case at level 1: two measures tried (one worked, one ended), a
+    # meeting's open action item, a PPT coordinator, a bright spot; then the mother's consent to
+    # the transition to Lia skole (purpose handover), and the baton passed to its teacher
+    story = Story(api)
+    teacher_at_school = Actor(person="laerer-1", role=Role.EMPLOYEE, service="skole-lia")
+    worked, ended = story.measure(25, "Fast voksen i overganger"), story.measure(25, "Egen plass")
+    assert isinstance(worked, c.MeasurePlanned)
+    api.publish(
+        story.raised(30),
+        story.note(29, "Lo mye i dag."),
+        *story.consent(28, (UNIT, "ppt")),
+        story.escalated(27, 1),
+        worked,
+        ended,
+        c.MeasureEvaluated(
+            **story.env(story.case_id, TEACHER, 20),
+            measure_id=worked.measure_id,
+            outcome=c.MeasureOutcome.WORKED,
+            notes="Roligere i garderoben.",
+            next_evaluation_date=date.today() + timedelta(days=30),
+        ),
+        story.measure_ended(19, ended),
+        c.CoordinatorAssigned(
+            **story.env(story.case_id, LEADER, 18), coordinator=PPT.person, service="ppt"
+        ),
+        m.ActionItemAssigned(
+            **story.env(uuid4(), TEACHER, 17),
+            case_id=story.case_id,
+            item_id=uuid4(),
+            description="Overføringsmøte med skolen",
+            owner=TEACHER.person,
+            owner_service=UNIT,
+            due_on=date.today() + timedelta(days=5),
+        ),
+    )
+    story.consent_id = uuid4()  # the mother's consent to the transition, given later
+    api.publish(
+        *story.consent(10, ("skole-lia",), purposes=(k.Purpose.HANDOVER,)),
+        story.handed_over(9, teacher_at_school),
+    )
+    # When the school's teacher reads the handover packet
+    answer = api.get(f"/cases/{story.case_id}/handover-packet", teacher_at_school)
+    # Then it holds what was tried and how it went, from the whole case
+    assert answer.status_code == 200, answer.text
+    packet = answer.json()
+    assert [(t["description"], t["ended"]) for t in packet["measures_tried"]] == [
+        ("Fast voksen i overganger", False),
+        ("Egen plass", True),
     ]
-    assert [w["case_id"] for w in api.get("/worklist", PPT).json()] == [str(to_ppt.case_id)]
+    assert packet["measures_tried"][0]["outcomes"] == [
+        {"outcome": "worked", "notes": "Roligere i garderoben."}
+    ]
+    assert packet["what_worked"] == ["Fast voksen i overganger"]
+    steps = packet["next_steps"]
+    assert [i["description"] for i in steps["open_action_items"]] == ["Overføringsmøte med skolen"]
+    assert (steps["last_decision"]["type"], steps["last_decision"]["to_level"]) == ("Escalated", 1)
+    # and the case as it stands: its level, unit, coordinator and baton holder
+    state = packet["state"]
+    assert (state["level"], state["unit"], state["coordinator"], state["holder"]) == (
+        1,
+        UNIT,
+        PPT.person,
+        teacher_at_school.person,
+    )
+    # And of what came before its consent, nothing else: not the concern, the bright spot, or
+    # the consent to PPT
+    log = api.get(f"/cases/{story.case_id}/relay-log", teacher_at_school)
+    before = [e["type"] for e in log.json()["entries"] if e["stream"] == "CASE"]
+    assert before == [
+        "Escalated",
+        "MeasurePlanned",
+        "MeasurePlanned",
+        "MeasureEvaluated",
+        "MeasureEnded",
+        "ConsentNoted",  # its own consent, and what came after
+        "BatonHandedOver",
+    ]
 
 
 def test_a_coordinator_whose_service_left_the_case_is_off_the_worklist(api: Api) -> None:
@@ -984,3 +1113,115 @@ def test_figures_per_unit_and_month_are_also_csv_and_for_leaders_only(api: Api) 
     wrong = api.get("/figures", LEADER, by="unit-year")
     assert wrong.status_code == 422
     assert wrong.json()["extra"][0]["key"] == "by"
+
+
+# deadlines (the municipality's, in its directory: `people.Deadlines`)
+
+
+def test_the_baton_holder_s_worklist_shows_the_deadlines_of_their_cases_due_and_overdue(
+    api: Api,
+) -> None:
+    # Given a case the teacher holds, raised 40 days ago and not decided at level 0 (28 days by
+    # default), with a meeting held 10 days ago without minutes (7 days) and one with minutes
+    story = Story(api)
+    without, with_minutes = uuid4(), uuid4()
+    held = [
+        m.MeetingHeld(
+            **story.env(meeting_id, TEACHER, days),
+            case_id=story.case_id,
+            held_at=NOW - timedelta(days=days),
+            attended=(TEACHER.person,),
+        )
+        for meeting_id, days in ((without, 10), (with_minutes, 3))
+    ]
+    api.publish(
+        story.raised(40),
+        c.BatonHolderAppointed(
+            **story.env(story.case_id, LEADER, 39), holder=TEACHER.person, service=UNIT
+        ),
+        *held,
+        m.MinutesRecorded(
+            **story.env(with_minutes, TEACHER, 2), case_id=story.case_id, minutes="Referat."
+        ),
+    )
+    # When the teacher looks at their worklist
+    work = api.get("/worklist", TEACHER).json()
+    deadlines = [(w["kind"], w["about"], w["due"], w["overdue"]) for w in work]
+    # Then the level-0 decision and the missing minutes are there, with their dates, overdue
+    decide_by = (NOW - timedelta(days=40) + timedelta(days=28)).date().isoformat()
+    minutes_by = (NOW - timedelta(days=10) + timedelta(days=7)).date().isoformat()
+    assert ("decision_due", None, decide_by, True) in deadlines
+    assert ("minutes_due", str(without), minutes_by, True) in deadlines
+    assert not any(w["about"] == str(with_minutes) for w in work)
+    # And once the case moves on from level 0, its decision is no longer due
+    api.publish(story.escalated(1, 1))
+    kinds = [w["kind"] for w in api.get("/worklist", TEACHER).json()]
+    assert "decision_due" not in kinds
+
+
+def test_the_worklist_shows_inactivity_once_it_is_near_its_deadline_or_past_it(api: Api) -> None:
+    # Given three cases the teacher holds at level 1, the last thing recorded on one 20 days ago
+    # (a break after 14 days by default), on one 12 days ago (told 3 days before), on one today
+    quiet, nearly, busy = Story(api), Story(api), Story(api)
+    last = {quiet: 20, nearly: 12, busy: 0.1}
+    for story, days in last.items():
+        api.publish(
+            story.raised(days + 1),
+            c.BatonHolderAppointed(
+                **story.env(story.case_id, LEADER, days + 0.5),
+                holder=TEACHER.person,
+                service=UNIT,
+            ),
+            story.escalated(days, 1),
+        )
+    # When the teacher looks at their worklist
+    work = api.get("/worklist", TEACHER).json()
+    # Then the quiet case's inactivity is there, overdue, the nearly quiet one's due soon, and
+    # the busy case has none
+    inactive = {
+        w["case_id"]: (w["due"], w["overdue"]) for w in work if w["kind"] == "inactivity_due"
+    }
+
+    def due(story: Story) -> str:
+        return (NOW - timedelta(days=last[story]) + timedelta(days=14)).date().isoformat()
+
+    assert inactive == {
+        str(quiet.case_id): (due(quiet), True),
+        str(nearly.case_id): (due(nearly), False),
+    }
+
+
+def test_deadlines_missed_are_counted_per_unit_and_month(api: Api) -> None:
+    # Given five cases of the kindergarten whose level-0 decision came too late, and one of
+    # them escalated to the unit leader
+    stories = [Story(api) for _ in range(5)]
+
+    def missed(story: Story, stage: str) -> Event:
+        return n.FollowUpBreakDetected(
+            **story.env(uuid4(), CONSENT_POLICY, 0.001),
+            case_id=story.case_id,
+            unit=UNIT,
+            last_activity_at=NOW - timedelta(days=1),
+            stage=stage,  # type: ignore[arg-type]
+            cause="decision_overdue",
+        )
+
+    api.publish(
+        *(story.raised(1 / 24) for story in stories),
+        *(missed(story, "baton_holder") for story in stories),
+        missed(stories[0], "unit_leader"),
+    )
+    # When a unit leader asks for the figures per unit and month
+    figures = api.get("/figures", LEADER, by="unit-month").json()
+    month = NOW.astimezone(OSLO).strftime("%Y-%m")
+    (row,) = [r for r in figures["months"] if (r["unit"], r["month"]) == (UNIT, month)]
+    # Then the five deadlines missed are counted by cause, the single escalation withheld
+    assert row["deadlines_missed"]["decision_overdue"] == 5
+    assert row["deadlines_missed"]["minutes_overdue"] == 0
+    assert row["deadlines_escalated"] is None
+    # And the municipality's totals count them the same way
+    totals = api.get("/figures", LEADER).json()
+    assert totals["deadlines_missed"]["decision_overdue"] == 5
+    assert totals["deadlines_missed"]["inactivity"] == 0
+    assert totals["deadlines_escalated"] is None
+    assert totals["follow_up_breaks"]["decision_overdue"] == 6

@@ -19,7 +19,10 @@ FILLED_BY_THE_PAGE = {
     "given_by",  # a guardian or child consenting in person is the signed-in person
     "evidence",  # ... and their evidence is the text they confirmed
 }
-NOT_A_FIELD = {"whole"}  # the page's own choice: the whole consent, or some services
+NOT_A_FIELD = {
+    "whole",  # the page's own choice: the whole consent, or some services
+    "child_id",  # the child to erase: in the address
+}
 
 
 def _document(service: str) -> dict[str, Any]:
@@ -62,6 +65,7 @@ CASES = [
     ("consent", "/consents", forms.RECORD_CONSENT),
     ("consent", "/consents/{consent_id}/scope", forms.CHANGE_SCOPE),
     ("consent", "/consents/{consent_id}/withdraw", forms.WITHDRAW_CONSENT),
+    ("case", "/children/{child_id}/erase", forms.ERASE_CHILD),
 ]
 
 

@@ -102,9 +102,10 @@ def _answer_with(answer: Any) -> Any:
                 "rating",
                 "kind",
                 "x",
+                "_guide",  # the action guide's form it was sent from
             ]
         ),
-        st.one_of(text, st.lists(text, max_size=3)),
+        st.one_of(text, st.lists(text, max_size=3), st.just("kindergarten/1/measures-log")),
         max_size=6,
     ),
     answer=answers,
@@ -174,6 +175,7 @@ def _service_paths() -> list[str]:
         f"/cases/{CASE}/meetings",
         f"/cases/{CASE}/escalate",
         f"/cases/{CASE}/plan-measure",
+        "/guides/kindergarten/1",
         f"/consents/{CONSENT}",
         f"/consents/{CONSENT}/withdraw",
         f"/consents/{CONSENT}/scope",

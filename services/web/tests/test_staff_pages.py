@@ -46,6 +46,43 @@ def test_the_worklist_puts_what_is_overdue_first_and_says_so_in_words(
     assert "1 ting har passert fristen." in page.text
 
 
+def test_the_worklist_marks_a_deadline_overdue_as_the_projection_flags_it(
+    browser: Browser, services: Services
+) -> None:
+    # Given the teacher's case is inactive past its deadline today (the projection flags it
+    # overdue), and the level-0 decision of another is due next week
+    today, next_week = date.today(), date.today() + timedelta(days=7)
+    services.reply(
+        "GET",
+        "http://projection.test/worklist",
+        json_body=[
+            {
+                "case_id": str(CASE_ID),
+                "kind": "inactivity_due",
+                "level": 1,
+                "due": today.isoformat(),
+                "overdue": True,
+            },
+            {
+                "case_id": str(uuid4()),
+                "kind": "decision_due",
+                "level": 0,
+                "due": next_week.isoformat(),
+                "overdue": False,
+            },
+        ],
+    )
+    # When the teacher signs in
+    page = browser.sign_in(TEACHER)
+    # Then the inactivity is named in words and marked overdue (though due today), the decision
+    # is not
+    assert page.status_code == 200
+    assert "Ingenting skjedd i saken" in page.text
+    assert "Beslutning på nivå 0" in page.text
+    assert page.text.count('<span class="tag refused">Over fristen</span>') == 1
+    assert "1 ting har passert fristen." in page.text
+
+
 def test_a_concern_refused_for_a_field_shows_the_message_next_to_it_and_keeps_the_text(
     browser: Browser, services: Services
 ) -> None:

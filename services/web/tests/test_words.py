@@ -18,7 +18,7 @@ from stafett_web import forms
 from stafett_web.i18n import LANGUAGES, Translator, negotiate
 from stafett_web.messages import CATALOGUES
 from stafett_web.models import Entry
-from stafett_web.relaylog import SYSTEM_EVENTS, lines, told_types
+from stafett_web.relaylog import SYSTEM_EVENTS, describe, lines
 
 ROOT = Path(__file__).parents[3]
 PACKAGE = Path(__file__).parents[1] / "src" / "stafett_web"
@@ -51,6 +51,7 @@ def test_every_form_field_and_choice_has_words() -> None:
         forms.RECORD_CONSENT,
         forms.CHANGE_SCOPE,
         forms.WITHDRAW_CONSENT,
+        forms.ERASE_CHILD,
     ]
     words = CATALOGUES["en"]
     for form in every:
@@ -104,6 +105,16 @@ def _variants(cls: type[Event]) -> list[dict[str, Any]]:
                 values = [member.value for member in kind.cls]
             found += [{**base, field.encode_name: value} for value in values]
     return found
+
+
+def told_types() -> frozenset[str]:
+    """The event types the relay log tells: those `describe` has a branch for."""
+    registry: dict[Any, Any] = dict(describe.registry)
+    return frozenset(
+        type_name(cls)
+        for cls in registry
+        if isinstance(cls, type) and issubclass(cls, Event) and cls is not Event
+    )
 
 
 def test_the_relay_log_tells_every_event_or_names_it_bookkeeping() -> None:

@@ -5,6 +5,7 @@
 | POST /cases | raise a concern about a child the population register knows, named by `child_id` or `national_id` (exactly one); the register's record of the child is sealed into the case, never data from the request |
 | POST /cases/{case_id}/<command> | one route per command, named in kebab case: /escalate, /plan-measure, ... |
 | GET /cases/{case_id}?purpose= | the case, as the one access rule lets the caller see it; every read and refusal recorded |
+| POST /children/{child_id}/erase | an administrator erases the child's personal data in every case (`erase_api`) |
 
 Every POST answers `{"id", "version"}`; refusals are mapped by `stafett_runtime.service`. A body
 or query parameter beyond the limits of `stafett_contracts.inputs` is 422 naming the field; a date
@@ -12,7 +13,9 @@ outside the case's window is 409 naming `date-within-window` (rules.py).
 The consent facts (NoteConsent, LapseConsent, NoteLegalBasis) have no route: only the consent
 policy gives them.
 
-Raising a concern refuses before anything is stored or sealed: a body naming the child both ways
+Free text about the child (the concern, notes, reasons, descriptions: each field marked
+`x-sealed`) is sealed under the child's key as it arrives, before any rule sees it; no event
+holds it in clear. Raising a concern refuses before anything is stored or sealed: a body naming the child both ways
 or neither (422 naming both fields), someone who may not raise one (403; `unit-in-directory` for
 a unit the municipality's directory does not list), a child the register does not know (422
 naming the field). Only then is a child's key made, if it has none yet.
@@ -21,7 +24,8 @@ Reading a case goes through the read gate (`stafett_runtime.reads`): who may rea
 by `stafett_contracts.access.read_access` (guardians and the child as the register says, auditors
 who state a purpose, the case's unit, services a consent, legal basis or report covers) and
 recorded as `CaseAccessed` before anything about the case is said. `case` is folded only from
-the entries the reader may see, without the sealed personal data; `personal_data` is the child's
+the entries the reader may see, without the sealed personal data, its free text opened (or
+`{"erased": true, ...}` in its place once the child's key is gone); `personal_data` is the child's
 identity opened, when the rule lets the reader know who the child is (`erased` instead once the
 child's key is gone).
 """  # noqa: E501 (a table reads best on one line per row)
@@ -42,6 +46,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.types import LifespanHook
 
 from stafett_case.application import Cases
+from stafett_case.children import Children
 from stafett_case.domain.access import unit_raising_concern
 from stafett_case.domain.commands import (
     AcceptBaton,
@@ -71,17 +76,18 @@ from stafett_case.domain.commands import (
     SendReferral,
     ShareConcern,
 )
-from stafett_contracts.access import visible
+from stafett_case.erase_api import erase_route
+from stafett_case.guides_api import guide_routes
+from stafett_contracts.access import case_shown
 from stafett_contracts.case import CaseEvent
 from stafett_contracts.casefile import CaseFile, fold
+from stafett_contracts.guides import GuideProgress, where_in_guide
 from stafett_contracts.identity import Actor
 from stafett_contracts.inputs import FreeText, NationalId, ReadPurpose, limits
 from stafett_contracts.people import RegisteredChild
 from stafett_contracts.personal import Erased, PersonalData, SealedPersonalData
-from stafett_runtime.domain import RuleViolation
 from stafett_runtime.health import Readiness
 from stafett_runtime.kernel import Kernel
-from stafett_runtime.keystore import ChildErasedError
 from stafett_runtime.service import call, http_app, refusals
 
 # Each command with a route, and what it does, in words: the route's summary.
@@ -145,6 +151,7 @@ class CaseView(msgspec.Struct, frozen=True, kw_only=True):
     case: CaseFile
     personal_data: PersonalData | None = None
     erased: Erased | None = None
+    guide: GuideProgress | None = None  # where the case is in its action guide, as shown
 
 
 class CaseFiles:
@@ -172,9 +179,12 @@ def create_app(
     readiness: Readiness | None = None,
     on_startup: Sequence[LifespanHook] = (),
     on_shutdown: Sequence[LifespanHook] = (),
+    children: Children | None = None,
 ) -> Litestar:
     """The HTTP app in front of `cases`; main.py wires it, tests give it their own parts."""
     reads = kernel.reads(cases=CaseFiles(cases))
+    if children is None and cases is not None:  # None only for the OpenAPI document
+        children = Children(cases)
 
     async def registered_child(body: RaiseConcernBody) -> RegisteredChild:
         """The register's record of the child the body names; 422 naming the field if none."""
@@ -192,10 +202,7 @@ def create_app(
         identity = PersonalData(
             name=child.name, birth_date=child.birth_date, national_id=child.national_id
         )
-        try:
-            return await kernel.seal(identity, str(child.child_id))
-        except ChildErasedError as erased:
-            raise RuleViolation("erased-child-stays-erased", str(erased)) from None
+        return await kernel.seal(identity, str(child.child_id))
 
     @post("/cases", summary="Raise a concern: the case begins at level 0")
     async def raise_concern(
@@ -214,9 +221,16 @@ def create_app(
         # Nothing is left to refuse it: only now may a child's key be made.
         identity = await sealed(child)
         case_id = uuid4()
+        # The case follows the action guides in force now, whatever is published later.
+        in_force = (await call(cases.guide_book)).in_force()
         command = RaiseConcern(
-            case_id=case_id, child_id=child.child_id, concern=data.concern, personal_data=identity
+            case_id=case_id,
+            child_id=child.child_id,
+            concern=data.concern,
+            personal_data=identity,
+            guides=in_force,
         )
+        command = await kernel.seal_texts(command, str(child.child_id), context=str(case_id))
         decision = await call(cases.commands.handle, case_id, command, context)
         return Answer(id=case_id, version=decision.version)
 
@@ -230,9 +244,18 @@ def create_app(
     ) -> CaseView:
         history = await call(case_history, cases, case_id)  # read once: for the gate and the view
         admitted = await reads.admit(request.user, case_id, "case", purpose, case=fold(history))
-        unknown = CaseFile.unknown(case_id)
-        shown = fold(visible(admitted.access, history), start=unknown) or unknown
-        view = CaseView(case=msgspec.structs.replace(shown, personal_data=None))
+        # The one rule of what a reader knows of the case (the projection's too): the entries
+        # they may see, and at a handover the case as it stands.
+        shown = case_shown(admitted.access, case_id, history)
+        # Free text is opened for the answer only: the text, or `erased` for each once the
+        # child's key is gone.
+        book = await call(cases.guide_book)
+        view = CaseView(
+            case=await kernel.open_texts(msgspec.structs.replace(shown, personal_data=None)),
+            guide=where_in_guide(
+                admitted.access, case_id, history, kernel.directory.current(), book
+            ),
+        )
         identity = admitted.case.personal_data
         if not admitted.access.identity or identity is None:
             return view
@@ -248,6 +271,8 @@ def create_app(
             raise_concern,
             read_case,
             *map(command_route(cases, kernel), ROUTED_COMMANDS),
+            erase_route(children, kernel),
+            *guide_routes(cases, kernel),
         ],
         readiness=readiness or Readiness(),
         description=__doc__ or "",
@@ -265,12 +290,22 @@ def _invalid(message: str, *fields: str) -> ValidationException:
 def command_route(cases: Cases, kernel: Kernel) -> Callable[[type[Command]], HTTPRouteHandler]:
     """One POST route per command type, each with its own body schema."""
 
+    async def sealed_command(command: Command, case_id: UUID) -> Command:
+        """The command with its free text about the child sealed under the child's key, before
+        any rule sees it (a retry seals to the same value, so it is found already satisfied).
+        A case that does not exist has no child: the command path answers 404."""
+        case = (await call(cases.commands.load, case_id)).state
+        if case is None:
+            return command
+        return await kernel.seal_texts(command, str(case.child_id), context=str(case_id))
+
     def route(command_type: type[Command]) -> HTTPRouteHandler:
         async def handle(
             case_id: FromPath[UUID], data: Command, request: Request[Actor, Any, Any]
         ) -> Answer:
             context = kernel.context(request.user)
             path = cases.commands
+            data = await sealed_command(data, case_id)
             decision = await call(path.handle, case_id, data, context, data.expected_version)
             return Answer(id=case_id, version=decision.version)
 

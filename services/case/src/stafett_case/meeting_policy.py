@@ -44,6 +44,7 @@ def carrying_out(event: DecisionRecorded) -> CarryOutDecision:
         to_level=event.to_level,
         reason=event.reason,
         participants=event.participants,
+        child_view=event.child_view,
     )
 
 

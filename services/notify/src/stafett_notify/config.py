@@ -9,9 +9,6 @@
 | STAFETT_NOTIFY_FROM | stafett@stafett.localhost | the sender address |
 | STAFETT_NOTIFY_LINK_BASE | http://127.0.0.1:8106 | the web app, where every link in a message lands (`stafett up` sets it from its ports; `deploy/` requires it) |
 | STAFETT_NOTIFY_DEV_WEBHOOK_SECRETS | off | development only: `generate` gives a webhook contact without a secret a random one, instead of refusing to start |
-| STAFETT_NOTIFY_LEAD_DAYS | 3 | a reminder comes this many days before an evaluation or due date |
-| STAFETT_NOTIFY_INACTIVITY_DAYS | 14 | no activity for this many days is a follow-up break |
-| STAFETT_NOTIFY_ESCALATION_DAYS | 7 | still nothing this many days later: the unit leader is told |
 | STAFETT_NOTIFY_MAX_ATTEMPTS | 5 | attempts per notification before NotificationFailed |
 | STAFETT_NOTIFY_BACKOFF_SECONDS | 30 | the wait before the second attempt; it doubles each time |
 | STAFETT_NOTIFY_ATTEMPT_TIMEOUT_SECONDS | 120 | an attempt with no outcome after this was cut off (a crash): it fails, never repeats |
@@ -25,7 +22,10 @@ receiver cannot know and so cannot verify.
 
 Who leads a unit is not configured here: it is the municipality directory's fact
 (`STAFETT_DIRECTORY_FILE`, `stafett_runtime.directory`), as a child's guardians are the population
-register's. A contact file that still has a `units` table is refused, saying so.
+register's. A contact file that still has a `units` table is refused, saying so. So are the
+municipality's deadlines (the directory's `[deadlines]`, read again when the file changes): the
+`STAFETT_NOTIFY_LEAD_DAYS`, `_INACTIVITY_DAYS` and `_ESCALATION_DAYS` of before are refused,
+naming the setting of the directory that replaced each.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -44,12 +44,17 @@ import msgspec
 
 from stafett_contracts.notify import Channel
 from stafett_notify.domain.delivery import DeliveryRules
-from stafett_notify.domain.rules import TimerRules
 from stafett_runtime.settings import SettingsError
 
 SECRET_PREFIX = "whsec_"  # how Standard Webhooks writes a secret
 SECRET_BYTES = (24, 64)  # the shortest and longest secret Standard Webhooks allows
 GENERATE = "generate"
+# Settings of before that the municipality directory's [deadlines] now holds.
+MOVED_TO_THE_DIRECTORY = {
+    "LEAD_DAYS": "reminder_lead_days",
+    "INACTIVITY_DAYS": "inactivity_days",
+    "ESCALATION_DAYS": "escalation_days",
+}
 
 
 class Contact(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -166,7 +171,6 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True):
     contacts: ContactDirectory
     smtp: Smtp
     link_base: str
-    timers: TimerRules
     delivery: DeliveryRules
     interval: float
 
@@ -185,6 +189,12 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True):
                 )
             return int(value)
 
+        for old, new in MOVED_TO_THE_DIRECTORY.items():
+            if read(old) is not None:
+                raise SettingsError(
+                    f"STAFETT_NOTIFY_{old} is no longer read: the municipality's deadlines are in "
+                    f"the directory file (STAFETT_DIRECTORY_FILE), as `{new}` in its [deadlines]"
+                )
         if read("WEBHOOK_SECRET") is not None:
             raise SettingsError(
                 "STAFETT_NOTIFY_WEBHOOK_SECRET is no longer read: each webhook contact has its own "
@@ -218,11 +228,6 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True):
             contacts=contacts,
             smtp=smtp,
             link_base=(read("LINK_BASE") or "http://127.0.0.1:8106").rstrip("/"),
-            timers=TimerRules(
-                lead=timedelta(days=number("LEAD_DAYS", 3)),
-                inactivity=timedelta(days=number("INACTIVITY_DAYS", 14)),
-                escalation=timedelta(days=number("ESCALATION_DAYS", 7)),
-            ),
             delivery=DeliveryRules(
                 max_attempts=number("MAX_ATTEMPTS", 5),
                 backoff=timedelta(seconds=number("BACKOFF_SECONDS", 30)),
@@ -236,5 +241,5 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True):
         return (
             f"NotifyConfig(smtp={self.smtp.host}:{self.smtp.port}, link_base={self.link_base!r}, "
             f"contacts={len(self.contacts.contacts)}, "
-            f"timers={self.timers}, delivery={self.delivery}, interval={self.interval})"
+            f"delivery={self.delivery}, interval={self.interval})"
         )

@@ -11,12 +11,12 @@ Who is concerned is read as of the event: the case (`stafett_contracts.casefile`
 and the meeting folded up to its version; the guardians of the case's child from the population
 register, never from who happened to consent; the unit leaders from the municipality directory.
 The register is asked only for the events that tell the guardians; if it does not answer, the
-policy stops on that event (and the service is not ready) rather than tell nobody.
+policy stops on that event (and the service is not ready) rather than tell nobody. A consent
+withdrawn is told to the leader of its case's unit, so the case is read as it stands then.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +39,7 @@ from stafett_notify.domain.rules import (
     TELLS_GUARDIANS,
     Concerned,
     Reminder,
+    lead_of,
     reminders_after_evaluation,
     reminders_for,
     tell,
@@ -91,7 +92,7 @@ class NotifyPolicy(ContractProcessApplication):
             processing_event.collect_events(*events)
 
     def _around(self, event: Event) -> tuple[Concerned, list[Reminder]]:
-        lead: timedelta = self.config.timers.lead
+        lead = lead_of(self._directory.current())
         match event:
             case c.CaseEvent():
                 case = self._case(event)
@@ -99,7 +100,9 @@ class NotifyPolicy(ContractProcessApplication):
                 if isinstance(event, c.MeasureEvaluated):
                     reminders = reminders_after_evaluation(event, case, lead)
                 guardians = self._guardians(case) if isinstance(event, TELLS_GUARDIANS) else ()
-                around = Concerned(guardians=guardians, directory=self._directory.current())
+                around = Concerned(
+                    case=case, guardians=guardians, directory=self._directory.current()
+                )
                 return around, reminders
             case m.MeetingEvent():
                 meeting = MeetingFacts()
@@ -118,7 +121,13 @@ class NotifyPolicy(ContractProcessApplication):
                         case_id, services = earlier.case_id, earlier.services
                     elif isinstance(earlier, k.ConsentScopeChanged):
                         services = earlier.services
-                return Concerned(consent_case_id=case_id, consent_services=services), []
+                around = Concerned(
+                    case=None if case_id is None else self._case_now(case_id),
+                    directory=self._directory.current(),
+                    consent_case_id=case_id,
+                    consent_services=services,
+                )
+                return around, []
         return Concerned(), []
 
     def _history(self, stream: str, aggregate_id: UUID, up_to: int) -> list[Event]:
@@ -131,6 +140,12 @@ class NotifyPolicy(ContractProcessApplication):
         case = fold(e for e in history if isinstance(e, c.CaseEvent))
         assert case is not None  # a case's stream begins with its ConcernRaised
         return case
+
+    def _case_now(self, case_id: UUID) -> CaseFile | None:
+        """The case as its events stand now (for a consent event, which names only the case);
+        its unit, whose leader is told, never changes."""
+        history = self._streams["case"].events.get(case_id)
+        return fold(e for e in history if isinstance(e, c.CaseEvent))
 
     def _guardians(self, case: CaseFile) -> tuple[str, ...]:
         """The guardians of the case's child, as the population register says now."""

@@ -31,7 +31,6 @@ from stafett_notify.application import Notifications
 from stafett_notify.channels import EmailSender, Sender, WebhookSender, senders
 from stafett_notify.config import Contact, ContactDirectory, NotifyConfig, Smtp
 from stafett_notify.domain.delivery import DeliveryRules
-from stafett_notify.domain.rules import TimerRules
 from stafett_notify.policies import UPSTREAMS, NotifyPolicy
 from stafett_runtime.accesslog import AUDIT
 from stafett_runtime.contracts import CONTRACT_ENV, ContractApplication
@@ -44,7 +43,15 @@ from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 UNIT = "skole-lia"
 LEADER = "rektor-1"  # the leader of skole-lia in the test municipality (TEST_DIRECTORY)
-MUNICIPALITY = FixedDirectory(TEST_DIRECTORY)
+MUNICIPALITY = FixedDirectory(TEST_DIRECTORY)  # the default deadlines (people.Deadlines)
+
+
+def with_deadlines(**days: Any) -> FixedDirectory:
+    """The test municipality with these of its deadlines set otherwise (people.Deadlines)."""
+    deadlines = msgspec.structs.replace(TEST_DIRECTORY.deadlines, **days)
+    return FixedDirectory(msgspec.structs.replace(TEST_DIRECTORY, deadlines=deadlines))
+
+
 TEACHER = "laerer-1"
 CHILD_NAME = "Kari Nordmann"
 TEACHER_ACTOR = Actor(person=TEACHER, role=Role.EMPLOYEE, service=UNIT)
@@ -105,10 +112,7 @@ def address(person: str) -> str:
 
 
 def make_config(
-    smtp_port: int,
-    people: tuple[str, ...],
-    inactivity_days: int = 14,
-    contacts: dict[str, Contact] | None = None,
+    smtp_port: int, people: tuple[str, ...], contacts: dict[str, Contact] | None = None
 ) -> NotifyConfig:
     return NotifyConfig(
         contacts=ContactDirectory(
@@ -116,11 +120,6 @@ def make_config(
         ),
         smtp=Smtp(host="127.0.0.1", port=smtp_port),
         link_base="https://stafett.example",
-        timers=TimerRules(
-            lead=timedelta(days=3),
-            inactivity=timedelta(days=inactivity_days),
-            escalation=timedelta(days=7),
-        ),
         delivery=DeliveryRules(
             max_attempts=3, backoff=timedelta(minutes=1), attempt_timeout=timedelta(minutes=2)
         ),

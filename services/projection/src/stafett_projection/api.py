@@ -4,7 +4,7 @@
 |---|---|---|
 | GET /cases/{id}/relay-log?as_of=&purpose=&min_version= | every entry in order, from all services; the state as of a moment | the access rule |
 | GET /cases/{id}/consent-status | consents, legal bases and reports, which services are covered now | the access rule |
-| GET /cases/{id}/handover-packet | measures tried, what worked, next steps, of the entries the reader may see | the access rule |
+| GET /cases/{id}/handover-packet | measures tried and their evaluations, what worked, decisions, open measures and action items, the case's state: of the entries the reader may see (a receiving unit under a handover consent: from the whole case) | the access rule |
 | GET /cases/{id}/access-log | who read the case, when, why, and refused attempts | guardians, the child, auditors |
 | GET /cases/{id}/export.jsonl | every event with its envelope, as JSON lines | auditors |
 | GET /cases/{id}/archive?lang= | the archive document, once the case is closed, as Markdown | the access rule |
@@ -45,8 +45,10 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, Parameter
 from litestar.types import LifespanHook
 
-from stafett_contracts.access import Dated, visible
-from stafett_contracts.casefile import CaseSummary, summary
+from stafett_contracts.access import Dated, state_shown, visible
+from stafett_contracts.case import CaseEvent
+from stafett_contracts.casefile import CaseSummary
+from stafett_contracts.guides import GuideProgress, where_in_guide
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.inputs import ReadPurpose, UnitId, limits, utc_moment
 from stafett_contracts.personal import Erased, PersonalData
@@ -82,6 +84,7 @@ class RelayLog(msgspec.Struct, frozen=True, kw_only=True):
     child: PersonalData | None = None  # only for a reader who may know who the child is
     erased: Erased | None = None  # instead, once the child's key is deleted
     entries: list[views.Entry]
+    guide: GuideProgress | None = None  # where the case is in its action guide, as shown
 
 
 Language = Annotated[
@@ -162,6 +165,14 @@ def create_app(
         except KeyStoreError:
             return None  # a key store without this child's key: show no personal data
 
+    async def guide_step(
+        admitted: Admitted, case_id: UUID, events: Sequence[CaseEvent]
+    ) -> GuideProgress | None:
+        """Where the case is in its guide, as the reader may know it."""
+        book = await projection.read(views.guide_book)
+        directory = kernel.directory.current()
+        return where_in_guide(admitted.access, case_id, events, directory, book)
+
     @get(
         "/cases/{case_id:uuid}/relay-log",
         summary="The relay log: the entries I may see, in order",
@@ -195,15 +206,18 @@ def create_app(
         found = await history(case_id)
         admitted = await reads.admit(request.user, case_id, "relay-log", purpose, case=found.case)
         opened = await personal_data(admitted)
-        return RelayLog(
+        relay_log = RelayLog(
             case_id=case_id,
             as_of=moment,
             basis=admitted.access.basis,
-            state=summary(case_id, _until(moment, visible(admitted.access, found.events))),
+            state=state_shown(admitted.access, case_id, _until(moment, found.events)),
             child=opened if isinstance(opened, PersonalData) else None,
             erased=opened if isinstance(opened, Erased) else None,
             entries=_until(moment, visible(admitted.access, found.entries)),
+            guide=await guide_step(admitted, case_id, _until(moment, found.events)),
         )
+        # Free text stays sealed in the database; opened here, for this reader only.
+        return await kernel.open_texts(relay_log)
 
     @get(
         "/cases/{case_id:uuid}/consent-status",
@@ -233,14 +247,15 @@ def create_app(
             request.user, case_id, "handover-packet", purpose, case=found.case
         )
         opened = await personal_data(admitted)
-        return views.HandoverPacket(
+        packet = views.HandoverPacket(
             case_id=case_id,
             basis=admitted.access.basis,
-            state=summary(case_id, visible(admitted.access, found.events)),
+            state=state_shown(admitted.access, case_id, found.events),
             child=opened if isinstance(opened, PersonalData) else None,
             erased=opened if isinstance(opened, Erased) else None,
             **views.handover_packet(visible(admitted.access, found.entries)),
         )
+        return await kernel.open_texts(packet)
 
     @get(
         "/cases/{case_id:uuid}/access-log",
@@ -267,10 +282,13 @@ def create_app(
     )
     async def export(
         case_id: FromPath[UUID], request: Request[Actor, Any, Any], purpose: Purpose = None
-    ) -> Response[str]:
+    ) -> Response[bytes]:
         await reads.admit(request.user, case_id, "export", purpose, only=(Role.AUDITOR,))
         lines = await projection.read(views.export_lines, str(case_id))
-        return Response(lines, media_type="application/x-ndjson")
+        # One JSON object a line; free text opened for this reader (or erased), never stored so.
+        opened = await kernel.open_texts(lines)
+        body = b"".join(msgspec.json.encode(line) + b"\n" for line in opened)
+        return Response(body, media_type="application/x-ndjson")
 
     async def archive_of(
         case_id: UUID, actor: Actor, purpose: str | None, lang: phrases.Language
@@ -280,11 +298,12 @@ def create_app(
         admitted = await reads.admit(actor, case_id, "archive", purpose, case=found.case)
         if not admitted.case.closed:
             raise RuleViolation("archive-when-closed", "a case goes to the archive when it closes")
-        return archives.document(
+        return await archives.opened_document(
+            kernel,
             case_id,
             await personal_data(admitted),
             visible(admitted.access, found.entries),
-            summary(case_id, visible(admitted.access, found.events)),
+            state_shown(admitted.access, case_id, found.events),
             kernel.directory.current(),
             lang,
             zone,
@@ -323,7 +342,11 @@ def create_app(
     async def worklist(request: Request[Actor, Any, Any]) -> list[views.WorkItem]:
         actor = request.user
         if actor.role not in (Role.GUARDIAN, Role.CHILD):
-            return await projection.read(views.worklist, actor.person, actor.service)
+            deadlines = kernel.directory.current().deadlines
+            today = datetime.now(zone).date()
+            return await projection.read(
+                views.worklist, actor.person, actor.service, deadlines, today
+            )
         # Guardians and the child find their cases, and the child's name, through the
         # register, never the request (docs/projection.md: why this is no read of a case).
         children = await call(kernel.register.children_of, actor.person)
@@ -393,7 +416,11 @@ def create_app(
             found = await projection.read(management.municipal, now, zone, figures_min_group)
             return Response(found, media_type=JSON)
         per_unit = await projection.read(
-            management.per_unit_and_month, now, zone, figures_min_group
+            management.per_unit_and_month,
+            now,
+            zone,
+            figures_min_group,
+            kernel.directory.current(),  # each unit's kind: which guide its cases follow
         )
         if request.accept.best_match([JSON, CSV], default=JSON) == CSV:
             return Response(management.as_csv(per_unit), media_type=f"{CSV}; charset=utf-8")

@@ -17,10 +17,16 @@ belongs to the unit and month below. A case's unit is the unit that owns it at t
 | days from concern to first measure, to the level-0 decision | where the worry arose | the concern's |
 | days at each level | the case's, when the stay ended | the stay's end |
 | follow-up breaks (by cause), consent withdrawals, reports to child welfare | the case's, then | then |
+| deadlines missed (by cause: a break's first stage), and escalated to the unit leader | the case's, then | then |
 | system measures | the unit the measure is about | its proposal's |
 | feedback after meetings | the unit that called the meeting | the feedback's |
+| steps skipped (by level and step of the case's action guide, "0:share") | the case's, at the decision | the decision's |
 
-Feedback is also given per unit (every month), per meeting type, and for the municipality.
+Feedback is also given per unit (every month), per meeting type, and for the municipality. The
+municipality's totals count the same things for all cases together (escalations and
+de-escalations as one number each; concerns per unit and month).
+A step is skipped when a decision ends its level without the event the step records
+(`stafett_contracts.guides.skipped_before_decision`), in the guide the case follows.
 """  # noqa: E501 (a table reads best on one line per row)
 
 from __future__ import annotations
@@ -36,8 +42,21 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from stafett_contracts.case import (
+    CaseClosed,
+    CaseEvent,
+    ConcernRaised,
+    DeEscalated,
+    Escalated,
+    LevelDecided,
+)
+from stafett_contracts.casefile import CaseFile, evolve
+from stafett_contracts.guides import case_guide, skipped_before_decision
 from stafett_contracts.notify import FollowUpBreakDetected
+from stafett_contracts.people import Directory
+from stafett_projection.models import decode
 from stafett_projection.store import Tx
+from stafett_projection.views import guide_book
 
 LEVELS = range(4)
 UPWARDS = tuple(f"{a}-{b}" for a in LEVELS for b in LEVELS if a < b)
@@ -63,10 +82,15 @@ class MunicipalFigures(msgspec.Struct, frozen=True, kw_only=True):
     closed_cases: int | None
     share_resolved_at_levels_0_1: float | None
     days_from_concern_to_first_measure: float | None
+    days_from_concern_to_level_0_decision: float | None
     days_at_each_level: dict[str, float | None]
     escalations: int | None
     de_escalations: int | None
     follow_up_breaks: dict[str, int | None]
+    # The deadlines missed (a break's first stage), by cause, and those escalated to the unit
+    # leader, as `UnitMonth` counts them per unit and month.
+    deadlines_missed: dict[str, int | None]
+    deadlines_escalated: int | None
     consent_withdrawals: int | None
     system_measures: int | None
     child_welfare_reports: int | None
@@ -86,10 +110,15 @@ class UnitMonth(msgspec.Struct, frozen=True, kw_only=True):
     days_from_concern_to_level_0_decision: float | None
     days_at_each_level: dict[str, float | None]
     follow_up_breaks: dict[str, int | None]  # by cause
+    # The municipality's deadlines missed (a break's first stage), by cause, and how many of
+    # them still were not acted on when the unit leader was told.
+    deadlines_missed: dict[str, int | None]
+    deadlines_escalated: int | None
     consent_withdrawals: int | None
     child_welfare_reports: int | None
     system_measures: int | None
     feedback: Feedback
+    steps_skipped: dict[str, int | None] = {}  # by level and step of the guide: "0:share"
 
 
 class UnitMonthFigures(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,6 +168,12 @@ def municipal(tx: Tx, now: datetime, zone: ZoneInfo, min_group: int = 1) -> Muni
             "SELECT raised_at, first_measure_at FROM cases WHERE first_measure_at IS NOT NULL"
         )
     ]
+    to_decision = [
+        _days(_at(r), _at(d))
+        for r, d in tx.all(
+            "SELECT raised_at, level0_decided_at FROM cases WHERE level0_decided_at IS NOT NULL"
+        )
+    ]
     at_level: dict[int, list[float]] = defaultdict(list)
     for level, since, until in tx.all("SELECT level, since, until FROM levels"):
         at_level[level].append(_days(_at(since), _at(until) if until else now))
@@ -151,7 +186,15 @@ def municipal(tx: Tx, now: datetime, zone: ZoneInfo, min_group: int = 1) -> Muni
             )
         )
     )
-    breaks = dict(tx.all("SELECT cause, COUNT(*) FROM breaks GROUP BY cause"))
+    breaks: Counter[str] = Counter()
+    missed: Counter[str] = Counter()  # a break's first stage: the deadline missed
+    escalated = 0  # told to the unit leader
+    for cause, stage, n in tx.all("SELECT cause, stage, COUNT(*) FROM breaks GROUP BY 1, 2"):
+        breaks[cause] += n
+        if stage == "baton_holder":
+            missed[cause] += n
+        else:
+            escalated += n
     return MunicipalFigures(
         min_group=min_group,
         concerns_per_unit_and_month={
@@ -163,10 +206,13 @@ def municipal(tx: Tx, now: datetime, zone: ZoneInfo, min_group: int = 1) -> Muni
             round(low / len(closed), 3) if closed and len(closed) >= min_group else None
         ),
         days_from_concern_to_first_measure=small.mean(to_measure),
+        days_from_concern_to_level_0_decision=small.mean(to_decision),
         days_at_each_level={str(k): small.mean(v) for k, v in sorted(at_level.items())},
         escalations=small.count(counts["Escalated"]),
         de_escalations=small.count(counts["DeEscalated"]),
         follow_up_breaks={cause: small.count(n) for cause, n in breaks.items()},
+        deadlines_missed={cause: small.count(missed[cause]) for cause in BREAK_CAUSES},
+        deadlines_escalated=small.count(escalated),
         consent_withdrawals=small.count(counts["ConsentWithdrawn"]),
         system_measures=small.count(counts["SystemMeasureProposed"]),
         child_welfare_reports=small.count(counts["ChildWelfareReportFiled"]),
@@ -203,10 +249,13 @@ class _Tally:
         self.to_level_0_decision: list[float] = []
         self.at_level: dict[int, list[float]] = defaultdict(list)
         self.breaks: Counter[str] = Counter()
+        self.missed: Counter[str] = Counter()
+        self.escalated = 0
         self.withdrawals = 0
         self.reports = 0
         self.system_measures = 0
         self.feedback: list[tuple[int, int]] = []
+        self.skipped: Counter[str] = Counter()
 
     def figures(self, unit: str, month: str, small: _Small) -> UnitMonth:
         return UnitMonth(
@@ -222,15 +271,48 @@ class _Tally:
             days_from_concern_to_level_0_decision=small.mean(self.to_level_0_decision),
             days_at_each_level={str(level): small.mean(self.at_level[level]) for level in LEVELS},
             follow_up_breaks={cause: small.count(self.breaks[cause]) for cause in BREAK_CAUSES},
+            deadlines_missed={cause: small.count(self.missed[cause]) for cause in BREAK_CAUSES},
+            deadlines_escalated=small.count(self.escalated),
             consent_withdrawals=small.count(self.withdrawals),
             child_welfare_reports=small.count(self.reports),
             system_measures=small.count(self.system_measures),
             feedback=small.feedback(self.feedback),
+            steps_skipped={step: small.count(n) for step, n in sorted(self.skipped.items())},
         )
 
 
+_DECISIONS = (LevelDecided, Escalated, DeEscalated, CaseClosed)
+
+
+def _skipped_steps(tx: Tx, directory: Directory) -> Iterable[tuple[str, datetime, str]]:
+    """Each step skipped at a decision: the case, the decision's moment, "level:step"."""
+    book = guide_book(tx)
+    rows = tx.all(
+        "SELECT case_id, body FROM entries WHERE stream = 'CASE' AND case_id IN ("
+        " SELECT case_id FROM entries WHERE stream = 'CASE'"
+        " AND type IN ('LevelDecided', 'Escalated', 'DeEscalated', 'CaseClosed'))"
+        " ORDER BY case_id, seq"
+    )
+    state: CaseFile | None = None
+    for case_id, body in rows:
+        event = decode("CASE", body)
+        if not isinstance(event, CaseEvent):
+            continue
+        if isinstance(event, ConcernRaised):
+            state = None
+        if state is not None and isinstance(event, _DECISIONS):
+            followed = case_guide(state, directory, book)
+            for step in skipped_before_decision(followed[0], state) if followed else ():
+                yield case_id, event.occurred_at, f"{state.level}:{step}"
+        state = evolve(state, event)
+
+
 def per_unit_and_month(
-    tx: Tx, now: datetime, zone: ZoneInfo, min_group: int = 1
+    tx: Tx,
+    now: datetime,
+    zone: ZoneInfo,
+    min_group: int = 1,
+    directory: Directory | None = None,
 ) -> UnitMonthFigures:
     """Each unit's figures for each month from its first concern (or first case) to now."""
     small = _Small(min_group)
@@ -269,9 +351,15 @@ def per_unit_and_month(
             owner = owners.at(case_id, min(end - _TICK, now)) if held else None
             if owner is not None:
                 tallies[(owner, month)].at_month_end[level] += 1
-    for case_id, detected, cause in tx.all("SELECT case_id, detected_at, cause FROM breaks"):
+    for case_id, detected, cause, stage in tx.all(
+        "SELECT case_id, detected_at, cause, stage FROM breaks"
+    ):
         if found := tally(owners.at(case_id, _at(detected)), _at(detected)):
             found.breaks[cause] += 1
+            if stage == "baton_holder":
+                found.missed[cause] += 1
+            else:
+                found.escalated += 1
     for case_id, kind, occurred, body in tx.all(
         "SELECT case_id, type, occurred_at, body FROM entries WHERE type IN"
         " ('ConsentWithdrawn', 'ChildWelfareReportFiled', 'SystemMeasureProposed')"
@@ -285,6 +373,9 @@ def per_unit_and_month(
                 found.withdrawals += 1
             else:
                 found.reports += 1
+    for case_id, decided_at, step in _skipped_steps(tx, directory or Directory()):
+        if found := tally(owners.at(case_id, decided_at), decided_at):
+            found.skipped[step] += 1
     by_unit: dict[str, list[tuple[int, int]]] = defaultdict(list)
     by_type: dict[str, list[tuple[int, int]]] = defaultdict(list)
     everyone: list[tuple[int, int]] = []
@@ -330,12 +421,15 @@ CSV_COLUMNS = (
     "days_from_concern_to_level_0_decision",
     *(f"days_at_level_{level}" for level in LEVELS),
     *(f"follow_up_breaks_{cause}" for cause in BREAK_CAUSES),
+    *(f"deadlines_missed_{cause}" for cause in BREAK_CAUSES),
+    "deadlines_escalated",
     "consent_withdrawals",
     "child_welfare_reports",
     "system_measures",
     "feedback_count",
     "feedback_mean_rating",
     "feedback_mean_heard",
+    "steps_skipped",  # "0:share=3 1:evaluate=" (a count withheld is empty)
 )
 
 
@@ -359,12 +453,17 @@ def as_csv(figures: UnitMonthFigures) -> str:
                     row.days_from_concern_to_level_0_decision,
                     *(row.days_at_each_level[str(level)] for level in LEVELS),
                     *(row.follow_up_breaks[cause] for cause in BREAK_CAUSES),
+                    *(row.deadlines_missed[cause] for cause in BREAK_CAUSES),
+                    row.deadlines_escalated,
                     row.consent_withdrawals,
                     row.child_welfare_reports,
                     row.system_measures,
                     row.feedback.count,
                     row.feedback.mean_rating,
                     row.feedback.mean_heard,
+                    " ".join(
+                        f"{step}={'' if n is None else n}" for step, n in row.steps_skipped.items()
+                    ),
                 )
             ]
         )

@@ -8,7 +8,6 @@ entries they may see (`casefile.summary`).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -21,8 +20,9 @@ from stafett_contracts.access import overrides
 from stafett_contracts.case import CaseEvent, ChildWelfareReportFiled, LegalBasisNoted
 from stafett_contracts.casefile import Basis, CaseFile, CaseSummary, fold
 from stafett_contracts.consent import Party
+from stafett_contracts.guides import GuideBook, evolve_book
 from stafett_contracts.identity import Actor
-from stafett_contracts.people import RegisteredChild
+from stafett_contracts.people import Deadlines, RegisteredChild
 from stafett_contracts.personal import Erased, PersonalData
 from stafett_projection.models import decode
 from stafett_projection.store import Tx
@@ -92,6 +92,18 @@ def history(tx: Tx, case_id: str) -> CaseHistory | None:
         for r in rows
     ]
     return CaseHistory(case=case, events=events, entries=entries)
+
+
+def guide_book(tx: Tx) -> GuideBook:
+    """The action guides published in the municipality (`GuidePublished`, in the CASE stream
+    beside the cases; stored as entries of no case), folded in order."""
+    rows = tx.all(
+        "SELECT body FROM entries WHERE stream = 'CASE' AND type = 'GuidePublished' ORDER BY seq"
+    )
+    book = GuideBook()
+    for (body,) in rows:
+        book = evolve_book(book, decode("CASE", body))
+    return book
 
 
 def _case_event(body: str) -> CaseEvent:
@@ -326,23 +338,38 @@ def access_log(tx: Tx, case_id: str) -> list[Reading]:
     ]
 
 
-def export_lines(tx: Tx, case_id: str) -> str:
-    """The case's events with their envelopes, one JSON object a line, in the order they were
-    appended (as the relay log)."""
-    lines = [
-        f'{{"stream":{json.dumps(stream)},"seq":{seq},"subject":{json.dumps(subject)},'
-        f'"event":{body}}}\n'
+class ExportLine(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of a case's export: an event with its envelope, where it stands in its stream."""
+
+    stream: str
+    seq: int
+    subject: str
+    event: dict[str, Any]  # as stored: its free text sealed (the API opens it for the reader)
+
+
+def export_lines(tx: Tx, case_id: str) -> list[ExportLine]:
+    """The case's events with their envelopes, in the order they were appended (as the relay
+    log)."""
+    return [
+        ExportLine(stream=stream, seq=seq, subject=subject, event=_decode(body))
         for stream, seq, subject, body in tx.all(
             "SELECT stream, seq, subject, body FROM entries WHERE case_id = ?"
             " ORDER BY appended, stream, seq",
             (case_id,),
         )
     ]
-    return "".join(lines)
 
 
 WorkKind = Literal[
-    "baton_holder", "coordinator", "measure_evaluation", "action_item", "guardian", "child"
+    "baton_holder",
+    "coordinator",
+    "measure_evaluation",
+    "action_item",
+    "decision_due",  # the level-0 decision (the municipality's `decision_days`)
+    "minutes_due",  # a held meeting's minutes (`minutes_days`); `about` is the meeting
+    "inactivity_due",  # nothing recorded on the case for `inactivity_days`, soon or already
+    "guardian",
+    "child",
 ]
 
 
@@ -355,13 +382,18 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
     status: str | None = None  # open or closed: for guardians and the child, who see both
     about: str | None = None  # the measure or action item
     due: str | None = None  # a date
+    overdue: bool | None = None  # a deadline's date has come (decision, minutes, inactivity)
     # For guardians and the child: the child's name, as the register gives it to them.
     child_name: str | None = None
 
 
-def worklist(tx: Tx, person: str, service: str | None) -> list[WorkItem]:
-    """Cases where the person holds the baton, coordinates, or owns a measure or action item."""
+def worklist(
+    tx: Tx, person: str, service: str | None, deadlines: Deadlines, today: date
+) -> list[WorkItem]:
+    """Cases where the person holds the baton, coordinates, or owns a measure or action item;
+    and, of the cases they hold, the deadlines that come due (the municipality's)."""
     items: list[WorkItem] = []
+    held: list[str] = []
     for case_id, level, holder_service in tx.all(
         "SELECT case_id, level, holder_service FROM cases WHERE status = 'open' AND holder = ?",
         (person,),
@@ -369,6 +401,8 @@ def worklist(tx: Tx, person: str, service: str | None) -> list[WorkItem]:
         if service is not None and holder_service != service:
             continue
         items.append(WorkItem(case_id=case_id, kind="baton_holder", level=level))
+        held.append(case_id)
+    items += _deadlines(tx, held, deadlines, today)
     for case_id, level, coordinator_service in tx.all(
         "SELECT case_id, level, coordinator_service FROM cases"
         " WHERE status = 'open' AND coordinator = ?",
@@ -393,6 +427,74 @@ def worklist(tx: Tx, person: str, service: str | None) -> list[WorkItem]:
     ):
         items.append(WorkItem(case_id=case_id, kind="action_item", about=item_id, due=due))
     return sorted(items, key=lambda i: (i.due or "9999", i.case_id, i.kind))
+
+
+def _deadlines(tx: Tx, case_ids: list[str], deadlines: Deadlines, today: date) -> list[WorkItem]:
+    """The deadlines of these cases that are not met: the level-0 decision, the minutes of each
+    meeting held, and activity on the case once inactivity is within the reminder lead of its
+    deadline or past it (as notify's timers count them: `stafett_notify.domain.rules`, where the
+    last activity is the newest case or meeting event)."""
+    if not case_ids:
+        return []
+    marks = ",".join("?" * len(case_ids))
+
+    def item(
+        case_id: str, kind: WorkKind, level: int, since: str, days: int, about: str | None
+    ) -> WorkItem:
+        by = (_at(since) + timedelta(days=days)).date()
+        return WorkItem(
+            case_id=case_id,
+            kind=kind,
+            level=level,
+            about=about,
+            due=by.isoformat(),
+            overdue=by <= today,
+        )
+
+    found = [
+        item(case_id, "decision_due", 0, raised, deadlines.at_level(0).decision_days, None)
+        for case_id, raised in tx.all(
+            f"SELECT case_id, raised_at FROM cases WHERE case_id IN ({marks})"
+            " AND level = 0 AND level0_decided_at IS NULL",
+            case_ids,
+        )
+    ]
+    levels = dict(tx.all(f"SELECT case_id, level FROM cases WHERE case_id IN ({marks})", case_ids))
+    held: dict[tuple[str, str], str] = {}
+    for case_id, kind, body in tx.all(
+        f"SELECT case_id, type, body FROM entries WHERE case_id IN ({marks}) AND stream ="
+        " 'MEETING' AND type IN ('MeetingHeld', 'MinutesRecorded') ORDER BY seq",
+        case_ids,
+    ):
+        event = _decode(body)
+        if kind == "MeetingHeld":
+            held[(case_id, event["aggregate_id"])] = event["held_at"]
+        else:
+            held.pop((case_id, event["aggregate_id"]), None)
+    found += [
+        item(
+            case_id,
+            "minutes_due",
+            levels[case_id],
+            at,
+            deadlines.at_level(levels[case_id]).minutes_days,
+            meeting_id,
+        )
+        for (case_id, meeting_id), at in held.items()
+    ]
+    for case_id, last in tx.all(
+        f"SELECT case_id, MAX(occurred_at) FROM entries WHERE case_id IN ({marks})"
+        " AND stream IN ('CASE', 'MEETING') GROUP BY case_id",
+        case_ids,
+    ):
+        level = deadlines.at_level(levels[case_id])
+        inactive = item(
+            case_id, "inactivity_due", levels[case_id], last, level.inactivity_days, None
+        )
+        soon = today + timedelta(days=level.reminder_lead_days)
+        if date.fromisoformat(inactive.due or "") <= soon:
+            found.append(inactive)
+    return found
 
 
 def children_s_cases(

@@ -143,6 +143,7 @@ def _decide_level(command: DecideLevel, state: CaseFile, context: Context) -> li
             level=state.level,
             reason=command.reason,
             participants=command.participants,
+            child_view=command.child_view,
         )
     ]
 
@@ -169,6 +170,7 @@ def _escalate(command: Escalate, state: CaseFile, context: Context) -> list[Case
             to_level=command.to_level,
             reason=command.reason,
             participants=command.participants,
+            child_view=command.child_view,
         )
     ]
 
@@ -187,6 +189,7 @@ def _de_escalate(command: DeEscalate, state: CaseFile, context: Context) -> list
             to_level=command.to_level,
             reason=command.reason,
             participants=command.participants,
+            child_view=command.child_view,
         )
     ]
 
@@ -201,6 +204,7 @@ def _close_case(command: CloseCase, state: CaseFile, context: Context) -> list[C
             at_level=state.level,
             reason=command.reason,
             participants=command.participants,
+            child_view=command.child_view,
         )
     ]
 

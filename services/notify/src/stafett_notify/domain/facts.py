@@ -36,6 +36,8 @@ class CaseFacts:
     case: CaseFile  # `CaseFile.unknown` until its ConcernRaised is read
     last_activity_at: datetime | None = None
     items: dict[UUID, Due] = field(default_factory=dict)  # open action items of its meetings
+    decided_at_level_0: bool = False  # closed, continued or moved on from level 0
+    held_without_minutes: dict[UUID, datetime] = field(default_factory=dict)  # meeting: held at
 
     @property
     def unit(self) -> str | None:
@@ -48,6 +50,11 @@ class CaseFacts:
     @property
     def closed(self) -> bool:
         return self.case.closed
+
+    @property
+    def raised(self) -> bool:
+        """Its ConcernRaised has been read (a meeting's events may come first)."""
+        return self.case.version > 0
 
     @property
     def measures(self) -> dict[UUID, Due]:
@@ -64,10 +71,27 @@ class CaseFacts:
         match event:
             case c.CaseEvent():
                 self.case = evolve(self.case, event)
+                self.decided_at_level_0 |= _decides_at_level_0(event)
+            case m.MeetingHeld():
+                self.held_without_minutes[event.aggregate_id] = event.held_at
+            case m.MinutesRecorded():
+                self.held_without_minutes.pop(event.aggregate_id, None)
             case m.ActionItemAssigned():
                 self.items[event.item_id] = Due(event.owner, event.due_on)
             case m.ActionItemCompleted():
                 self.items.pop(event.item_id, None)
+
+
+def _decides_at_level_0(event: c.CaseEvent) -> bool:
+    """The level-0 decision: continue at level 0, move on from it, or close the case there."""
+    match event:
+        case c.LevelDecided():
+            return event.level == 0
+        case c.Escalated():
+            return event.from_level == 0
+        case c.CaseClosed():
+            return event.at_level == 0
+    return False
 
 
 @dataclass

@@ -10,6 +10,7 @@ of the case.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -19,9 +20,11 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
 
-from stafett_web import relaylog
-from stafett_web.apis import Invalid, NotFound
-from stafett_web.forms import CASE_FORMS, Form, initial, local_moment
+from stafett_contracts.guides import Form as GuideForm
+from stafett_contracts.guides import Guide, GuideProgress
+from stafett_web import guideforms, relaylog
+from stafett_web.apis import Invalid, NotFound, Refused, Unavailable
+from stafett_web.forms import CASE_FORMS, Form, Problems, initial, local_moment
 from stafett_web.models import ConsentStatus, Meeting, Reading, RelayLog
 from stafett_web.routes.common import (
     BadField,
@@ -76,12 +79,20 @@ async def case_page(
             _meetings(request, case_id, purpose),
         )
     now = datetime.now(UTC)
+    tools = await _guide_forms(request, log.guide)
+    # The step's own forms, for those who do the work, on the case as it is now.
+    step_forms = guideforms.step_forms(log.guide, tools) if _works(person.role, moment) else []
     return page(
         request,
         "case.html",
         "title.case",
         case_id=case_id,
         log=log,
+        tools=tools,
+        step_forms=step_forms,
+        step_values={f.key: initial(f.command) for f in _drawn(step_forms)},
+        units=w.units(),
+        no_problems=Problems(),
         lines=list(reversed(relaylog.lines(log.entries, t, w.unit_name))),
         level=relaylog.level_name(log.state.level, t),
         consents=consents,
@@ -95,6 +106,34 @@ async def case_page(
         forms=CASE_FORMS,
         purpose=purpose,
     )
+
+
+def _works(role: str, moment: datetime | None) -> bool:
+    return role in ("employee", "unit_leader") and moment is None
+
+
+def _drawn(forms: list[guideforms.DrawnForm | Form]) -> list[guideforms.DrawnForm]:
+    return [form for form in forms if isinstance(form, guideforms.DrawnForm)]
+
+
+async def _guide_forms(request: AnyRequest, shown: GuideProgress | None) -> dict[str, GuideForm]:
+    """The forms of the guide the case follows, by id, as the case service has that version
+    (`GET /guides/{service}/{version}`): the page names a step's tools by their titles, and
+    draws the step's form from its template. Empty when the case follows no guide, or the guide
+    cannot be read: the ids stand in for them, and the commands' own forms for theirs."""
+    if shown is None:
+        return {}
+    return await _templates(request, shown.service, shown.version)
+
+
+async def _templates(request: AnyRequest, service: str, version: int) -> dict[str, GuideForm]:
+    person = signed_in(request)
+    path = f"/guides/{service}/{version}"
+    try:
+        guide = await web(request).services.read("case", path, person.access_token, Guide)
+    except (NotFound, Invalid, Refused, Unavailable):
+        return {}
+    return {form.id: form for form in guide.forms}
 
 
 async def _meetings(request: AnyRequest, case_id: UUID, purpose: str | None) -> list[Meeting]:
@@ -165,14 +204,30 @@ async def command(
             "case", f"/cases/{case_id}/{form.name}", person.access_token, body
         )
 
+    data = await form_data(request)
     return await submit(
         request,
         form,
-        await form_data(request),
+        data,
         send,
         done=lambda saved: f"/cases/{case_id}?seen={saved.version}",
         case_id=case_id,
+        drawn=await _drawn_again(request, form, data),
     )
+
+
+async def _drawn_again(
+    request: AnyRequest, form: Form, data: Mapping[str, list[str]]
+) -> guideforms.DrawnForm | None:
+    """The guide's form a command was sent from (`_guide`, from the case page), to show it
+    again as it was if the service refuses it; None for the command's own form, or if the
+    guide no longer draws it for this command."""
+    key = (data.get("_guide") or [""])[0]
+    guide = guideforms.guide_of(key)
+    if guide is None:
+        return None
+    drawn = guideforms.drawn_again(key, await _templates(request, *guide))
+    return drawn if drawn is not None and drawn.command == form else None
 
 
 def _case_form(command: str) -> Form:

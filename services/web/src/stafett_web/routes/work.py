@@ -33,7 +33,7 @@ async def worklist(request: AnyRequest) -> Template:
         "title.my_cases" if own_cases else "title.worklist",
         items=items,
         own_cases=own_cases,
-        overdue=[i for i in items if i.due is not None and i.due < today],
+        overdue=[i for i in items if i.is_overdue(today)],
         today=today,
     )
 
