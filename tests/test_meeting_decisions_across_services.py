@@ -136,7 +136,7 @@ def test_a_meeting_decision_to_move_to_level_2_escalates_the_case(platform: Plat
     # with the meeting's reason carried as it was sealed under the child's key, never in clear
     assert escalated["reason"] == recorded["reason"]
     assert escalated["reason"]["ciphertext"]
-    assert decision["reason"] not in str(escalated)
+    assert str(decision["reason"]) not in str(escalated)
     # As the person who recorded it, with those who attended, caused by the meeting's decision
     assert escalated["actor"] == msgspec.to_builtins(TEACHER)
     assert escalated["participants"] == [TEACHER.person, GUARDIAN.person, PPT.person]
