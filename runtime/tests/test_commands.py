@@ -1,6 +1,6 @@
 """The one command path (`stafett_runtime.commands`), against a real nats-server: load (cached,
 brought up to date with only the newer events), decide, append atomically; and a policy's
-order decided on the same path and written with its tracking record.
+orders decided on the same path and written with its tracking record.
 
 The aggregate here is a case (the one fold, `stafett_contracts.casefile`) with a small domain of
 the test's own: open it, note a bright spot on it.
@@ -346,3 +346,73 @@ def test_a_policy_on_a_warm_aggregate_reads_only_its_new_events(
     # Then it asked only for what came after its own write
     assert reads == [2]
     assert stored(app, case_id) == ["ConcernRaised", "BrightSpotNoted", "BrightSpotNoted"]
+
+
+def opened_elsewhere(state: CaseFile | None, command: Open, context: Context) -> list[CaseEvent]:
+    """A second kind of aggregate in the same stream: a case opened in another unit."""
+    if state is not None:
+        return []
+    raised = ConcernRaised(
+        **envelope(context, command.case_id, 1), child_id=uuid4(), unit="skole-fjell", concern="."
+    )
+    return [raised]
+
+
+ELSEWHERE = AggregateType[CaseFile, Open, Context](
+    name="case elsewhere", evolve=evolve, decide=opened_elsewhere, creates=(Open,)
+)
+
+
+def test_a_policy_writes_every_order_of_one_event_each_on_its_own_aggregate_type(
+    app: CaseLog, env: dict[str, str]
+) -> None:
+    # Given two open cases, and a policy that makes three orders of each bright spot: a note on
+    # its case, an empty note on the other (refused by a rule), a case opened in another unit
+    commands = Commands(app, CASE)
+    noted_on, refused_on, new_case = opened(commands), opened(commands), uuid4()
+
+    def three(event: Event) -> list[Order[Any, Context]]:
+        assert isinstance(event, BrightSpotNoted)
+        context = caused_by(event, POLICY, Directory())
+        return [
+            Order(noted_on, Note(text=event.note), context),
+            Order(refused_on, Note(text=""), context),
+            Order(new_case, Open(case_id=new_case), context, ELSEWHERE),
+        ]
+
+    policy = NoteOnCase(env, CASE, three)
+    try:
+        # When a bright spot comes from upstream
+        policy.process_event(upstream_spot(noted_on, "Lekte fint."), Tracking("upstream", 1))
+        # Then the orders decided are written with its tracking record, the refused one skipped
+        assert policy.recorder.has_tracking_id("upstream", 1)
+    finally:
+        policy.close()
+    assert stored(app, noted_on) == ["ConcernRaised", "BrightSpotNoted"]
+    assert stored(app, refused_on) == ["ConcernRaised"]
+    # And the order that names its aggregate type was decided by that type's rules
+    (raised,) = app.events.get(new_case)
+    assert isinstance(raised, ConcernRaised)
+    assert raised.unit == "skole-fjell"
+
+
+def test_two_orders_of_one_event_for_the_same_aggregate_are_a_fault_and_nothing_is_written(
+    app: CaseLog, env: dict[str, str]
+) -> None:
+    # Given a policy that orders two notes on one case for one event (the second would be
+    # decided on the case without the first, and refused by the store again and again)
+    case_id = opened(Commands(app, CASE))
+
+    def twice(event: Event) -> list[Order[Note, Context]]:
+        context = caused_by(event, POLICY, Directory())
+        return [Order(case_id, Note(text=text), context) for text in ("Én.", "To.")]
+
+    policy = NoteOnCase(env, CASE, twice)
+    try:
+        # When an event comes, then it fails saying so (the loop parks it), and nothing is written
+        with pytest.raises(ValueError, match="one order per aggregate"):
+            policy.process_event(upstream_spot(case_id, "x"), Tracking("upstream", 1))
+        assert not policy.recorder.has_tracking_id("upstream", 1)
+    finally:
+        policy.close()
+    assert stored(app, case_id) == ["ConcernRaised"]

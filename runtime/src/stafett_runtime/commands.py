@@ -21,13 +21,15 @@ threads (`stafett_runtime.threads.call`):
    concurrent write is the library's IntegrityError (409), and nothing of this command is
    written. A command already satisfied decides no events and writes nothing.
 
-A policy is a pure translation of another service's event into an `Order` (a command for one
-aggregate, and its context), run by `Policy`: the order is decided on the same path and its
-events are written with the tracking record of the upstream event, in one atomic batch, by the
-processing loop (`stafett_runtime.processing`), which does the exactly-once part. An order for
-an aggregate that does not exist, or one the aggregate refuses, is logged and skipped: one bad
-event must not stop the loop. A refusal that must be on the record is decided as an event by the
-domain itself (the case's `DecisionRefused`).
+A policy is a pure translation of another service's event into `Order`s (each a command for one
+aggregate, and its context; none, one or several), run by `Policy`: each order is decided on the
+same path and all their events are written with the tracking record of the upstream event, in
+one atomic batch, by the processing loop (`stafett_runtime.processing`), which does the
+exactly-once part. An order is for the policy's aggregate type unless it names another of the
+same stream (the notify service's notifications and reminders). An order for an aggregate that
+does not exist, or one the aggregate refuses, is logged and skipped, the event's other orders
+still written: one bad event must not stop the loop. A refusal that must be on the record is
+decided as an event by the domain itself (the case's `DecisionRefused`).
 """
 
 from __future__ import annotations
@@ -234,6 +236,7 @@ class Order(Generic[C, X]):
     aggregate_id: UUID
     command: C
     context: X
+    aggregate: AggregateType[Any, C, X] | None = None  # its kind, when not the policy's own
 
 
 def caused_by(event: Event, actor: Actor, directory: Directory) -> Context:
@@ -249,9 +252,10 @@ def caused_by(event: Event, actor: Actor, directory: Directory) -> Context:
 
 
 class Policy(ContractProcessApplication):
-    """A process application whose policy is `translate`: each upstream event becomes at most
-    one order, decided on the command path of `aggregate` in this application's stream and
-    collected, so that the processing loop writes it with the event's tracking record.
+    """A process application whose policy is `translate`: each upstream event becomes orders
+    (none, one or several, for different aggregates), decided on the command path of their
+    aggregate type in this application's stream (`aggregate`, unless an order names another)
+    and collected, so that the processing loop writes them with the event's tracking record.
 
     Subclass it to name the stream it writes (`name`) and, if it reads only some of the
     upstream's event types, `topics`.
@@ -261,46 +265,75 @@ class Policy(ContractProcessApplication):
         self,
         env: EnvType | None,
         aggregate: AggregateType[Any, Any, Any],
-        translate: Callable[[Event], Order[Any, Any] | None],
+        translate: Callable[[Event], Order[Any, Any] | Sequence[Order[Any, Any]] | None],
     ) -> None:
         super().__init__(env)
         self.commands = Commands[Any, Any, Any](self, aggregate)
         self.translate = translate
+        self._paths = {aggregate.name: self.commands}  # each aggregate type's, once ordered
+        self._paths_lock = threading.Lock()
         self._decided = threading.local()  # what `policy` decided, on the thread it ran on
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        self._decided.decision = None
+        self._decided.decisions = []
         super().process_event(domain_event, tracking)  # the events and the tracking, or raises
-        if self._decided.decision is not None:
-            self.commands.written(self._decided.decision)
+        for commands, decision in self._decided.decisions:
+            commands.written(decision)
 
     def policy(
         self, domain_event: DomainEventProtocol[Any], processing_event: ProcessingEvent[Any]
     ) -> None:
         if not isinstance(domain_event, Event):
             return
-        order = self.translate(domain_event)
-        if order is None:
-            return
+        translated = self.translate(domain_event)
+        orders = [translated] if isinstance(translated, Order) else list(translated or ())
+        decided: list[tuple[Commands[Any, Any, Any], Decision[Any]]] = []
+        for order in orders:
+            commands = self._path(order.aggregate)
+            decision = self._decide(commands, order, domain_event)
+            if decision is None or not decision.events:
+                continue
+            if any(d.aggregate_id == decision.aggregate_id for _, d in decided):
+                # Each order is decided on the stream as it stands: a second one for the same
+                # aggregate would be refused by the store, again and again.
+                raise ValueError(
+                    f"two orders of one {type(domain_event).__name__} for "
+                    f"{commands.aggregate.name} {decision.aggregate_id}: one order per aggregate"
+                )
+            decided.append((commands, decision))
+        for _, decision in decided:
+            processing_event.collect_events(*decision.events)
+        self._decided.decisions = decided
+
+    def _path(self, aggregate: AggregateType[Any, Any, Any] | None) -> Commands[Any, Any, Any]:
+        """The command path of the order's aggregate type (the policy's own if it names none)."""
+        if aggregate is None:
+            return self.commands
+        with self._paths_lock:
+            if aggregate.name not in self._paths:
+                self._paths[aggregate.name] = Commands[Any, Any, Any](self, aggregate)
+            return self._paths[aggregate.name]
+
+    def _decide(
+        self, commands: Commands[Any, Any, Any], order: Order[Any, Any], cause: Event
+    ) -> Decision[Any] | None:
+        """The order decided, or None when it is skipped (logged)."""
         try:
-            decision = self.commands.decide(order.aggregate_id, order.command, order.context)
+            return commands.decide(order.aggregate_id, order.command, order.context)
         except AggregateNotFoundError:
             log.warning(
                 "order for no known aggregate skipped",
-                aggregate=self.commands.aggregate.name,
+                aggregate=commands.aggregate.name,
                 aggregate_id=str(order.aggregate_id),
-                cause=str(domain_event.event_id),
+                cause=str(cause.event_id),
             )
-            return
         except (RuleViolation, NotAllowed) as refusal:
             log.warning(
                 "order refused, skipped",
-                aggregate=self.commands.aggregate.name,
+                aggregate=commands.aggregate.name,
                 aggregate_id=str(order.aggregate_id),
                 command=type(order.command).__name__,
                 rule=getattr(refusal, "rule", None),
                 reason=str(refusal),
             )
-            return
-        processing_event.collect_events(*decision.events)
-        self._decided.decision = decision
+        return None

@@ -28,7 +28,8 @@ from stafett_contracts.access import (
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.people import RegisteredChild
 from stafett_notify.api import FOR_ITS_RECIPIENT, SHOWN_WITH_ITS_CASE, create_app
-from stafett_notify.application import Notifications, stamp
+from stafett_notify.application import SYSTEM, Notifications
+from stafett_notify.domain.delivery import DeliveryContext, Request
 from stafett_notify.main import document as notify_app
 from stafett_notify.testing import (
     LEADER,
@@ -270,17 +271,20 @@ def test_a_notification_of_no_case_is_for_its_recipient_only(
 ) -> None:
     # Given a notification to the leader about no single case
     notification_id = uuid4()
-    app.save(
-        n.NotificationRequested(
-            **stamp(notification_id, 1, T0, "req-1", None),
-            recipient=LEADER,
-            channel=n.Channel.EMAIL,
-            reason="concern_raised",
-            trigger=uuid4(),
-            reference="STF-00000000",
-            link="https://stafett.example",
-        )
+    request = Request(
+        notification_id=notification_id,
+        case_id=None,
+        recipient=LEADER,
+        channel=n.Channel.EMAIL,
+        reason="concern_raised",
+        trigger=uuid4(),
+        reference="STF-00000000",
+        link="https://stafett.example",
     )
+    context = DeliveryContext(
+        actor=SYSTEM, now=T0, correlation_id="req-1", rules=app.config.delivery
+    )
+    app.commands.handle(notification_id, request, context)
     # When its recipient asks, then they see it; anyone else is refused, naming the rule
     assert get(LEADER_ACTOR, f"/notifications/{notification_id}").json()["recipient"] == LEADER
     refused = get(COLLEAGUE, f"/notifications/{notification_id}")

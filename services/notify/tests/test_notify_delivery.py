@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 import httpx
 import msgspec
 import pytest
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import Tracking
 from standardwebhooks import Webhook
 
 from stafett_contracts import case as c
@@ -49,6 +49,7 @@ from stafett_notify.testing import (
     with_deadlines,
 )
 from stafett_runtime.contracts import CONTRACT_ENV
+from stafett_runtime.domain import event_id
 from stafett_runtime.processing import ProcessingLoop, Upstream
 from stafett_runtime.register import FileRegister
 from stafett_runtime.testing import TEST_DIRECTORY, NatsTestServer, a_child
@@ -580,27 +581,75 @@ def test_a_redelivered_event_requests_nothing_twice(
 ) -> None:
     config = make_config(1, PEOPLE)
     case_id = uuid4()
+    # Given a case with a measure, whose events the policy has processed
     raise_concern(upstreams, envelope, case_id)
+    upstreams.save(
+        c.MeasurePlanned(
+            **envelope(case_id, T0),
+            measure_id=uuid4(),
+            description="Fast voksenkontakt",
+            responsible=TEACHER,
+            service=UNIT,
+            evaluation_date=date(2026, 11, 20),
+        )
+    )
     run_policies(env, config, register)
     policy = NotifyPolicy(env, config, register, MUNICIPALITY)
     case_stream = Upstream.named("case", {**env, **CONTRACT_ENV})
     try:
         before = notify_events_of(policy)
-        (first, _) = case_stream.recorder.select_notifications(1, 2)
+        processed = case_stream.recorder.select_notifications(1, 3)
         # When the first event comes again: through the loop, which knows it processed it,
         loop = ProcessingLoop(policy, case_stream)
-        loop.process_once(first)
-        # and as if its tracking were lost (another replica): the derived id refuses it
-        with pytest.raises(IntegrityError):
-            policy.process_event(
-                case_stream.mapper.to_domain_event(first), Tracking("case", 10_000)
-            )
-        # Then nothing new is requested
+        loop.process_once(processed[0])
+        # and each as if its tracking were lost (another replica): decided again, on the
+        # notifications and reminders its first processing made, whose ids are derived from it
+        for lost, notification in enumerate(processed, start=10_000):
+            event = case_stream.mapper.to_domain_event(notification)
+            policy.process_event(event, Tracking("case", lost))
+            # Then nothing new is decided: only the position is recorded
+            assert policy.recorder.has_tracking_id("case", lost)
         assert notify_events_of(policy) == before
-        assert len(of_type(before, n.NotificationRequested)) == 2
+        requested = of_type(before, n.NotificationRequested)
+        reminders = of_type(before, n.ReminderScheduled)
+        assert (len(requested), len(reminders)) == (3, 2)
+        # And each event's id is the one its stream, aggregate and version derive
+        made = [*requested, *reminders]
+        assert all(e.event_id == event_id("NOTIFY", e.aggregate_id, 1) for e in made)
     finally:
         policy.close()
         case_stream.close()
+
+
+def test_a_due_break_is_recorded_once_with_its_notification_whichever_replica_ticks(
+    env: dict[str, str], upstreams: Upstreams, envelope: Envelopes, register: FileRegister
+) -> None:
+    config = make_config(1, PEOPLE)
+    # Given a case the teacher holds, with nothing done on it for 15 days (a break after 14)
+    case_id = uuid4()
+    raise_concern(upstreams, envelope, case_id)
+    run_policies(env, config, register)
+    clock = Clock(T0 + timedelta(days=15))
+    replicas = [notifications(env, config, clock) for _ in range(2)]
+    try:
+        # When both replicas' timers come round, one after the other
+        recorded = [replica.tick() for replica in replicas]
+        events = notify_events(replicas[1])
+    finally:
+        for replica in replicas:
+            replica.close()
+    # Then the first records the break, the second nothing
+    assert recorded == [1, 0]
+    (detected,) = of_type(events, n.FollowUpBreakDetected)
+    assert (detected.cause, detected.stage) == ("inactivity", "baton_holder")
+    assert detected.event_id == event_id("NOTIFY", detected.aggregate_id, 1)
+    # And its holder is told once, caused by the detection and in its correlation
+    told = [e for e in of_type(events, n.NotificationRequested) if e.trigger == detected.event_id]
+    assert [(e.recipient, e.reason) for e in told] == [(TEACHER, "follow_up_break.baton_holder")]
+    assert (told[0].causation_id, told[0].correlation_id) == (
+        str(detected.event_id),
+        detected.correlation_id,
+    )
 
 
 def notify_events_of(policy: NotifyPolicy) -> list[Event]:

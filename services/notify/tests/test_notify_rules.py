@@ -470,3 +470,58 @@ def test_an_interrupted_attempt_is_given_up_only_after_its_timeout_and_never_sen
     assert isinstance(failed, NotificationFailed)
     assert (failed.aggregate_version, failed.attempts) == (3, 1)
     assert "interrupted" in failed.error
+
+
+def test_a_notification_a_reminder_and_a_break_are_each_recorded_once_whoever_asks_again() -> None:
+    from stafett_contracts.notify import CalendarInvitationPrepared
+    from stafett_notify.domain.delivery import requests_for
+    from stafett_notify.domain.rules import Invitation, Reminder, Told
+    from stafett_notify.domain.timers import (
+        DetectBreak,
+        decide_break,
+        decide_reminder,
+        evolve_break,
+        evolve_reminder,
+        schedule,
+    )
+
+    rules = DeliveryRules(
+        max_attempts=2, backoff=timedelta(minutes=1), attempt_timeout=timedelta(minutes=2)
+    )
+    context = DeliveryContext(
+        actor=ACTOR, now=T0, correlation_id="req", rules=rules, stream="NOTIFY"
+    )
+    # Given a meeting's invitation to tell a guardian of, on two channels
+    case_id, meeting_id = uuid4(), uuid4()
+    trigger = m.ParticipantInvited(
+        **stamp(meeting_id, 2), case_id=case_id, person="mor-1", kind="guardian"
+    )
+    invitation = Invitation(meeting_id, "REQUEST", 0, T0, T0 + timedelta(hours=1), None)
+    told = Told("mor-1", "meeting.scheduled", case_id, meeting_id, invitation)
+    channels = [Channel.EMAIL, Channel.WEBHOOK]
+    email, webhook = requests_for(told, trigger, trigger.event_id, channels, "https://s.example")
+    # When it is requested, then it is recorded with its invitation, on the id its trigger,
+    # recipient and channel derive, so the same request again is for the same notification
+    requested, prepared = decide(None, email, context)
+    assert isinstance(requested, NotificationRequested)
+    assert isinstance(prepared, CalendarInvitationPrepared)
+    assert requested.aggregate_id == email.notification_id != webhook.notification_id
+    assert (requested.trigger, requested.calendar) == (trigger.event_id, True)
+    again = requests_for(told, trigger, trigger.event_id, channels, "https://s.example")
+    assert again == [email, webhook]
+    # And once requested, requesting it again decides nothing
+    assert decide(fold([requested, prepared]), email, context) == []
+    # Likewise a reminder scheduled, and a follow-up break detected
+    reminder = schedule(case_id, Reminder(ReminderKind.EVALUATION_PASSED, uuid4(), T0, "laerer-1"))
+    (scheduled,) = decide_reminder(None, reminder, context)
+    assert decide_reminder(evolve_reminder(None, scheduled), reminder, context) == []
+    detect = DetectBreak(
+        break_id=uuid4(),
+        case_id=case_id,
+        unit=UNIT,
+        last_activity_at=T0,
+        stage="baton_holder",
+        cause="inactivity",
+    )
+    (detected,) = decide_break(None, detect, context)
+    assert decide_break(evolve_break(None, detected), detect, context) == []

@@ -7,15 +7,19 @@ date by reading on from where it left off: no timer lives only in memory, so the
 restart of the service and of NATS.
 
 Two rounds do the work, both called with the time from outside (a clock the tests drive):
-`tick(now)` records the reminders and follow-up breaks that are due, each as a notification
-request (to a unit's leader as the municipality directory names them then); `deliver(now)`
-sends what is requested. Every id is derived from what it is about (`domain.ids`), so doing a
-round twice, or in two replicas, collides instead of repeating.
+`tick(now)` records the reminders and follow-up breaks that are due, each with its notification
+requests (to a unit's leader as the municipality directory names them then); `deliver(now)`
+sends what is requested. Both go the one command path (`stafett_runtime.commands`), on the
+aggregates of the NOTIFY stream: a notification (`NOTIFICATION`, `domain.delivery`), a reminder
+(`REMINDER`) and a follow-up break (`FOLLOW_UP_BREAK`, `domain.timers`). Every id is derived
+from what it is about (`domain.ids`), so doing a round twice, or in two replicas, decides
+nothing the second time, or collides in the store instead of repeating.
 
-A delivery goes the one command path (`stafett_runtime.commands`) on the notification's
-aggregate (`domain.delivery`): `StartAttempt` is written before the send and `RecordOutcome`
-after it, each guarded by the notification's version, so of two rounds or replicas only one
-sends; an attempt that never got its outcome is ended by `GiveUpInterrupted`, never sent again.
+`tick` writes what one due item decides (a break's detection and its requests) in one atomic
+append, so a crash leaves all of it or none. A delivery's `StartAttempt` is written before the
+send and `RecordOutcome` after it, each guarded by the notification's version, so of two rounds
+or replicas only one sends; an attempt that never got its outcome is ended by
+`GiveUpInterrupted`, never sent again.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
@@ -41,17 +45,27 @@ from stafett_notify.domain.delivery import (
     DeliveryContext,
     GiveUpInterrupted,
     RecordOutcome,
+    Request,
     StartAttempt,
     decide,
     evolve,
     next_step,
+    requests_for,
 )
 from stafett_notify.domain.facts import NotificationView, Watch
-from stafett_notify.domain.ids import derived_id
-from stafett_notify.domain.rules import BreakFound, ReminderDue, Told, due, link, reference
-from stafett_runtime.commands import AggregateType, Commands
+from stafett_notify.domain.rules import BreakFound, ReminderDue, Told, due
+from stafett_notify.domain.timers import (
+    DetectBreak,
+    ScheduleReminder,
+    decide_break,
+    decide_reminder,
+    evolve_break,
+    evolve_reminder,
+)
+from stafett_runtime.commands import AggregateType, Commands, Decision, Order
 from stafett_runtime.contracts import CONTRACT_ENV, ContractApplication
 from stafett_runtime.directory import DirectorySource
+from stafett_runtime.domain import Context
 from stafett_runtime.index import Index, Source
 from stafett_runtime.processing import Upstream
 
@@ -59,7 +73,14 @@ SYSTEM = Actor(person="notify", role=Role.SYSTEM, service="notify")
 # A notification, as its delivery goes: requested by the policy and the timers, then attempted,
 # sent or failed on the one command path.
 NOTIFICATION = AggregateType[Delivery, Command, DeliveryContext](
-    name="notification", evolve=evolve, decide=decide
+    name="notification", evolve=evolve, decide=decide, creates=(Request,)
+)
+# A reminder, scheduled by the policy; a follow-up break, detected by the timers.
+REMINDER = AggregateType[n.ReminderScheduled, ScheduleReminder, Context](
+    name="reminder", evolve=evolve_reminder, decide=decide_reminder, creates=(ScheduleReminder,)
+)
+FOLLOW_UP_BREAK = AggregateType[n.FollowUpBreakDetected, DetectBreak, Context](
+    name="follow-up break", evolve=evolve_break, decide=decide_break, creates=(DetectBreak,)
 )
 
 log = structlog.get_logger(__name__)
@@ -69,62 +90,24 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def stamp(
-    aggregate_id: UUID, version: int, at: datetime, correlation_id: str, causation_id: str | None
-) -> dict[str, Any]:
-    """The envelope of an event the notify service records (DOMAIN.md rule 9)."""
-    return {
-        "event_id": uuid4(),
-        "aggregate_id": aggregate_id,
-        "aggregate_version": version,
-        "occurred_at": at,
-        "actor": SYSTEM,
-        "correlation_id": correlation_id,
-        "causation_id": causation_id,
-    }
-
-
-def request_events(
-    told: Told,
-    trigger: Event,
-    key: object,
-    config: NotifyConfig,
-    at: datetime,
-) -> list[Event]:
-    """A NotificationRequested per channel the recipient has (and its invitation), each with an
-    id derived from `key`, recipient and channel: requesting it again is a conflict."""
-    events: list[Event] = []
-    for channel in config.contacts.channels_for(told.recipient):
-        notification_id = derived_id("notification", key, told.recipient, channel)
-        envelope = stamp(notification_id, 1, at, trigger.correlation_id, str(trigger.event_id))
-        about = told.meeting_id or told.case_id or trigger.aggregate_id
-        events.append(
-            n.NotificationRequested(
-                **envelope,
-                case_id=told.case_id,
-                recipient=told.recipient,
-                channel=channel,
-                reason=told.reason,
-                trigger=trigger.event_id,
-                reference=reference(told.case_id, about),
-                link=link(config.link_base, told.case_id, told.meeting_id),
-                calendar=told.invitation is not None,
-            )
-        )
-        if told.invitation is not None:
-            invitation = told.invitation
-            events.append(
-                n.CalendarInvitationPrepared(
-                    **{**envelope, "event_id": uuid4(), "aggregate_version": 2},
-                    meeting_id=invitation.meeting_id,
-                    method=invitation.method,
-                    sequence=invitation.sequence,
-                    starts_at=invitation.starts_at,
-                    ends_at=invitation.ends_at,
-                    video_link=invitation.video_link,
-                )
-            )
-    return events
+def request_orders(
+    told: Told, trigger: Event, key: object, config: NotifyConfig, at: datetime
+) -> list[Order[Command, DeliveryContext]]:
+    """The orders that request `told`'s notifications about `key` at `at`, one per channel the
+    recipient has (`domain.delivery.requests_for`), each caused by `trigger` and in its
+    correlation (DOMAIN.md rule 9)."""
+    context = DeliveryContext(
+        actor=SYSTEM,
+        now=at,
+        correlation_id=trigger.correlation_id,
+        causation_id=str(trigger.event_id),
+        rules=config.delivery,
+    )
+    channels = config.contacts.channels_for(told.recipient)
+    return [
+        Order(request.notification_id, request, context, NOTIFICATION)
+        for request in requests_for(told, trigger, key, channels, config.link_base)
+    ]
 
 
 class Notifications(ContractApplication):
@@ -144,6 +127,7 @@ class Notifications(ContractApplication):
         self._directory = directory
         self._clock = clock
         self.commands = Commands[Delivery, Command, DeliveryContext](self, NOTIFICATION)
+        self.breaks = Commands[n.FollowUpBreakDetected, DetectBreak, Context](self, FOLLOW_UP_BREAK)
         upstream_env = {**(env or {}), **CONTRACT_ENV}
         self._upstreams = [Upstream.named(name, upstream_env) for name in ("case", "meeting")]
         # The other services' streams may not be made yet: each is read once it is there.
@@ -181,18 +165,28 @@ class Notifications(ContractApplication):
         directory = self._directory.current()
         with self._watch.caught_up() as watch:
             found = due(watch, now, directory)
-        recorded = 0
-        for item in found:
-            try:
-                self.save(*self._events_of(item, now))
-            except IntegrityError:
-                log.info("already recorded elsewhere", item=repr(item))
-                continue
-            recorded += 1
+        recorded = sum(self._write_due(item, now) for item in found)
         self.catch_up()
         return recorded
 
-    def _events_of(self, item: ReminderDue | BreakFound, now: datetime) -> list[Event]:
+    def _write_due(self, item: ReminderDue | BreakFound, now: datetime) -> bool:
+        """Decide what a due item asks for and write it in one atomic append: False if nothing
+        was new (another round or replica recorded it first)."""
+        decisions = self._decide_due(item, now)
+        if not any(decision.events for _, decision in decisions):
+            return False
+        try:
+            self.save(*(event for _, decision in decisions for event in decision.events))
+        except IntegrityError:
+            log.info("already recorded elsewhere", item=repr(item))
+            return False
+        for commands, decision in decisions:
+            commands.written(decision)
+        return True
+
+    def _decide_due(
+        self, item: ReminderDue | BreakFound, now: datetime
+    ) -> list[tuple[Commands[Any, Any, Any], Decision[Any]]]:
         if isinstance(item, ReminderDue):
             reminder = item.reminder
             told = Told(
@@ -200,22 +194,35 @@ class Notifications(ContractApplication):
                 reason=f"reminder.{reminder.kind}",
                 case_id=reminder.case_id,
             )
-            return request_events(told, reminder, reminder.aggregate_id, self.config, now)
-        detected = n.FollowUpBreakDetected(
-            **stamp(item.id, 1, now, f"follow-up-break-{item.case_id}", None),
+            return self._requests(told, reminder, reminder.aggregate_id, now)
+        context = Context(actor=SYSTEM, now=now, correlation_id=f"follow-up-break-{item.case_id}")
+        detect = DetectBreak(
+            break_id=item.id,
             case_id=item.case_id,
             unit=item.unit,
             last_activity_at=item.last_activity_at,
             stage=item.stage,
             cause=item.cause,
         )
+        detected = self.breaks.decide(item.id, detect, context)
+        if not detected.events:
+            return []  # detected already: its notifications were requested with it
         if item.recipient is None:
             log.warning("follow-up break with nobody to tell", case_id=item.case_id)
-            return [detected]
+            return [(self.breaks, detected)]
         told = Told(
             recipient=item.recipient, reason=f"follow_up_break.{item.stage}", case_id=item.case_id
         )
-        return [detected, *request_events(told, detected, item.id, self.config, now)]
+        (cause,) = detected.events
+        return [(self.breaks, detected), *self._requests(told, cause, item.id, now)]
+
+    def _requests(
+        self, told: Told, trigger: Event, key: object, now: datetime
+    ) -> list[tuple[Commands[Any, Any, Any], Decision[Any]]]:
+        return [
+            (self.commands, self.commands.decide(o.aggregate_id, o.command, o.context))
+            for o in request_orders(told, trigger, key, self.config, now)
+        ]
 
     # Delivery.
 

@@ -1,11 +1,13 @@
 """What the notify service learns from the case, consent and meeting streams, exactly once.
 
-`NotifyPolicy` is a process application: for each upstream event it records, in one atomic
-write with the upstream position (tracking), the notifications the event asks for
-(`domain.rules.tell`) and the reminders it sets (`ReminderScheduled`). A redelivered event is
-refused by the tracking record; the notification's id is derived from the event besides, so
-it can never be requested twice. Sending happens later, from the NOTIFY stream
-(`Notifications.deliver`): a crash between deciding and sending loses nothing.
+`NotifyPolicy` runs on the one command path (`stafett_runtime.commands.Policy`): its
+translation (`NotifyOrders`) turns each upstream event into orders, a `Request` for each
+notification the event asks for (`domain.rules.tell`, one per recipient and channel) and a
+`ScheduleReminder` for each reminder it sets, and their events are written in one atomic batch
+with the upstream position (tracking). A redelivered event is refused by the tracking record;
+the notifications' and reminders' ids are derived from the event besides, so one decided again
+(its tracking lost, another replica) decides nothing new. Sending happens later, from the NOTIFY
+stream (`Notifications.deliver`): a crash between deciding and sending loses nothing.
 
 Who is concerned is read as of the event: the case (`stafett_contracts.casefile`, the one fold)
 and the meeting folded up to its version; the guardians of the case's child from the population
@@ -21,20 +23,16 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import ProcessingEvent
-from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import EnvType
 
 from stafett_contracts import case as c
 from stafett_contracts import consent as k
 from stafett_contracts import meeting as m
-from stafett_contracts import notify as n
 from stafett_contracts.casefile import CaseFile, fold
 from stafett_contracts.envelope import Event
-from stafett_notify.application import request_events, stamp
+from stafett_notify.application import NOTIFICATION, REMINDER, SYSTEM, request_orders
 from stafett_notify.config import NotifyConfig
 from stafett_notify.domain.facts import MeetingFacts
-from stafett_notify.domain.ids import derived_id
 from stafett_notify.domain.rules import (
     TELLS_GUARDIANS,
     Concerned,
@@ -44,7 +42,9 @@ from stafett_notify.domain.rules import (
     reminders_for,
     tell,
 )
-from stafett_runtime.contracts import CONTRACT_ENV, ContractProcessApplication
+from stafett_notify.domain.timers import schedule
+from stafett_runtime.commands import Order, Policy, caused_by
+from stafett_runtime.contracts import CONTRACT_ENV
 from stafett_runtime.directory import DirectorySource
 from stafett_runtime.processing import Upstream
 from stafett_runtime.register import Register
@@ -54,42 +54,33 @@ UPSTREAMS = ("case", "consent", "meeting")
 log = structlog.get_logger(__name__)
 
 
-class NotifyPolicy(ContractProcessApplication):
-    name = "notify"  # writes to the NOTIFY stream, beside Notifications
+class NotifyOrders:
+    """The translation of an upstream event into the orders of the NOTIFY stream: who is told
+    (a request per recipient and channel) and which reminders it sets."""
 
     def __init__(
         self,
-        env: EnvType | None,
         config: NotifyConfig,
         register: Register,
         directory: DirectorySource,
+        streams: dict[str, Upstream],
     ) -> None:
-        super().__init__(env)
         self.config = config
         self._register = register
         self._directory = directory
-        upstream_env = {**(env or {}), **CONTRACT_ENV}
-        self._streams = {name: Upstream.named(name, upstream_env) for name in UPSTREAMS}
+        self._streams = streams
 
-    def close(self) -> None:
-        for upstream in self._streams.values():
-            upstream.close()
-        super().close()
-
-    def policy(
-        self, domain_event: DomainEventProtocol[Any], processing_event: ProcessingEvent[Any]
-    ) -> None:
-        if not isinstance(domain_event, Event):
-            return
-        around, reminders = self._around(domain_event)
-        at = domain_event.occurred_at
-        events: list[Event] = []
-        for told in tell(domain_event, around):
-            events += request_events(told, domain_event, domain_event.event_id, self.config, at)
+    def __call__(self, event: Event) -> list[Order[Any, Any]]:
+        around, reminders = self._around(event)
+        orders: list[Order[Any, Any]] = []
+        for told in tell(event, around):
+            orders += request_orders(told, event, event.event_id, self.config, event.occurred_at)
+        case_id = event.case_id if isinstance(event, m.MeetingEvent) else event.aggregate_id
+        context = caused_by(event, SYSTEM, self._directory.current())
         for reminder in reminders:
-            events.append(self._scheduled(domain_event, reminder))
-        if events:
-            processing_event.collect_events(*events)
+            scheduled = schedule(case_id, reminder)
+            orders.append(Order(scheduled.reminder_id, scheduled, context, REMINDER))
+        return orders
 
     def _around(self, event: Event) -> tuple[Concerned, list[Reminder]]:
         lead = lead_of(self._directory.current())
@@ -155,16 +146,24 @@ class NotifyPolicy(ContractProcessApplication):
             return ()
         return child.guardians
 
-    def _scheduled(self, cause: Event, reminder: Reminder) -> n.ReminderScheduled:
-        case_id = cause.case_id if isinstance(cause, m.MeetingEvent) else cause.aggregate_id
-        reminder_id = derived_id(
-            "reminder", case_id, reminder.kind, reminder.about, reminder.due_at
+
+class NotifyPolicy(Policy):
+    name = "notify"  # writes to the NOTIFY stream, beside Notifications
+
+    def __init__(
+        self,
+        env: EnvType | None,
+        config: NotifyConfig,
+        register: Register,
+        directory: DirectorySource,
+    ) -> None:
+        upstream_env = {**(env or {}), **CONTRACT_ENV}
+        self._streams = {name: Upstream.named(name, upstream_env) for name in UPSTREAMS}
+        super().__init__(
+            env, NOTIFICATION, NotifyOrders(config, register, directory, self._streams)
         )
-        return n.ReminderScheduled(
-            **stamp(reminder_id, 1, cause.occurred_at, cause.correlation_id, str(cause.event_id)),
-            case_id=case_id,
-            kind=reminder.kind,
-            about=reminder.about,
-            due_at=reminder.due_at,
-            recipient=reminder.recipient,
-        )
+
+    def close(self) -> None:
+        for upstream in self._streams.values():
+            upstream.close()
+        super().close()

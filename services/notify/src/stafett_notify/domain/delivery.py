@@ -6,8 +6,10 @@ may or may not have reached the recipient, so it is never repeated: after `attem
 ends in NotificationFailed, visible in the read model (at most once per attempt).
 
 A notification is an aggregate of the NOTIFY stream on the one command path
-(`stafett_runtime.commands`): its requests are written by the policy and the timers, its
-delivery by three commands. The send happens between the first two, outside any decision:
+(`stafett_runtime.commands`). `Request` begins it (`NotificationRequested`, and
+`CalendarInvitationPrepared` for a meeting), given by the policy and the timers; its id is
+derived from what it is about (`requests_for`), so a request made again decides nothing. Three
+commands deliver it, the send happening between the first two, outside any decision:
 `StartAttempt` (due now: record the attempt), `RecordOutcome` (what the channel said), and
 `GiveUpInterrupted` (an attempt with no outcome, past its timeout). Each decides nothing when it
 is not (or no longer) the next step, so a round or replica that comes second does nothing.
@@ -21,11 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import singledispatch
 from typing import Any, Literal
+from uuid import UUID
 
 import msgspec
 
 from stafett_contracts import notify as n
 from stafett_contracts.envelope import Event
+from stafett_notify.domain.ids import derived_id
+from stafett_notify.domain.rules import Invitation, Told, link, reference
 from stafett_runtime.domain import Context, envelope
 
 REASONS = {
@@ -166,7 +171,44 @@ def retry_at(attempt: int, now: datetime, rules: DeliveryRules) -> datetime | No
     return now + wait
 
 
-# The commands of a delivery, and how each is decided.
+# The commands of a notification, and how each is decided.
+
+
+class Request(msgspec.Struct, frozen=True, kw_only=True):
+    """Begin the notification `notification_id`: tell `recipient` on `channel`, why (`reason`),
+    caused by the event `trigger`; with a reference and a link, never what happened (rule 8)."""
+
+    notification_id: UUID
+    case_id: UUID | None
+    recipient: str
+    channel: n.Channel
+    reason: str
+    trigger: UUID
+    reference: str
+    link: str
+    invitation: Invitation | None = None
+
+
+def requests_for(
+    told: Told, trigger: Event, key: object, channels: Iterable[n.Channel], link_base: str
+) -> list[Request]:
+    """A request per channel the recipient has, each with an id derived from `key` (what the
+    notification is about: its trigger, a reminder, a follow-up break), recipient and channel."""
+    about = told.meeting_id or told.case_id or trigger.aggregate_id
+    return [
+        Request(
+            notification_id=derived_id("notification", key, told.recipient, channel),
+            case_id=told.case_id,
+            recipient=told.recipient,
+            channel=channel,
+            reason=told.reason,
+            trigger=trigger.event_id,
+            reference=reference(told.case_id, about),
+            link=link(link_base, told.case_id, told.meeting_id),
+            invitation=told.invitation,
+        )
+        for channel in channels
+    ]
 
 
 class StartAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -187,7 +229,7 @@ class GiveUpInterrupted(msgspec.Struct, frozen=True, kw_only=True):
     again: it may have reached the recipient."""
 
 
-Command = StartAttempt | RecordOutcome | GiveUpInterrupted
+Command = Request | StartAttempt | RecordOutcome | GiveUpInterrupted
 
 
 class DeliveryContext(Context, frozen=True, kw_only=True):
@@ -197,10 +239,41 @@ class DeliveryContext(Context, frozen=True, kw_only=True):
 
 
 def decide(state: Delivery | None, command: Command, context: DeliveryContext) -> list[Event]:
-    """The events of `command`, or none when it is not the next step of the delivery (another
-    round or replica took it, or it is not due yet)."""
+    """The events of `command`, or none when it is not the next step of the notification
+    (requested already, another round or replica took it, or it is not due yet)."""
+    if isinstance(command, Request):
+        return [] if state is not None else _requested(command, context)
     assert state is not None  # the command path answers a command for no notification with 404
     return _rules(command, state, context)
+
+
+def _requested(command: Request, context: Context) -> list[Event]:
+    requested = n.NotificationRequested(
+        **envelope(context, command.notification_id, 1),
+        case_id=command.case_id,
+        recipient=command.recipient,
+        channel=command.channel,
+        reason=command.reason,
+        trigger=command.trigger,
+        reference=command.reference,
+        link=command.link,
+        calendar=command.invitation is not None,
+    )
+    invitation = command.invitation
+    if invitation is None:
+        return [requested]
+    return [
+        requested,
+        n.CalendarInvitationPrepared(
+            **envelope(context, command.notification_id, 2),
+            meeting_id=invitation.meeting_id,
+            method=invitation.method,
+            sequence=invitation.sequence,
+            starts_at=invitation.starts_at,
+            ends_at=invitation.ends_at,
+            video_link=invitation.video_link,
+        ),
+    ]
 
 
 @singledispatch
