@@ -372,7 +372,9 @@ def test_a_consent_for_cooperation_alone_shows_a_receiving_unit_nothing_from_bef
 def test_a_handover_consent_that_ended_shows_nothing() -> None:
     # Given the school's handover consent, withdrawn on day 20 (rule 3)
     story = a_kindergarten_case_that_goes_to_school(("handover",))
-    consent_id = story.events[-2].consent_id  # type: ignore[attr-defined]
+    noted = story.events[-2]
+    assert isinstance(noted, ConsentNoted)
+    consent_id = noted.consent_id
     story.add(ConsentLapsed, 20, SYSTEM, consent_id=consent_id, reason="withdrawn")
     # When the school reads it after, then it is refused: the packet came with the consent
     refused = story.read(TEACHER, 21)
