@@ -44,6 +44,7 @@ from stafett_notify.domain.rules import (
     reminders_for,
     tell,
 )
+from stafett_runtime.domain import Context
 from stafett_runtime.testing import TEST_DIRECTORY
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -512,7 +513,9 @@ def test_a_notification_a_reminder_and_a_break_are_each_recorded_once_whoever_as
     # And once requested, requesting it again decides nothing
     assert decide(fold([requested, prepared]), email, context) == []
     # Likewise a reminder scheduled, and a follow-up break detected
-    reminder = schedule(case_id, Reminder(ReminderKind.EVALUATION_PASSED, uuid4(), T0, "laerer-1"))
+    reminder = schedule(
+        case_id, Reminder(ReminderKind.EVALUATION_PASSED, uuid4(), T0, "laerer-1"), uuid4()
+    )
     (scheduled,) = decide_reminder(None, reminder, context)
     assert decide_reminder(evolve_reminder(None, scheduled), reminder, context) == []
     detect = DetectBreak(
@@ -525,3 +528,47 @@ def test_a_notification_a_reminder_and_a_break_are_each_recorded_once_whoever_as
     )
     (detected,) = decide_break(None, detect, context)
     assert decide_break(evolve_break(None, detected), detect, context) == []
+
+
+def test_an_evaluation_date_moved_away_and_back_is_reminded_of_on_its_restored_date() -> None:
+    from stafett_notify.domain.rules import Reminder
+    from stafett_notify.domain.timers import decide_reminder, schedule
+
+    # Given a measure due on 20 November, moved to 4 December, then back to 20 November
+    case_id, measure_id = uuid4(), uuid4()
+    day = date(2026, 11, 20)
+    planned = c.MeasurePlanned(
+        **stamp(case_id),
+        measure_id=measure_id,
+        description="Tiltak",
+        responsible="laerer-1",
+        service=UNIT,
+        evaluation_date=day,
+    )
+    moved, back = (
+        c.MeasureEvaluated(
+            **stamp(case_id, version, T0 + timedelta(days=version)),
+            measure_id=measure_id,
+            outcome=c.MeasureOutcome.PARTLY,
+            notes="Fortsetter",
+            next_evaluation_date=next_date,
+        )
+        for version, next_date in ((2, date(2026, 12, 4)), (3, day))
+    )
+
+    def scheduled(setting: Event, on: date, at: datetime) -> Event:
+        due_at = datetime(on.year, on.month, on.day, tzinfo=UTC) - timedelta(days=3)
+        ahead = Reminder(ReminderKind.EVALUATION_APPROACHING, measure_id, due_at, "laerer-1")
+        context = Context(actor=ACTOR, now=at, correlation_id="req", stream="NOTIFY")
+        (recorded,) = decide_reminder(None, schedule(case_id, ahead, setting.event_id), context)
+        return recorded
+
+    first = scheduled(planned, day, T0)
+    away = scheduled(moved, date(2026, 12, 4), T0 + timedelta(days=2))
+    restored = scheduled(back, day, T0 + timedelta(days=3))
+    # Then the restored date is a reminder of its own, not the first one found again
+    assert restored.aggregate_id not in (first.aggregate_id, away.aggregate_id)
+    # And it is the one that comes, three days ahead of the restored date
+    watch = watch_of(planned, moved, back, first, away, restored)
+    found = due(watch, datetime(2026, 11, 17, 12, tzinfo=UTC), TEST_DIRECTORY)
+    assert [f.reminder for f in found if isinstance(f, ReminderDue)] == [restored]

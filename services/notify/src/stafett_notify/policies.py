@@ -78,7 +78,7 @@ class NotifyOrders:
         case_id = event.case_id if isinstance(event, m.MeetingEvent) else event.aggregate_id
         context = caused_by(event, SYSTEM, self._directory.current())
         for reminder in reminders:
-            scheduled = schedule(case_id, reminder)
+            scheduled = schedule(case_id, reminder, set_by=event.event_id)
             orders.append(Order(scheduled.reminder_id, scheduled, context, REMINDER))
         return orders
 

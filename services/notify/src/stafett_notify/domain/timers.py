@@ -32,10 +32,14 @@ class ScheduleReminder(msgspec.Struct, frozen=True, kw_only=True):
     recipient: str
 
 
-def schedule(case_id: UUID, reminder: Reminder) -> ScheduleReminder:
-    """The command for a reminder an event sets, its id derived from what it reminds of."""
+def schedule(case_id: UUID, reminder: Reminder, set_by: UUID) -> ScheduleReminder:
+    """The command for a reminder the event `set_by` sets, its id derived from what it reminds
+    of and from that event: the same event delivered again schedules nothing new, while a date
+    moved away and back again is scheduled anew, and so is the newest reminder of its subject."""
     return ScheduleReminder(
-        reminder_id=derived_id("reminder", case_id, reminder.kind, reminder.about, reminder.due_at),
+        reminder_id=derived_id(
+            "reminder", case_id, reminder.kind, reminder.about, reminder.due_at, set_by
+        ),
         case_id=case_id,
         kind=reminder.kind,
         about=reminder.about,
