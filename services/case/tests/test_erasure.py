@@ -107,7 +107,9 @@ def kernel(nats_server: NatsTestServer, tmp_path: Path) -> Kernel:
 def http(cases: Cases, children: Children, kernel: Kernel, tmp_path: Path) -> Iterator[Http]:
     key = DevelopmentKey.load_or_create(tmp_path / "key.pem")
     with TestClient(create_app(cases, kernel, children=children)) as client:
-        yield Http(client, key, kernel.register)  # type: ignore[arg-type]
+        register = kernel.register
+        assert isinstance(register, FileRegister)  # the one kernel_for_tests was given
+        yield Http(client, key, register)
 
 
 def last_sequence(url: str, stream: str = "CASE") -> int:
@@ -228,7 +230,7 @@ def test_given_a_reason_outside_the_vocabulary_then_422_naming_the_field(
 # Erasing
 
 
-def test_given_a_child_with_a_case_when_an_administrator_erases_it_then_it_is_recorded_without_personal_data_and_readers_see_erased(  # noqa: E501
+def test_an_erasure_is_recorded_without_personal_data_and_readers_see_erased(
     http: Http, nats_server: NatsTestServer
 ) -> None:
     child = http.child()
