@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -26,6 +24,7 @@ import pytest
 from stafett_cli.main import main as stafett
 from stafett_contracts.identity import Actor, Role
 from stafett_contracts.people import Directory, RegisteredChild, Retention
+from stafett_projection.testing import FakeArchive, fake_archive
 from stafett_runtime.testing import TEST_DIRECTORY, a_child
 from tests.platform import Platform
 
@@ -158,53 +157,22 @@ def test_a_closed_case_is_archived_to_0600_files_and_its_child_shredded_once_the
     assert "children due for shredding: none" in said
 
 
-class FailingArchive(BaseHTTPRequestHandler):
-    """An archive's HTTP API that is down for its first `failures` requests."""
-
-    failures = 2
-    received: list[tuple[str, bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((self.headers["Idempotency-Key"], body))
-        if len(type(self).received) <= type(self).failures:
-            self.send_response(503)
-            self.end_headers()
-            return
-        answer = json.dumps({"reference": "ARK-2025-1"}).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def archive_url() -> Iterator[str]:
-    FailingArchive.received = []
-    server = HTTPServer(("127.0.0.1", 0), FailingArchive)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/deliveries"
-    finally:
-        server.shutdown()
-        server.server_close()
+def archive() -> Iterator[FakeArchive]:
+    with fake_archive(failures=2) as running:
+        yield running
 
 
 def test_a_failing_archive_is_tried_again_and_stops_nothing_meanwhile(
-    tmp_path: Path, archive_url: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    tmp_path: Path, archive: FakeArchive, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     platform = Platform(
-        tmp_path, directory=keeping(5), env={**FAST, "STAFETT_ARCHIVE_URL": archive_url}
+        tmp_path, directory=keeping(5), env={**FAST, "STAFETT_ARCHIVE_URL": archive.url}
     )
     try:
         platform.start("case", "projection")
         _, case_id = a_closed_case(platform)
-        wait_until("a first, failed attempt", lambda: FailingArchive.received)
+        wait_until("a first, failed attempt", lambda: archive.received)
         # The operator sees it from the streams: the failed attempts and what the archive said.
         wait_until("the failure recorded", lambda: audit_records(platform, "ArchiveDeliveryFailed"))
         said = status(platform, monkeypatch, capsys)
@@ -223,7 +191,7 @@ def test_a_failing_archive_is_tried_again_and_stops_nothing_meanwhile(
         assert {r["case_id"] for r in records} == {str(case_id), str(other_case)}
         assert {r["reference"] for r in records} == {"ARK-2025-1"}
         assert {r["archive"] for r in records} == {"http"}
-        first = [key for key, body in FailingArchive.received if str(case_id).encode() in body]
+        first = [r.key for r in archive.received if r.case_id == str(case_id)]
         assert len(first) >= 2
         assert len(set(first)) == 1
         assert erasures(platform) == []  # kept 5 years

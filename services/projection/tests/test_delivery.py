@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import stat
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -41,6 +39,7 @@ from stafett_projection.delivery import (
 )
 from stafett_projection.projection import Projection
 from stafett_projection.store import Database
+from stafett_projection.testing import FakeArchive, fake_archive
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.kernel import Kernel
 from stafett_runtime.keystore import ChildKeys
@@ -204,60 +203,24 @@ async def test_a_closed_case_is_delivered_once_to_a_private_folder_and_again_aft
     assert [d["case_version"] for d in delivered] == [2, 4]
 
 
-class FailingArchive(BaseHTTPRequestHandler):
-    """An archive's HTTP API that answers 503 to its first `failures` deliveries."""
-
-    failures = 2
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        seen = {
-            "key": self.headers["Idempotency-Key"],
-            "authorization": self.headers.get("Authorization"),
-            "case_id": json.loads(body)["case_id"],
-        }
-        type(self).received.append(seen)
-        if len(type(self).received) <= type(self).failures:
-            self.send_response(503)
-            self.end_headers()
-            return
-        answer = json.dumps({"reference": "ARK-2025-17"}).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def archive_url() -> Iterator[str]:
-    FailingArchive.received = []
-    server = HTTPServer(("127.0.0.1", 0), FailingArchive)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/deliveries"
-    finally:
-        server.shutdown()
-        server.server_close()
+def archive() -> Iterator[FakeArchive]:
+    with fake_archive(failures=2, reference="ARK-2025-17") as running:
+        yield running
 
 
 async def test_a_failing_archive_is_tried_again_after_pauses_that_double_and_recorded_on_success(
-    world: World, archive_url: str
+    world: World, archive: FakeArchive
 ) -> None:
     # Given a closed case, and an archive's HTTP API that is down for two deliveries
     case = Case()
     await world.publish(case.raised("Sliten om morgenen."), case.closed())
-    delivery = world.delivery(HttpArchive(archive_url, token="archive-secret"))
+    delivery = world.delivery(HttpArchive(archive.url, token="archive-secret"))
 
     # When the first round tries it
     await delivery.round()
     # Then the attempt failed: nothing is recorded as delivered, the failure is, for the operators
-    assert len(FailingArchive.received) == 1
+    assert len(archive.received) == 1
     assert await world.audit("ArchiveDelivered") == []
     failed = await world.audit("ArchiveDeliveryFailed")
     assert [(f["case_id"], f["case_version"], f["archive"]) for f in failed] == [
@@ -268,41 +231,41 @@ async def test_a_failing_archive_is_tried_again_after_pauses_that_double_and_rec
     # When rounds come before the pause is over, then they leave the case alone
     world.clock.advance(INTERVAL - 1)
     await delivery.round()
-    assert len(FailingArchive.received) == 1
+    assert len(archive.received) == 1
     # When the pause is over, it is tried again, fails, and the next pause is twice as long
     world.clock.advance(1)
     await delivery.round()
-    assert len(FailingArchive.received) == 2
+    assert len(archive.received) == 2
     world.clock.advance(INTERVAL)
     await delivery.round()
-    assert len(FailingArchive.received) == 2
+    assert len(archive.received) == 2
     world.clock.advance(INTERVAL)
     await delivery.round()
 
     # Then the third attempt is taken, and only now is the delivery recorded, once
-    assert len(FailingArchive.received) == 3
+    assert len(archive.received) == 3
     delivered = await world.audit("ArchiveDelivered")
     assert [(d["case_id"], d["archive"], d["reference"]) for d in delivered] == [
         (str(case.case_id), "http", "ARK-2025-17")
     ]
     # with the same idempotency key each time, and the archive's token
-    assert len({r["key"] for r in FailingArchive.received}) == 1
-    assert {r["authorization"] for r in FailingArchive.received} == {"Bearer archive-secret"}
+    assert len({r.key for r in archive.received}) == 1
+    assert {r.authorization for r in archive.received} == {"Bearer archive-secret"}
     # and each failure recorded; once delivered, the next round leaves the case alone
     assert len(await world.audit("ArchiveDeliveryFailed")) == 2
     world.clock.advance(10 * INTERVAL)
     await delivery.round()
-    assert len(FailingArchive.received) == 3
+    assert len(archive.received) == 3
 
 
 async def test_a_failing_delivery_is_shown_with_its_attempts_and_last_error_from_the_streams(
-    world: World, archive_url: str
+    world: World, archive: FakeArchive
 ) -> None:
     # Given a closed case whose archive fails twice
     case = Case()
     raised, closed = case.raised("Mye fravær."), case.closed()
     await world.publish(raised, closed)
-    delivery = world.delivery(HttpArchive(archive_url))
+    delivery = world.delivery(HttpArchive(archive.url))
     await delivery.round()
     world.clock.advance(INTERVAL)
     await delivery.round()
