@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import queue
 from collections import OrderedDict
@@ -313,15 +314,19 @@ class JetStreamRecorder:
             messages = [] if last is None else [last]
         else:
             messages = self.client.run(self._read(subject, gt))
-        if messages:
-            self._heads.put(subject, _head_of(messages[-1]))
-        events = [_stored_event(m) for m in messages]
-        events = [
-            e
-            for e in events
-            if (gt is None or e.originator_version > gt)
-            and (lte is None or e.originator_version <= lte)
-        ]
+        if not messages:
+            return []
+        self._heads.put(subject, _head_of(messages[-1]))
+        # Every message is the one aggregate's: its id is read once, not per event.
+        aggregate = _originator_id(messages[0])
+        events = [_stored_event(aggregate, m) for m in messages]
+        if gt is not None or lte is not None:
+            events = [
+                e
+                for e in events
+                if (gt is None or e.originator_version > gt)
+                and (lte is None or e.originator_version <= lte)
+            ]
         if desc:
             events.reverse()
         return events if limit is None else events[:limit]
@@ -362,12 +367,19 @@ def _chain(subject: str, parts: Mapping[str, str]) -> str:
 def _originator_id(message: StoredMessage) -> UUID | str:
     """A str id is in a header; a UUID is the aggregate's token in the subject."""
     value = message.headers.get(ORIGINATOR_ID)
-    return value if value is not None else UUID(message.subject.rsplit(".", 2)[-2])
+    return value if value is not None else _uuid(message.subject.rsplit(".", 2)[-2])
 
 
-def _stored_event(message: StoredMessage) -> StoredEvent:
+@functools.lru_cache(maxsize=4096)
+def _uuid(token: str) -> UUID:
+    """Parsing a UUID costs more than the rest of an event's record, and a replay meets each
+    aggregate's token many times in a row."""
+    return UUID(token)
+
+
+def _stored_event(originator_id: UUID | str, message: StoredMessage) -> StoredEvent:
     return StoredEvent(
-        originator_id=_originator_id(message),
+        originator_id=originator_id,
         originator_version=int(message.headers[ORIGINATOR_VERSION]),
         topic=message.headers[TOPIC],
         state=message.data,
