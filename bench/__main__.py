@@ -2,11 +2,13 @@
 
 Starts two local nats-servers (fsync before every acknowledgement, the project's default, and the
 server's lazy default), measures the JetStream store through its eventsourcing recorders beside
-the same work done with plain nats-py on the same server, then the same measurements for
-eventsourcing's SQLite store and, when one answers on 127.0.0.1:5432, its PostgreSQL store (in a
-database of its own, created and dropped). Then the NATS connections each service process holds
-(`bench.connections`) and the projection (`bench.projection`). Prints a table with the targets of
-the kernel issue and writes the figures as JSON to bench/results/<UTC timestamp>.json.
+the same work done with plain nats-py on the same server, then the same on a local 3-node
+cluster with fsync always and streams of 3 replicas, as production runs them
+(`stafett_runtime.natscluster`), then the same measurements for eventsourcing's SQLite store
+and, when one answers on 127.0.0.1:5432, its PostgreSQL store (in a database of its own, created
+and dropped). Then the NATS connections each service process holds (`bench.connections`) and the
+projection (`bench.projection`). Prints a table with the targets of the kernel issue and writes
+the figures as JSON to bench/results/<UTC timestamp>.json. `--only` runs some of these parts.
 
 The store is measured as a service uses it (group commit on, every message signed), and for
 the 32-writer append also with group commit off: one append, one write, which is what raw
@@ -43,12 +45,16 @@ from eventsourcing.utils import Environment
 from bench import connections, projection, raw, services, store
 from bench.stats import Latency, Rate
 from stafett_runtime.jetstream import JetStreamFactory
-from stafett_runtime.natsserver import nats_server_binary
+from stafett_runtime.natscluster import local_cluster
+from stafett_runtime.natsserver import NatsServerError, nats_server_binary
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WRITERS = 32
 APPLICATION = "Bench"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+REPLICAS = 3  # nodes of the local cluster, and replicas of its streams (as deploy/ runs them)
+# What `--only` can choose, in the order they run.
+PARTS = ("fsync", "lazy", "cluster", "sqlite", "postgres", "connections", "projection")
 
 # Targets for the JetStream store (issue 15, "Benchmark").
 APPEND_RATIO_TARGET = 0.8  # 32-writer append, fsync always, one write per append / raw
@@ -226,10 +232,11 @@ def progress(message: str) -> None:
 class RawTarget:
     """Where the raw nats-py baselines run: the server, and the store's stream and subjects."""
 
-    url: str
+    url: str  # one server, or every node of a cluster, comma-separated
     stream: str
     aggregate_filter: Callable[[uuid.UUID], str]
     all_events: str
+    replicas: int = 1  # of raw's own stream for the writes, as the store's
 
 
 def measure(
@@ -253,7 +260,9 @@ def measure(
     append_1 = Compared(store.append_sequential(recorder, seconds, most))
     if target:
         step("  raw publish, sequential")
-        append_1.raw = asyncio.run(raw.publish_sequential(target.url, seconds, most))
+        append_1.raw = asyncio.run(
+            raw.publish_sequential(target.url, seconds, most, target.replicas)
+        )
 
     step(f"append, {WRITERS} writers, {seconds:g}s")
     append_32 = Compared(store.append_concurrent(recorder, WRITERS, seconds, most))
@@ -263,7 +272,9 @@ def measure(
         append_32_alone = Compared(store.append_concurrent(alone, WRITERS, seconds, most))
     if target:
         step(f"  raw publish, {WRITERS} asyncio publishers")
-        append_32.raw = asyncio.run(raw.publish_concurrent(target.url, WRITERS, seconds, most))
+        append_32.raw = asyncio.run(
+            raw.publish_concurrent(target.url, WRITERS, seconds, most, target.replicas)
+        )
         if append_32_alone is not None:
             append_32_alone.raw = append_32.raw
 
@@ -369,6 +380,53 @@ def bench_jetstream(sizes: Sizes, tmp: Path, *, sync_always: bool) -> Result:
         f"nats-server {'sync_interval: always' if sync_always else 'default sync (lazy)'}; "
         "raw writes go to a stream of their own configured like the store's; "
         "raw reads read the store's stream"
+    )
+    return result
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend that could not be set up: skipped, with this reason."""
+
+
+def bench_jetstream_cluster(sizes: Sizes, tmp: Path) -> Result:
+    """The store as a service uses it on a cluster: NATS_URL names every node, its stream has
+    3 replicas, group commit on, signing on; and with group commit off, one write per append.
+    No warm read: the server's message count is per node, and the reads go to any node."""
+    key, label = "jetstream_r3_fsync_always", f"JetStream R{REPLICAS} fsync=always"
+    progress(f"{label}: starting a {REPLICAS}-node cluster")
+    cluster = local_cluster(tmp / key, REPLICAS, sync_always=True)
+    try:
+        cluster.start()
+    except NatsServerError as error:
+        raise BackendUnavailableError(
+            f"the {REPLICAS}-node cluster did not start: {error}"
+        ) from error
+    try:
+        env = {"NATS_URL": cluster.url, "NATS_STREAM_REPLICAS": str(REPLICAS)}
+        factory = JetStreamFactory(Environment(APPLICATION, env))
+        alone = JetStreamFactory(Environment(APPLICATION, {**env, "NATS_GROUP_COMMIT": "no"}))
+        try:
+            layout = factory.layout
+            target = RawTarget(
+                cluster.url, layout.stream, layout.aggregate_filter, layout.all_events, REPLICAS
+            )
+            result = measure(
+                key,
+                label,
+                factory.application_recorder(),
+                sizes,
+                target,
+                alone=alone.application_recorder(),
+            )
+        finally:
+            alone.close()
+            factory.close()
+    finally:
+        cluster.stop()
+    result.notes.append(
+        f"{REPLICAS} nats-servers on loopback (one machine), sync_interval: always; the store's "
+        f"stream and raw's have {REPLICAS} replicas; NATS_URL names every node, so each "
+        "connection lands on any node, the stream leader or not, as in production"
     )
     return result
 
@@ -502,8 +560,10 @@ def targets(
             found.append({"target": what, **verdict, "shown": shown})
 
     fsync, lazy = by_key.get("jetstream_fsync_always"), by_key.get("jetstream_lazy")
+    replicated = by_key.get("jetstream_r3_fsync_always")
     pg = by_key.get("postgres")
-    for result, label in ((fsync, "fsync always"), (lazy, "lazy server")):
+    backends = ((fsync, "fsync always"), (lazy, "lazy server"), (replicated, f"R{REPLICAS} fsync"))
+    for result, label in backends:
         if result is None:
             continue
         mine = result.targets()
@@ -532,10 +592,12 @@ def targets(
             verdict,
             "-" if result.warm is None else f"{result.warm.messages_per_read:.1f} messages",
         )
-    if fsync is not None and pg is not None:
-        times = fsync.append_32.store.per_second / pg.append_32.store.per_second
+    for result, label in ((fsync, "fsync"), (replicated, f"R{REPLICAS} fsync")):
+        if result is None or pg is None:
+            continue
+        times = result.append_32.store.per_second / pg.append_32.store.per_second
         add(
-            f"{WRITERS}-writer append, group commit, fsync: >= "
+            f"{WRITERS}-writer append, group commit, {label}: >= "
             f"{GROUP_COMMIT_OVER_POSTGRES_TARGET:.0f}x eventsourcing's PostgreSQL store",
             _target(times, GROUP_COMMIT_OVER_POSTGRES_TARGET, at_least=True),
             f"{times:.1f}x",
@@ -648,9 +710,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--events", type=int, metavar="N", help="notifications to replay (default 50000)"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        metavar="PART",
+        help=f"run only this part (again for several): {', '.join(PARTS)}; "
+        "targets that compare two parts need both",
+    )
     args = parser.parse_args(argv)
     if args.events is not None and args.events < 1:
         parser.error("--events must be at least 1")
+    wanted = set(args.only or PARTS)
     sizes = Sizes.choose(args.quick, args.events)
     # A SIGTERM unwinds like Ctrl-C, so the nats-servers (own sessions) are stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -659,35 +730,49 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Result] = []
     skipped: dict[str, str] = {}
+    pg_version: str | None = None
+    connected: dict[str, Any] | None = None
+    projection_figures: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="stafett-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        results.append(bench_jetstream(sizes, tmp, sync_always=True))
-        results.append(bench_jetstream(sizes, tmp, sync_always=False))
-        results.append(bench_sqlite(sizes, tmp))
-        pg_version = postgres_version()
-        if pg_version is None:
-            skipped["postgres"] = "no PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth)"
-        else:
-            results.append(bench_postgres(sizes))
+        if "fsync" in wanted:
+            results.append(bench_jetstream(sizes, tmp, sync_always=True))
+        if "lazy" in wanted:
+            results.append(bench_jetstream(sizes, tmp, sync_always=False))
+        if "cluster" in wanted:
+            try:
+                results.append(bench_jetstream_cluster(sizes, tmp))
+            except BackendUnavailableError as error:
+                progress(f"skipped: {error}")
+                skipped["jetstream_r3_fsync_always"] = str(error)
+        if "sqlite" in wanted:
+            results.append(bench_sqlite(sizes, tmp))
+        if "postgres" in wanted:
+            pg_version = postgres_version()
+            if pg_version is None:
+                skipped["postgres"] = "no PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth)"
+            else:
+                results.append(bench_postgres(sizes))
 
-        connected: dict[str, Any] | None = None
-        progress("connections: each service process on a monitored nats-server")
-        try:
-            connected = connections.count(tmp)
-        except RuntimeError as error:  # a service that does not start: say so, go on
-            skipped["connections"] = str(error)
-        projection_figures: dict[str, Any] | None = None
-        progress("projection: rebuild vs raw fetch, then command-to-query latency")
-        try:
-            projection_figures = projection.bench_projection(args.quick, args.events)
-        except RuntimeError as error:
-            skipped["projection"] = str(error)
+        if "connections" in wanted:
+            progress("connections: each service process on a monitored nats-server")
+            try:
+                connected = connections.count(tmp)
+            except RuntimeError as error:  # a service that does not start: say so, go on
+                skipped["connections"] = str(error)
+        if "projection" in wanted:
+            progress("projection: rebuild vs raw fetch, then command-to-query latency")
+            try:
+                projection_figures = projection.bench_projection(args.quick, args.events)
+            except RuntimeError as error:
+                skipped["projection"] = str(error)
 
     finished = datetime.now(UTC)
     found = targets(results, connected, projection_figures and projection_figures["rebuild"])
     print()
-    print(table(results, sizes))
-    print()
+    if results:
+        print(table(results, sizes))
+        print()
     if connected is not None:
         print(connections.describe(connected))
     if projection_figures is not None:
@@ -696,6 +781,8 @@ def main(argv: list[str] | None = None) -> int:
     print(describe_targets(found))
     print()
     print(NOTE)
+    if any(r.key == "jetstream_r3_fsync_always" for r in results):
+        print(f"  R{REPLICAS}: raw on the same cluster, its stream with {REPLICAS} replicas too.")
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}")
 
@@ -703,7 +790,12 @@ def main(argv: list[str] | None = None) -> int:
         "started_utc": started.isoformat(),
         "finished_utc": finished.isoformat(),
         "duration_s": round((finished - started).total_seconds(), 1),
-        "options": {"quick": args.quick, "writers": WRITERS, **sizes.__dict__},
+        "options": {
+            "quick": args.quick,
+            "only": sorted(wanted, key=PARTS.index),
+            "writers": WRITERS,
+            **sizes.__dict__,
+        },
         "environment": environment(pg_version),
         "backends": {r.key: r.as_json() for r in results},
         "connections_per_service_process": connected,

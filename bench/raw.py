@@ -1,8 +1,9 @@
 """The baselines: the same work done with plain nats-py on the same server, without the store.
 
-Writes go to a stream of their own (`RAW`, configured like the store's stream), so they never
-mix with the store's events; reads read the store's own stream and messages. Each function
-connects, measures, and closes; only the measured part is timed.
+Writes go to a stream of their own (`RAW`, configured like the store's stream, with as many
+replicas), so they never mix with the store's events; reads read the store's own stream and
+messages. Each function connects (`url` may name every node of a cluster, comma-separated, as
+`NATS_URL` does), measures, and closes; only the measured part is timed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from nats.js.errors import NotFoundError
 
 from bench.stats import Latency, Rate, latency_of
 from bench.store import PAYLOAD, TOPIC
+from stafett_runtime.jetstream.client import server_urls
 
 RAW_STREAM = "RAW"
 RAW_PREFIX = "raw"
@@ -39,10 +41,10 @@ TIMEOUT = 10.0
 
 
 async def _connect(url: str) -> Client:
-    return await nats.connect(url, name="bench-raw", connect_timeout=TIMEOUT)
+    return await nats.connect(server_urls(url), name="bench-raw", connect_timeout=TIMEOUT)
 
 
-async def _ensure_raw_stream(nc: Client) -> None:
+async def _ensure_raw_stream(nc: Client, replicas: int = 1) -> None:
     """A stream like the store's: file storage, limits, discard new, atomic and direct on."""
     js = nc.jetstream()
     try:
@@ -55,7 +57,7 @@ async def _ensure_raw_stream(nc: Client) -> None:
                 storage=StorageType.FILE,
                 retention=RetentionPolicy.LIMITS,
                 discard=DiscardPolicy.NEW,
-                num_replicas=1,
+                num_replicas=replicas,
                 allow_atomic=True,
                 allow_direct=True,
                 deny_delete=True,
@@ -93,11 +95,11 @@ async def _publish_each(
     return done
 
 
-async def publish_sequential(url: str, seconds: float, most: int) -> Rate:
+async def publish_sequential(url: str, seconds: float, most: int, replicas: int = 1) -> Rate:
     """One publisher, one JetStream publish after the other, for `seconds` (at most `most`)."""
     nc = await _connect(url)
     try:
-        await _ensure_raw_stream(nc)
+        await _ensure_raw_stream(nc, replicas)
         await _publish_each(nc, [_new_aggregate_message() for _ in range(20)])
         messages = [_new_aggregate_message() for _ in range(most)]
         started = time.perf_counter()
@@ -107,12 +109,14 @@ async def publish_sequential(url: str, seconds: float, most: int) -> Rate:
         await nc.close()
 
 
-async def publish_concurrent(url: str, publishers: int, seconds: float, most: int) -> Rate:
+async def publish_concurrent(
+    url: str, publishers: int, seconds: float, most: int, replicas: int = 1
+) -> Rate:
     """`publishers` asyncio tasks on one connection, each publishing one after the other,
     all for `seconds` (at most `most` in all)."""
     nc = await _connect(url)
     try:
-        await _ensure_raw_stream(nc)
+        await _ensure_raw_stream(nc, replicas)
         await _publish_each(nc, [_new_aggregate_message() for _ in range(20)])
         plans = [
             [_new_aggregate_message() for _ in range(most // publishers)] for _ in range(publishers)

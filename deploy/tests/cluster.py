@@ -17,6 +17,7 @@ import httpx
 import msgspec
 
 from deploy.tests.secured_nats import Credentials, create_streams, secured_server
+from stafett_runtime.natscluster import cluster_block
 from stafett_runtime.natsserver import NatsServer, free_port
 from stafett_runtime.testing import TEST_DIRECTORY
 
@@ -85,14 +86,9 @@ class Cluster:
 def start_cluster(root: Path, credentials: Credentials, size: int = 3) -> Cluster:
     names = [f"n{i}" for i in range(1, size + 1)]
     route_ports = {name: free_port() for name in names}
-    routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in route_ports.values())
     nodes = {}
     for name in names:
-        block = (
-            f"server_name: {name}\n"
-            f"cluster {{\n  name: stafett\n  listen: 127.0.0.1:{route_ports[name]}\n"
-            f"  routes: [{routes}]\n}}\n"
-        )
+        block = cluster_block(name, route_ports[name], list(route_ports.values()))
         nodes[name] = secured_server(root / name, extra=block, log_file=root / f"{name}.log")
     cluster = Cluster(nodes, credentials)
     for name in names:
