@@ -142,6 +142,7 @@ class Result:
     replay_direct_get: Rate | None  # reference: the store's own read protocol, without the store
     fill: Rate  # how fast the replay's events were written (100-event appends, 8 threads)
     append_32_alone: Compared | None = None  # JetStream with group commit off: one write each
+    append_32_unsigned: Compared | None = None  # ... and with SIGNING=no: what signing costs
     warm: WarmRead | None = None  # JetStream: a cached aggregate brought up to date
     append_ratio_target: float = APPEND_RATIO_TARGET
     notes: list[str] = field(default_factory=list)
@@ -171,6 +172,9 @@ class Result:
             f"append_{WRITERS}_writers": self.append_32.as_json(),
             f"append_{WRITERS}_writers_group_commit_off": (
                 None if self.append_32_alone is None else self.append_32_alone.as_json()
+            ),
+            f"append_{WRITERS}_writers_group_commit_off_unsigned": (
+                None if self.append_32_unsigned is None else self.append_32_unsigned.as_json()
             ),
             "load_10_events": self.load_10.as_json(),
             "load_100_events": self.load_100.as_json(),
@@ -247,10 +251,12 @@ def measure(
     target: RawTarget | None,
     alone: ApplicationRecorder | None = None,
     server: services.Monitored | None = None,
+    unsigned: ApplicationRecorder | None = None,
 ) -> Result:
     """The store's figures on one backend; with a RawTarget, each beside its raw baseline;
-    with `alone` (the store with group commit off), the 32-writer append through it too; with
-    the monitored `server`, the messages a warm read costs."""
+    with `alone` (the store with group commit off), the 32-writer append through it too, and
+    through `unsigned` (group commit off, SIGNING=no); with the monitored `server`, the
+    messages a warm read costs."""
 
     def step(what: str) -> None:
         progress(f"{label}: {what}")
@@ -270,13 +276,18 @@ def measure(
     if alone is not None:
         step(f"append, {WRITERS} writers, group commit off, {seconds:g}s")
         append_32_alone = Compared(store.append_concurrent(alone, WRITERS, seconds, most))
+    append_32_unsigned: Compared | None = None
+    if unsigned is not None:
+        step(f"append, {WRITERS} writers, group commit off, unsigned, {seconds:g}s")
+        append_32_unsigned = Compared(store.append_concurrent(unsigned, WRITERS, seconds, most))
     if target:
         step(f"  raw publish, {WRITERS} asyncio publishers")
         append_32.raw = asyncio.run(
             raw.publish_concurrent(target.url, WRITERS, seconds, most, target.replicas)
         )
-        if append_32_alone is not None:
-            append_32_alone.raw = append_32.raw
+        for compared in (append_32_alone, append_32_unsigned):
+            if compared is not None:
+                compared.raw = append_32.raw
 
     loads: dict[int, LoadCompared] = {}
     warm: WarmRead | None = None
@@ -321,6 +332,7 @@ def measure(
         replay_direct_get=direct,
         fill=fill,
         append_32_alone=append_32_alone,
+        append_32_unsigned=append_32_unsigned,
         warm=warm,
     )
 
@@ -353,27 +365,7 @@ def bench_jetstream(sizes: Sizes, tmp: Path, *, sync_always: bool) -> Result:
     with services.monitored_server(
         tmp / key, sync_always=sync_always, log_file=tmp / f"{key}.log"
     ) as server:
-        env = {"NATS_URL": server.url}
-        factory = JetStreamFactory(Environment(APPLICATION, env))
-        # The same stream and connection, each append written by itself.
-        alone = JetStreamFactory(Environment(APPLICATION, {**env, "NATS_GROUP_COMMIT": "no"}))
-        try:
-            layout = factory.layout
-            target = RawTarget(
-                server.url, layout.stream, layout.aggregate_filter, layout.all_events
-            )
-            result = measure(
-                key,
-                label,
-                factory.application_recorder(),
-                sizes,
-                target,
-                alone=alone.application_recorder(),
-                server=server,
-            )
-        finally:
-            alone.close()
-            factory.close()
+        result = _measure_store(key, label, sizes, server.url, server=server)
     if not sync_always:
         result.append_ratio_target = LAZY_APPEND_RATIO_TARGET
     result.notes.append(
@@ -382,6 +374,38 @@ def bench_jetstream(sizes: Sizes, tmp: Path, *, sync_always: bool) -> Result:
         "raw reads read the store's stream"
     )
     return result
+
+
+def _measure_store(
+    key: str,
+    label: str,
+    sizes: Sizes,
+    url: str,
+    *,
+    replicas: int = 1,
+    server: services.Monitored | None = None,
+) -> Result:
+    """The store as a service uses it (group commit on, signed), beside it the same stream and
+    connection with each append written by itself, and that again unsigned."""
+    env = {"NATS_URL": url, "NATS_STREAM_REPLICAS": str(replicas)}
+    factories = [
+        JetStreamFactory(Environment(APPLICATION, {**env, **settings}))
+        for settings in (
+            {},
+            {"NATS_GROUP_COMMIT": "no"},
+            {"NATS_GROUP_COMMIT": "no", "SIGNING": "no"},
+        )
+    ]
+    grouped, alone, unsigned = (f.application_recorder() for f in factories)
+    try:
+        layout = factories[0].layout
+        target = RawTarget(url, layout.stream, layout.aggregate_filter, layout.all_events, replicas)
+        return measure(
+            key, label, grouped, sizes, target, alone=alone, server=server, unsigned=unsigned
+        )
+    finally:
+        for factory in factories:
+            factory.close()
 
 
 class BackendUnavailableError(RuntimeError):
@@ -402,25 +426,7 @@ def bench_jetstream_cluster(sizes: Sizes, tmp: Path) -> Result:
             f"the {REPLICAS}-node cluster did not start: {error}"
         ) from error
     try:
-        env = {"NATS_URL": cluster.url, "NATS_STREAM_REPLICAS": str(REPLICAS)}
-        factory = JetStreamFactory(Environment(APPLICATION, env))
-        alone = JetStreamFactory(Environment(APPLICATION, {**env, "NATS_GROUP_COMMIT": "no"}))
-        try:
-            layout = factory.layout
-            target = RawTarget(
-                cluster.url, layout.stream, layout.aggregate_filter, layout.all_events, REPLICAS
-            )
-            result = measure(
-                key,
-                label,
-                factory.application_recorder(),
-                sizes,
-                target,
-                alone=alone.application_recorder(),
-            )
-        finally:
-            alone.close()
-            factory.close()
+        result = _measure_store(key, label, sizes, cluster.url, replicas=REPLICAS)
     finally:
         cluster.stop()
     result.notes.append(
@@ -636,9 +642,11 @@ def table(results: list[Result], sizes: Sizes) -> str:
         (f"Append, {WRITERS} writers (events/s)", lambda r: ""),
         ("  store (threads; JetStream: group commit)", lambda r: _rate(r.append_32.store)),
         ("  store, group commit off", lambda r: _rate(_store(r.append_32_alone))),
+        ("  store, group commit off, unsigned", lambda r: _rate(_store(r.append_32_unsigned))),
         ("  raw nats-py publish (asyncio tasks)", lambda r: _rate(r.append_32.raw)),
         ("  store / raw", lambda r: _ratio(r.append_32.ratio)),
         ("  store, group commit off / raw", lambda r: _ratio(_ratio_of(r.append_32_alone))),
+        ("  ... unsigned / raw", lambda r: _ratio(_ratio_of(r.append_32_unsigned))),
         ("Load 10-event aggregate (ms)", lambda r: ""),
         ("  store median", lambda r: _ms(r.load_10.store)),
         ("  store p99", lambda r: _ms(r.load_10.store, p99=True)),
