@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -226,13 +226,24 @@ class Kernel:
         """`value` with every sealed text in it (in structs, tuples, lists and dicts, however
         deep) opened: its text, or `Erased` (`erased_as`, if given) once the child's key is
         gone. For answers only: what is stored stays sealed."""
-        return await open_sealed_texts(value, self.open_text, erased_as)
+        return await self.core.while_connected(self._open_texts(value, erased_as))
 
     async def _seal_text(self, text: str, child_id: str, context: str) -> SealedText:
         return await (await self._child_keys()).seal_text(text, child_id, context)
 
     async def _open_text(self, sealed: SealedText) -> str | Erased:
         return await (await self._child_keys()).open_text(sealed)
+
+    async def _open_texts(self, value: T, erased_as: str | None) -> T:
+        opener: Callable[[SealedText], Awaitable[str | Erased]] | None = None
+
+        async def open_text(sealed: SealedText) -> str | Erased:
+            nonlocal opener  # the key store is asked for only when there is text to open
+            if opener is None:
+                opener = (await self._child_keys()).one_answer()
+            return await opener(sealed)
+
+        return await open_sealed_texts(value, open_text, erased_as)
 
     async def erase(self, child_id: str, reason: str) -> None:
         """Delete the child's key for good: all sealed with it reads as erased, everywhere."""

@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar, cast
 
 import msgspec
@@ -191,7 +191,22 @@ class ChildKeys:
 
     async def open_text(self, sealed: SealedText) -> str | Erased:
         """The text, or `Erased` once the child's key is gone (never an error for erasure)."""
-        key = await self._stored_key(sealed.child_id)
+        return self._open_text_with(await self._stored_key(sealed.child_id), sealed)
+
+    def one_answer(self) -> Callable[[SealedText], Awaitable[str | Erased]]:
+        """`open_text` for the texts of one answer: each child's key is looked up once, not
+        once per text (a round trip to the key store each), so the whole answer is opened
+        under one state of the key: all its texts read, or all read as erased."""
+        keys: dict[str, bytes | Erased | None] = {}
+
+        async def open_text(sealed: SealedText) -> str | Erased:
+            if sealed.child_id not in keys:
+                keys[sealed.child_id] = await self._stored_key(sealed.child_id)
+            return self._open_text_with(keys[sealed.child_id], sealed)
+
+        return open_text
+
+    def _open_text_with(self, key: bytes | Erased | None, sealed: SealedText) -> str | Erased:
         if key is None:
             raise KeyStoreError(
                 f"child {sealed.child_id} has neither a key nor an erasure marker: "
@@ -332,8 +347,10 @@ async def open_sealed_texts(
     or `Erased` (or `erased_as`, for a document that wants words). Walks structs, tuples, lists
     and dicts; a sealed text is a `SealedText`, or a dict of its JSON (an event read as JSON).
     Each sealed value is opened once."""
+    found: list[SealedText] = []
+    _collect_sealed(value, found)
     opened: dict[SealedText, str | Erased] = {}
-    for sealed in _sealed_in(value):
+    for sealed in found:
         if sealed not in opened:
             text = await open_text(sealed)
             opened[sealed] = (
@@ -346,6 +363,9 @@ _SEALED_KEYS = frozenset(f.name for f in msgspec.structs.fields(SealedText))
 # In an event read as JSON, sealed personal data has the shape of sealed text: it is opened only
 # by `ChildKeys.open`, for a reader the rule lets know who the child is, never here.
 _PERSONAL_DATA = "personal_data"
+# What holds no text to open: passed over at once (most of what an answer holds; the walk runs
+# on every answer with free text in it).
+_LEAVES = (str, int, float, bool, bytes, type(None))
 
 
 def _as_sealed(value: object) -> SealedText | None:
@@ -356,22 +376,26 @@ def _as_sealed(value: object) -> SealedText | None:
     return None
 
 
-def _sealed_in(value: object) -> Iterator[SealedText]:
+def _collect_sealed(value: object, found: list[SealedText]) -> None:
+    if isinstance(value, _LEAVES):
+        return
     if (sealed := _as_sealed(value)) is not None:
-        yield sealed
+        found.append(sealed)
     elif isinstance(value, msgspec.Struct):
         for field in value.__struct_fields__:
-            yield from _sealed_in(getattr(value, field))
+            _collect_sealed(getattr(value, field), found)
     elif isinstance(value, tuple | list):
         for item in value:
-            yield from _sealed_in(item)
+            _collect_sealed(item, found)
     elif isinstance(value, dict):
         for key, item in value.items():
             if key != _PERSONAL_DATA:
-                yield from _sealed_in(item)
+                _collect_sealed(item, found)
 
 
 def _replaced(value: object, opened: Mapping[SealedText, str | Erased]) -> object:
+    if isinstance(value, _LEAVES):
+        return value
     if (sealed := _as_sealed(value)) is not None:
         return opened[sealed]
     if isinstance(value, msgspec.Struct):
