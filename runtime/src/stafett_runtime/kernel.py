@@ -16,7 +16,7 @@ rule needs.
   population register (`register`) and the municipality directory (`directory`);
 - the access rule's settings, the access log, and, for the services that seal or open a child's
   personal data, the children's keys (`keystore`): `seal` and `unseal`, and for free text
-  `seal_text`, `open_text` and `open_texts`. The case service seals (its NATS user makes the
+  `seal_text` and `open_texts`. The case service seals (its NATS user makes the
   bucket and writes keys); the projection only opens (its user reads keys, and binds to the
   bucket once the case service has made it); consent and meeting read keys too, and seal free
   text only under a key the case service made;
@@ -209,10 +209,6 @@ class Kernel:
         retried decides the same events (`ChildKeys.seal_text`)."""
         return await self.core.while_connected(self._seal_text(text, child_id, context))
 
-    async def open_text(self, sealed: SealedText) -> str | Erased:
-        """Open sealed free text; `Erased` once the child's key is deleted."""
-        return await self.core.while_connected(self._open_text(sealed))
-
     async def seal_texts(self, value: S, child_id: str, context: str = "") -> S:
         """`value` (a command) with every field of free text about the child sealed: each
         field the contract marks `"x-sealed"` (`stafett_contracts.inputs.PrivateFreeText`)."""
@@ -230,9 +226,6 @@ class Kernel:
 
     async def _seal_text(self, text: str, child_id: str, context: str) -> SealedText:
         return await (await self._child_keys()).seal_text(text, child_id, context)
-
-    async def _open_text(self, sealed: SealedText) -> str | Erased:
-        return await (await self._child_keys()).open_text(sealed)
 
     async def _open_texts(self, value: T, erased_as: str | None) -> T:
         opener: Callable[[SealedText], Awaitable[str | Erased]] | None = None

@@ -189,13 +189,10 @@ class ChildKeys:
         ciphertext = AESGCM(key).encrypt(nonce, plaintext, _text_associated_data(child_id))
         return SealedText(child_id=child_id, nonce=_base64(nonce), ciphertext=_base64(ciphertext))
 
-    async def open_text(self, sealed: SealedText) -> str | Erased:
-        """The text, or `Erased` once the child's key is gone (never an error for erasure)."""
-        return self._open_text_with(await self._stored_key(sealed.child_id), sealed)
-
     def one_answer(self) -> Callable[[SealedText], Awaitable[str | Erased]]:
-        """`open_text` for the texts of one answer: each child's key is looked up once, not
-        once per text (a round trip to the key store each), so the whole answer is opened
+        """What opens the sealed texts of one answer: each to its text, or `Erased` once the
+        child's key is gone (never an error for erasure). Each child's key is looked up once,
+        not once per text (a round trip to the key store each), so the whole answer is opened
         under one state of the key: all its texts read, or all read as erased."""
         keys: dict[str, bytes | Erased | None] = {}
 
