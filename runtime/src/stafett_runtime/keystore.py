@@ -143,26 +143,8 @@ class ChildKeys:
 
     async def open(self, sealed: SealedPersonalData) -> PersonalData | Erased:
         key = await self._stored_key(sealed.child_id)
-        if key is None:
-            # A blob exists, so a key did: a wrong bucket must not pass for lawful erasure.
-            raise KeyStoreError(
-                f"child {sealed.child_id} has neither a key nor an erasure marker: "
-                "wrong bucket, or the key store was lost"
-            )
-        if isinstance(key, Erased):
-            return key
-        try:
-            plaintext = AESGCM(key).decrypt(
-                base64.b64decode(sealed.nonce, validate=True),
-                base64.b64decode(sealed.ciphertext, validate=True),
-                sealed.child_id.encode(),
-            )
-        except (InvalidTag, ValueError):  # ValueError: bad base64 or nonce length
-            raise TamperedError(
-                f"sealed personal data of child {sealed.child_id} failed authentication: "
-                "altered, or moved from another child"
-            ) from None
-        return _decode_personal.decode(plaintext)
+        plaintext = _opened(key, sealed, sealed.child_id.encode(), "sealed personal data")
+        return plaintext if isinstance(plaintext, Erased) else _decode_personal.decode(plaintext)
 
     async def seal_text(self, text: str, child_id: str, context: str = "") -> SealedText:
         """Free text about the child, sealed with the child's key.
@@ -204,25 +186,9 @@ class ChildKeys:
         return open_text
 
     def _open_text_with(self, key: bytes | Erased | None, sealed: SealedText) -> str | Erased:
-        if key is None:
-            raise KeyStoreError(
-                f"child {sealed.child_id} has neither a key nor an erasure marker: "
-                "wrong bucket, or the key store was lost"
-            )
-        if isinstance(key, Erased):
-            return key
-        try:
-            plaintext = AESGCM(key).decrypt(
-                base64.b64decode(sealed.nonce, validate=True),
-                base64.b64decode(sealed.ciphertext, validate=True),
-                _text_associated_data(sealed.child_id),
-            )
-        except (InvalidTag, ValueError):
-            raise TamperedError(
-                f"sealed text of child {sealed.child_id} failed authentication: "
-                "altered, or moved from another child"
-            ) from None
-        return plaintext.decode()
+        associated = _text_associated_data(sealed.child_id)
+        plaintext = _opened(key, sealed, associated, "sealed text")
+        return plaintext if isinstance(plaintext, Erased) else plaintext.decode()
 
     async def erase(self, child_id: str, reason: str) -> None:
         """Overwrite the child's key on disk, then purge it for good; the purge marker stays.
@@ -306,6 +272,34 @@ class ChildKeys:
                 f"the key of child {child_id} does not unwrap with this "
                 f"{KEY_ENCRYPTION_KEY_VARIABLE}: another one, or the key is stored unwrapped"
             ) from None
+
+
+def _opened(
+    key: bytes | Erased | None,
+    sealed: SealedPersonalData | SealedText,
+    associated_data: bytes,
+    what: str,
+) -> bytes | Erased:
+    """The plaintext of what was sealed with the child's `key`, or `Erased` once it is gone."""
+    if key is None:
+        # Something sealed exists, so a key did: a wrong bucket must not pass for lawful erasure.
+        raise KeyStoreError(
+            f"child {sealed.child_id} has neither a key nor an erasure marker: "
+            "wrong bucket, or the key store was lost"
+        )
+    if isinstance(key, Erased):
+        return key
+    try:
+        return AESGCM(key).decrypt(
+            base64.b64decode(sealed.nonce, validate=True),
+            base64.b64decode(sealed.ciphertext, validate=True),
+            associated_data,
+        )
+    except (InvalidTag, ValueError):  # ValueError: bad base64 or nonce length
+        raise TamperedError(
+            f"{what} of child {sealed.child_id} failed authentication: "
+            "altered, or moved from another child"
+        ) from None
 
 
 async def seal_private_fields(value: S, seal: Callable[[str], Awaitable[SealedText]]) -> S:

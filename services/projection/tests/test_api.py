@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
@@ -1196,13 +1196,13 @@ def test_deadlines_missed_are_counted_per_unit_and_month(api: Api) -> None:
     # them escalated to the unit leader
     stories = [Story(api) for _ in range(5)]
 
-    def missed(story: Story, stage: str) -> Event:
+    def missed(story: Story, stage: Literal["baton_holder", "unit_leader"]) -> Event:
         return n.FollowUpBreakDetected(
             **story.env(uuid4(), CONSENT_POLICY, 0.001),
             case_id=story.case_id,
             unit=UNIT,
             last_activity_at=NOW - timedelta(days=1),
-            stage=stage,  # type: ignore[arg-type]
+            stage=stage,
             cause="decision_overdue",
         )
 
