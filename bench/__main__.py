@@ -318,9 +318,7 @@ def measure(
             raw.fetch_replay(target.url, target.stream, target.all_events, sizes.events)
         )
         step("  raw batched direct get, pages of 1000 (reference)")
-        direct = asyncio.run(
-            raw.direct_get_replay(target.url, target.stream, target.all_events, sizes.events)
-        )
+        direct = asyncio.run(raw.direct_get_replay(target.url, target.stream, sizes.events))
     return Result(
         key=key,
         label=label,
@@ -523,7 +521,7 @@ raw = plain nats-py on the same server, without the store.
   tasks on one connection. Load: one batched direct get of the aggregate's subjects.
   Messages on the wire: what the server sent per read (/varz out_msgs), the end marker included.
   Replay: ephemeral pull consumer, AckPolicy.NONE (no acks), fetch(1000); the reference row reads
-  the same messages by batched direct get, the store's own protocol."""
+  the same messages by batched direct get by sequence, the store's own protocol."""
 
 
 def _rate(rate: Rate | None) -> str:

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import uuid4
 
 import nats
@@ -159,10 +160,12 @@ class _DirectGet:
         else:
             batch.done.set_result(status)
 
-    async def get(self, first: int, subject: str, batch: int) -> list[Msg]:
-        """Up to `batch` messages on `subject` from sequence `first` on."""
+    async def get(self, first: int, subject: str | None, batch: int) -> list[Msg]:
+        """Up to `batch` messages on `subject` (None: any) from sequence `first` on."""
         pending = self._batch = _Batch([], asyncio.get_running_loop().create_future())
-        request = {"seq": first, "next_by_subj": subject, "batch": batch}
+        request: dict[str, Any] = {"seq": first, "batch": batch}
+        if subject is not None:
+            request["next_by_subj"] = subject
         await self._nc.publish(self._subject, json.dumps(request).encode(), reply=self._inbox)
         status = await asyncio.wait_for(pending.done, TIMEOUT)
         if status not in ("204", "404"):
@@ -222,8 +225,9 @@ async def fetch_replay(url: str, stream: str, subject: str, total: int) -> Rate:
         await nc.close()
 
 
-async def direct_get_replay(url: str, stream: str, subject: str, total: int) -> Rate:
-    """The first `total` messages by batched direct get, 1000 at a time: the store's protocol."""
+async def direct_get_replay(url: str, stream: str, total: int) -> Rate:
+    """The first `total` messages by batched direct get by sequence, 1000 at a time: the store's
+    protocol for its notification log."""
     nc = await _connect(url)
     try:
         getter = _DirectGet(nc, stream)
@@ -232,7 +236,7 @@ async def direct_get_replay(url: str, stream: str, subject: str, total: int) -> 
         first = 1
         started = time.perf_counter()
         while count < total:
-            messages = await getter.get(first, subject, min(FETCH_BATCH, total - count))
+            messages = await getter.get(first, None, min(FETCH_BATCH, total - count))
             if not messages:
                 raise AssertionError(f"direct get replay ended after {count} of {total}")
             count += len(messages)

@@ -24,6 +24,7 @@ from eventsourcing.persistence import (
     OperationalError,
     ProgrammingError,
     StoredEvent,
+    Tracking,
 )
 from eventsourcing.utils import Environment
 from nats.aio.msg import Msg
@@ -65,6 +66,34 @@ def test_interleaved_aggregates_in_one_write_get_the_ids_they_are_stored_at(
     }
     assert ids is not None
     assert [stored[i] for i in ids] == [(a, 1), (b, 1), (a, 2)]
+
+
+def test_the_notification_log_holds_only_events_though_tracking_records_share_the_stream(
+    factory: JetStreamFactory,
+) -> None:
+    recorder = factory.process_recorder()
+    a, b = uuid4(), uuid4()
+    # Given a process application's writes: events, each with where it is in its upstream
+    written: list[int] = []
+    for position, (originator_id, version) in enumerate([(a, 1), (b, 1), (a, 2)], start=1):
+        ids = recorder.insert_events(
+            [event(originator_id, version)], tracking=Tracking("upstream", position)
+        )
+        assert ids is not None
+        written += ids
+    # When the log is read whole, and a page at a time
+    whole = recorder.select_notifications(None, 10)
+    first = recorder.select_notifications(None, 2)
+    rest = recorder.select_notifications(first[-1].id, 2, inclusive_of_start=False)
+    # Then it holds the events alone, at the ids they were given, and a page counts events
+    assert [(n.id, n.originator_id, n.originator_version) for n in whole] == [
+        (written[0], a, 1),
+        (written[1], b, 1),
+        (written[2], a, 2),
+    ]
+    assert [n.id for n in first] == written[:2]
+    assert [n.id for n in rest] == written[2:]
+    assert recorder.max_tracking_id("upstream") == 3
 
 
 def test_any_string_can_be_an_aggregate_id(factory: JetStreamFactory) -> None:

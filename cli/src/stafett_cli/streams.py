@@ -119,8 +119,11 @@ class Store:
             deleted=frozenset(int(seq) for seq in state.get("deleted") or ()),
         )
 
-    def read(self, stream: str, subject: str = ">", start: int = 1) -> Iterator[StoredMessage]:
-        """Every message on `subject` from `start` on, in stream order, a page at a time."""
+    def read(
+        self, stream: str, subject: str | None = None, start: int = 1
+    ) -> Iterator[StoredMessage]:
+        """Every message (on `subject`, if one is named) from `start` on, in stream order, a page
+        at a time."""
         while True:
             page, pending = self.client.run(self.client.get_range(stream, subject, start, PAGE))
             yield from page
@@ -130,5 +133,5 @@ class Store:
 
     def has(self, stream: str, seq: int) -> StoredMessage | None:
         """The message at `seq`, or None if the stream holds none there."""
-        page, _ = self.client.run(self.client.get_range(stream, ">", seq, 1))
+        page, _ = self.client.run(self.client.get_range(stream, None, seq, 1))
         return page[0] if page and page[0].seq == seq else None

@@ -371,7 +371,7 @@ class Checkpointer(Periodic):
             running = self._running[stream] = await self._resume(core, stream)
         start = running.seq + 1
         while True:
-            page, pending = await core.get_range(stream, ">", start, self.PAGE)
+            page, pending = await core.get_range(stream, None, start, self.PAGE)
             for message in page:
                 running.hash = running_hash(running.hash, message.seq, digest_of(message))
                 running.seq = message.seq

@@ -491,7 +491,7 @@ class JetStreamClient:
         return await self.core.get_last(stream, subject)
 
     async def get_range(
-        self, stream: str, subject: str, start: int, limit: int
+        self, stream: str, subject: str | None, start: int, limit: int
     ) -> tuple[list[StoredMessage], int]:
         return await self.core.get_range(stream, subject, start, limit)
 

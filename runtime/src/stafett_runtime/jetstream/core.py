@@ -737,18 +737,23 @@ class JetStreamCore:
 
     @_on_own_loop
     async def get_range(
-        self, stream: str, subject: str, start: int, limit: int
+        self, stream: str, subject: str | None, start: int, limit: int
     ) -> tuple[list[StoredMessage], int]:
-        """Up to `limit` messages on a subject from sequence `start` on, by batched direct get.
+        """Up to `limit` messages on a subject (None: any) from sequence `start` on, by batched
+        direct get.
 
-        Returns the messages and how many more match after them.
+        Returns the messages and how many more match after them. Without a subject the server
+        reads on by sequence; a wildcard filter costs it a match per subject, which, in a stream
+        of many aggregates, made reading everything a fifth slower (measured in the benchmark).
         """
         return await self._at_once(self._get_range(stream, subject, start, limit))
 
     async def _get_range(
-        self, stream: str, subject: str, start: int, limit: int
+        self, stream: str, subject: str | None, start: int, limit: int
     ) -> tuple[list[StoredMessage], int]:
-        request = {"seq": max(start, 1), "next_by_subj": subject, "batch": limit}
+        request: dict[str, Any] = {"seq": max(start, 1), "batch": limit}
+        if subject is not None:
+            request["next_by_subj"] = subject
         found: list[StoredMessage] = []
         pending = 0
         # A batch ends with a status message: 204 (end of batch) or 404 (nothing matched).

@@ -85,6 +85,10 @@ class StreamLayout:
     def all_events(self) -> str:
         return f"{self.prefix}.{self.purpose}.>"
 
+    def holds_event(self, subject: str) -> bool:
+        """Whether a message on this subject is an event (not a tracking record)."""
+        return subject.startswith(self.all_events[:-1])
+
     def event_subject(self, originator_id: UUID | str, topic: str) -> str:
         return f"{self.aggregate_prefix(originator_id)}.{type_token(topic)}"
 

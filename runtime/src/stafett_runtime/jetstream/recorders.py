@@ -16,7 +16,9 @@ plain publish for one message, an atomic batch for more).
 
 Reading. One aggregate is read with batched direct get (`next_by_subj` on its subject wildcard),
 never by creating a consumer; the newest event (a snapshot lookup) with `last_by_subj`. The
-application sequence is read the same way over `<prefix>.events.>`. `subscribe` follows the
+application sequence is read by batched direct get by sequence alone, leaving out the tracking
+records here (a wildcard filter costs the server a match per subject, slower in a stream of
+many aggregates), or over one event type's subjects. `subscribe` follows the
 stream live with one ordered consumer per subscription.
 
 A known cost: a read bounded by version (`gt`, `lte`) still fetches the aggregate's whole
@@ -438,8 +440,10 @@ class JetStreamApplicationRecorder(JetStreamAggregateRecorder, ApplicationRecord
         self, first: int, limit: int, stop: int | None, topics: Sequence[str]
     ) -> list[Notification]:
         wanted = set(topics)
-        # One topic narrows the read on the server; several are filtered here.
-        subject = self.layout.type_filter(topics[0]) if len(topics) == 1 else self.layout.all_events
+        # One topic narrows the read on the server. Otherwise it reads on by sequence, cheaper
+        # for it than matching a wildcard, and tracking records and other topics are left here.
+        subject = self.layout.type_filter(topics[0]) if len(topics) == 1 else None
+        holds_event = self.layout.holds_event
         found: list[Notification] = []
         while len(found) < limit and (stop is None or first <= stop):
             batch = limit - len(found)
@@ -449,6 +453,8 @@ class JetStreamApplicationRecorder(JetStreamAggregateRecorder, ApplicationRecord
             for message in page:
                 if stop is not None and message.seq > stop:
                     return found
+                if not holds_event(message.subject):
+                    continue
                 if not wanted or message.headers[TOPIC] in wanted:
                     found.append(_notification(message))
             if not page or pending == 0:
