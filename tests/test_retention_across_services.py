@@ -150,7 +150,15 @@ def test_a_closed_case_is_archived_to_0600_files_and_its_child_shredded_once_the
     read = platform.get("case", f"/cases/{case_id}", MOTHER)
     assert read.status_code == 200
     assert read.json()["erased"]["erased"] is True
-    relay_log = platform.get("projection", f"/cases/{case_id}/relay-log", MOTHER).json()
+    # The projection follows the CASE stream a moment behind
+    relay_log = wait_until(
+        "the relay log to show the erasure",
+        lambda: (
+            (r := platform.get("projection", f"/cases/{case_id}/relay-log", MOTHER).json())
+            and r["erased"]
+            and r
+        ),
+    )
     assert relay_log["erased"]["erased"] is True
     assert relay_log["child"] is None
     said = status(platform, monkeypatch, capsys)
