@@ -88,7 +88,10 @@ def found_on_disk(folder: Path, needles: list[str]) -> dict[str, list[str]]:
     """Which of `needles` stand in which file under `folder` (however deep), as UTF-8 bytes."""
     hits: dict[str, list[str]] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        content = path.read_bytes()
+        try:
+            content = path.read_bytes()
+        except FileNotFoundError:  # a temporary file, renamed since (nats-server's *.tmp)
+            continue
         for needle in needles:
             if needle.encode() in content:
                 hits.setdefault(needle, []).append(str(path.relative_to(folder)))
