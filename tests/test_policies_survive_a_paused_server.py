@@ -3,10 +3,11 @@ done twice.
 
 Given the consent, case, meeting and notify services as their own processes, under their own
 NATS users, with concerns and consents flowing from a thread: when nats-server is frozen
-(SIGSTOP) for 15 s and then goes on (SIGCONT), then within 15 s every policy (the case's consent
-and meeting policies, notify's case, consent and meeting policies) says it is processing with
-nothing behind, a new case's commands reach every follower, every accepted command's events are
-in its stream once, and every upstream event had its effect once.
+(SIGSTOP) for 15 s and then goes on (SIGCONT), then within 15 s every service is ready again and
+every policy (the case's consent and meeting policies, notify's case, consent and meeting
+policies) says it is processing with nothing behind, a new case's commands reach every
+follower, every accepted command's events are in its stream once, and every upstream event had
+its effect once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.platform import Platform
 
 PAUSE = 15.0  # seconds nats-server is frozen
 RECOVERY = 15.0  # seconds every policy has, from the server's return, to be processing again
+SERVICES = ("consent", "case", "meeting", "notify")
 POLICIES = {
     "case": ("consent-policy", "meeting-policy"),
     "notify": ("case-policy", "consent-policy", "meeting-policy"),
@@ -116,14 +118,16 @@ def stream(platform: Platform, application: str) -> list[dict[str, Any]]:
         factory.close()
 
 
-def policies_processing(platform: Platform) -> bool:
-    """Whether every policy says it is processing, with nothing behind and nothing parked."""
-    for service, names in POLICIES.items():
+def recovered(platform: Platform) -> bool:
+    """Whether every service is ready (its NATS connection up again: consent has no policy to
+    tell it) and every policy says it is processing, with nothing behind and nothing parked."""
+    for service in SERVICES:
         try:
             answer = httpx.get(f"{platform.url(service)}/health/ready", timeout=2)
         except httpx.HTTPError:
             return False
         checks = answer.json()["checks"]
+        names = POLICIES.get(service, ())
         if answer.status_code != 200 or any(checks[n]["detail"] != "processing" for n in names):
             return False
     return True
@@ -157,10 +161,10 @@ def test_every_policy_processes_again_after_the_server_was_paused(
     finally:
         commands.stop()
 
-    # Then within 15 s every policy is processing again, with nothing behind
+    # Then within 15 s every service is ready and every policy processing, nothing behind
     wait_until(
-        "every policy processing, nothing behind",
-        lambda: policies_processing(platform),
+        "every service ready, every policy processing, nothing behind",
+        lambda: recovered(platform),
         resumed + RECOVERY,
     )
     assert commands.answers[201] >= 6, commands.answers
