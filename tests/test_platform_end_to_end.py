@@ -37,7 +37,7 @@ from stafett_cli.datafolder import operator_login
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.jetstream import JetStreamFactory
-from stafett_runtime.natsserver import free_port, port_is_free
+from stafett_runtime.natsserver import free_port, free_ports, port_is_free
 from stafett_runtime.register import FileRegister
 from stafett_runtime.testing import a_child
 
@@ -81,7 +81,7 @@ class Platform:
     def __init__(self, data_dir: Path, smtp_port: int) -> None:
         self.data_dir = data_dir
         self.nats_port = free_port()
-        self.port_base = free_port_base(len(SERVICES))
+        self.port_base = free_ports(len(SERVICES) + 1)  # the identity provider, then the services
         env = {
             **os.environ,
             "STAFETT_DATA_DIR": str(data_dir),
@@ -158,14 +158,6 @@ class Platform:
         self.process.wait(timeout=60)
         self._reader.join(timeout=10)
         return "".join(self.lines)
-
-
-def free_port_base(count: int) -> int:
-    for _ in range(100):
-        base = free_port()
-        if all(port_is_free("127.0.0.1", base + i) for i in range(1, count + 1)):
-            return base
-    raise AssertionError("no run of free ports found")
 
 
 def alive(pid: int) -> bool:

@@ -33,18 +33,17 @@ from stafett_cli.platform import Platform
 from stafett_contracts.identity import Actor, Role
 from stafett_runtime.auth import DevelopmentKey
 from stafett_runtime.natsaccess import ADMIN_USER
-from stafett_runtime.natsserver import free_port, port_is_free
+from stafett_runtime.natsserver import free_port, free_ports, port_is_free
 
 WRAPPED_KEY_BYTES = 12 + 32 + 16  # nonce, key, authentication tag
 
 
-def free_port_base(count: int = 5) -> int:
-    """A port after which `count` ports are free, for the services' HTTP ports."""
-    for _ in range(100):
-        base = free_port()
-        if all(port_is_free("127.0.0.1", base + i) for i in range(1, count + 1)):
-            return base
-    raise AssertionError("no run of free ports found")
+SERVICE_PORTS = 7  # the identity provider on the base, then the five services and the web app
+
+
+def free_port_base(count: int = SERVICE_PORTS) -> int:
+    """The first of `count` free ports in a row, for `STAFETT_PORT_BASE`."""
+    return free_ports(count)
 
 
 def start_up(
@@ -154,7 +153,9 @@ def read_until(process: subprocess.Popen[str], marker: str) -> list[str]:
 def test_up_with_the_demo_serves_restarts_a_crashed_service_stops_cleanly_and_continues(
     tmp_path: Path,
 ) -> None:
-    data, port, base = tmp_path / "data", free_port(), free_port_base()
+    # NATS too is started again on its port: the port after the services'
+    base = free_port_base(SERVICE_PORTS + 1)
+    data, port = tmp_path / "data", base + SERVICE_PORTS
     url = f"nats://127.0.0.1:{port}"
     # Given the platform started with the demo
     process, screen = start_up(data, port, "--demo", port_base=base)

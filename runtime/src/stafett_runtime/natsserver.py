@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -44,10 +45,22 @@ def nats_server_binary() -> Path:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return free_ports(1, host)
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> int:
+    """The first of `count` free ports in a row, below the kernel's ephemeral range.
+
+    A port the kernel hands out as the source port of outgoing connections could be taken by
+    one of them between a server's stop and its restart on the same port; below that range only
+    another server takes it (a test once found a service's port so taken on a restart)."""
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    lowest = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
+    for _ in range(200):
+        first = random.randrange(10000, lowest - count)
+        if all(port_is_free(host, first + i) for i in range(count)):
+            return first
+    raise NatsServerError(f"no {count} free ports in a row below {lowest}")
 
 
 def port_is_free(host: str, port: int) -> bool:
