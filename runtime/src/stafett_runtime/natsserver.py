@@ -58,9 +58,15 @@ def free_ports(count: int, host: str = "127.0.0.1") -> int:
     lowest = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
     for _ in range(200):
         first = random.randrange(10000, lowest - count)
-        if all(port_is_free(host, first + i) for i in range(count)):
+        ports = range(first, first + count)
+        # Never one handed out before: two callers in a row must not get the same free port.
+        if _handed_out.isdisjoint(ports) and all(port_is_free(host, p) for p in ports):
+            _handed_out.update(ports)
             return first
     raise NatsServerError(f"no {count} free ports in a row below {lowest}")
+
+
+_handed_out: set[int] = set()
 
 
 def port_is_free(host: str, port: int) -> bool:
